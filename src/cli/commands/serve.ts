@@ -1,0 +1,47 @@
+import type { Command } from '../command.js';
+import { parseFlags } from '../command.js';
+import { loadConfig } from '../../registry/config.js';
+import { startRegistry } from '../../registry/server.js';
+
+export const serve: Command = {
+  name: 'serve',
+  summary: 'Run the registry',
+  usage: `Usage: pier serve [--listen HOST:PORT] [--data DIR] [--config FILE]
+
+Runs an OCI Distribution 1.1 registry.
+
+Options:
+  --listen HOST:PORT  address to listen on (default 127.0.0.1:5000; env PIER_LISTEN)
+  --data DIR          where blobs and the SQLite database live (default ./.pier-data; env PIER_DATA)
+  --config FILE       YAML configuration file (env PIER_CONFIG)
+
+Every configuration key can also be set by environment variable: see README.md.`,
+  async run(args, io) {
+    const { values } = parseFlags('serve', args, {
+      listen: { type: 'string' },
+      data: { type: 'string' },
+      config: { type: 'string' },
+    });
+    const config = await loadConfig({
+      file: values.config ?? io.env.PIER_CONFIG,
+      env: io.env,
+      flags: { listen: values.listen, data: values.data },
+    });
+    const registry = await startRegistry(config);
+    await new Promise<void>((resolve) => {
+      let stopping = false;
+      const stop = (signal: string) => {
+        if (stopping) return;
+        stopping = true;
+        registry.log.info({ signal }, 'shutting down; finishing in-flight requests');
+        registry.close().then(resolve, (err: unknown) => {
+          registry.log.error({ err }, 'error during shutdown');
+          resolve();
+        });
+      };
+      process.once('SIGTERM', () => stop('SIGTERM'));
+      process.once('SIGINT', () => stop('SIGINT'));
+    });
+    return 0;
+  },
+};

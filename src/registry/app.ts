@@ -1,0 +1,140 @@
+/**
+ * The registry's HTTP application: one Fastify instance that dispatches
+ * `/v2/...` to the routes, turns every error into the spec's JSON error
+ * body, logs one line per request, and serves /metrics and /healthz.
+ *
+ * Request bodies are never parsed by Fastify: uploads stream from the raw
+ * request into the blob store, manifests are read with a size limit.
+ */
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import { OciError } from '../oci/errors.js';
+import { Call, type RegistryDeps } from './context.js';
+import { toOciError } from './http-errors.js';
+import { matchRoute } from './router.js';
+import { blobRoute } from './routes/blobs.js';
+import { catalogRoute, referrersRoute, tagsRoute } from './routes/listings.js';
+import { manifestRoute } from './routes/manifests.js';
+import { uploadRoute, uploadsRoute } from './routes/uploads.js';
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    call?: Call;
+  }
+}
+
+async function dispatch(call: Call, pathname: string): Promise<void> {
+  const route = matchRoute(pathname);
+  if (!route) throw new OciError('NAME_UNKNOWN', `no such API endpoint ${pathname}`, { status: 404 });
+  switch (route.kind) {
+    case 'base': {
+      call.principal = await call.deps.gate.require(call.identity(), { base: true });
+      call.reply.code(200).header('content-type', 'application/json').header('content-length', 2);
+      await call.reply.send(call.req.method === 'HEAD' ? undefined : '{}');
+      return;
+    }
+    case 'catalog':
+      return catalogRoute(call);
+    case 'tags':
+      return tagsRoute(call, route.name);
+    case 'manifest':
+      return manifestRoute(call, route.name, route.reference);
+    case 'blob':
+      return blobRoute(call, route.name, route.digest);
+    case 'uploads':
+      return uploadsRoute(call, route.name);
+    case 'upload':
+      return uploadRoute(call, route.name, route.id);
+    case 'referrers':
+      return referrersRoute(call, route.name, route.digest);
+  }
+}
+
+/** The route's kind, for metric labels (never the raw path: names are unbounded). */
+function routeLabel(pathname: string): string {
+  return matchRoute(pathname)?.kind ?? 'other';
+}
+
+export function buildApp(deps: RegistryDeps, logger: FastifyBaseLogger | false): FastifyInstance {
+  const app = Fastify({
+    loggerInstance: logger === false ? undefined : logger,
+    // One access-log line per request comes from the onResponse hook below.
+    logController: new LogController({ disableRequestLogging: true }),
+    exposeHeadRoutes: false,
+    return503OnClosing: true,
+    forceCloseConnections: 'idle',
+    keepAliveTimeout: 75_000,
+    requestTimeout: 0,
+    routerOptions: { maxParamLength: 1000 },
+    genReqId: (() => {
+      let n = 0;
+      return () => (++n).toString(36);
+    })(),
+  });
+  app.removeAllContentTypeParsers();
+  app.addContentTypeParser('*', (_req, _payload, done) => done(null));
+
+  app.addHook('onRequest', async (_req, reply) => {
+    reply.header('docker-distribution-api-version', 'registry/2.0');
+  });
+
+  const handler = async (req: FastifyRequest, reply: FastifyReply) => {
+    const q = req.url.indexOf('?');
+    let pathname = q === -1 ? req.url : req.url.slice(0, q);
+    if (pathname.includes('%')) {
+      try {
+        pathname = decodeURIComponent(pathname);
+      } catch {
+        throw new OciError('NAME_INVALID', 'malformed percent-encoding in path');
+      }
+    }
+    const call = new Call(deps, req, reply, new URLSearchParams(q === -1 ? '' : req.url.slice(q + 1)));
+    req.call = call;
+    await dispatch(call, pathname);
+  };
+  app.route({ method: ['GET', 'HEAD', 'PUT', 'POST', 'PATCH', 'DELETE'], url: '/v2', handler });
+  app.route({ method: ['GET', 'HEAD', 'PUT', 'POST', 'PATCH', 'DELETE'], url: '/v2/*', handler });
+
+  app.get('/healthz', async (_req, reply) => {
+    await deps.meta.repositoryExists('healthz-probe' as never);
+    return reply.code(200).header('content-type', 'application/json').send('{"status":"ok"}');
+  });
+  app.get('/metrics', async (_req, reply) => {
+    return reply.header('content-type', deps.metrics.registry.contentType).send(await deps.metrics.registry.metrics());
+  });
+
+  app.setNotFoundHandler(async (req, reply) => {
+    const err = new OciError('UNSUPPORTED', `no such endpoint ${req.method} ${req.url.split('?')[0] ?? ''}`, { status: 404 });
+    return reply.code(404).header('content-type', 'application/json').send(JSON.stringify(err.toBody()));
+  });
+
+  app.setErrorHandler(async (error, req, reply) => {
+    const oci = toOciError(error);
+    if (oci.status >= 500) req.log.error({ err: oci.cause ?? oci }, 'request failed');
+    // A request whose body was not read cannot be followed on the same connection.
+    const hasBody = Number(req.headers['content-length'] ?? 0) > 0 || req.headers['transfer-encoding'] !== undefined;
+    if (hasBody && !req.raw.readableEnded) reply.header('connection', 'close');
+    for (const [k, v] of Object.entries(oci.headers)) reply.header(k, v);
+    const body = JSON.stringify(oci.toBody());
+    reply.code(oci.status).header('content-type', 'application/json').header('content-length', Buffer.byteLength(body));
+    if (oci.status === 401 && !reply.hasHeader('www-authenticate')) reply.header('www-authenticate', 'Basic realm="pier"');
+    return reply.send(req.method === 'HEAD' ? undefined : body);
+  });
+
+  app.addHook('onResponse', async (req, reply) => {
+    const pathname = req.url.split('?')[0] ?? '';
+    const route = routeLabel(pathname);
+    const status = reply.statusCode;
+    const ms = reply.elapsedTime;
+    const out = Number(reply.getHeader('content-length') ?? 0);
+    const bytesIn = req.call?.bytesIn ?? 0;
+    deps.metrics.requests.inc({ method: req.method, route, status });
+    deps.metrics.duration.observe({ method: req.method, route }, ms / 1000);
+    deps.metrics.bytesReceived.inc(bytesIn);
+    if (req.method !== 'HEAD') deps.metrics.bytesSent.inc(out);
+    req.log.info(
+      { method: req.method, url: req.url, status, ms: Math.round(ms * 10) / 10, in: bytesIn, out: req.method === 'HEAD' ? 0 : out, user: req.call?.principal?.name, ip: req.ip },
+      'request',
+    );
+  });
+  return app;
+}

@@ -1,0 +1,206 @@
+/**
+ * Registry configuration: one typed schema, read from (lowest to highest
+ * precedence) defaults, a YAML file, `PIER_*` environment variables and
+ * command-line flags, and checked once at start. A bad value is a
+ * {@link ConfigError} naming the key.
+ *
+ * Every leaf key has an environment variable: the key path in upper snake
+ * case behind `PIER_` (`uploads.maxAge` → `PIER_UPLOADS_MAX_AGE`).
+ */
+import { readFile } from 'node:fs/promises';
+import path from 'node:path';
+import { parse as parseYaml } from 'yaml';
+
+export interface RegistryConfig {
+  /** `host:port` to listen on. */
+  listen: string;
+  /** Root folder for the default fs blob store and SQLite database. */
+  data: string;
+  storage: { type: 'fs'; path: string };
+  database: { type: 'sqlite'; path: string };
+  log: { level: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent' };
+  uploads: {
+    /** Mount a blob already in the registry when `mount` is given without `from`. */
+    automaticMount: boolean;
+    /** Upload sessions idle for longer than this many seconds are expired. */
+    maxAge: number;
+    /** Largest accepted PATCH chunk in bytes (0 = no limit); advertised as OCI-Chunk-Max-Length. */
+    maxChunkSize: number;
+  };
+  manifests: {
+    /** Largest accepted manifest in bytes; larger is 413. */
+    maxSize: number;
+  };
+  /** Allow DELETE of manifests, tags and blobs. */
+  deletes: boolean;
+  /** Seconds to wait for in-flight requests on SIGTERM before closing connections. */
+  shutdownTimeout: number;
+}
+
+export class ConfigError extends Error {
+  readonly code = 'ERR_CONFIG';
+  constructor(key: string, message: string) {
+    super(`invalid configuration: ${key}: ${message}`);
+    this.name = 'ConfigError';
+  }
+}
+
+type Leaf = 'string' | 'boolean' | 'integer' | 'duration' | 'size' | { enum: readonly string[] };
+
+/** Every settable key with its type. Storage and database grow adapters later. */
+const SCHEMA: Record<string, Leaf> = {
+  listen: 'string',
+  data: 'string',
+  'storage.type': { enum: ['fs'] },
+  'storage.path': 'string',
+  'database.type': { enum: ['sqlite'] },
+  'database.path': 'string',
+  'log.level': { enum: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] },
+  'uploads.automaticMount': 'boolean',
+  'uploads.maxAge': 'duration',
+  'uploads.maxChunkSize': 'size',
+  'manifests.maxSize': 'size',
+  deletes: 'boolean',
+  shutdownTimeout: 'duration',
+};
+
+const DEFAULTS: Record<string, unknown> = {
+  listen: '127.0.0.1:5000',
+  data: './.pier-data',
+  'storage.type': 'fs',
+  'database.type': 'sqlite',
+  'log.level': 'info',
+  'uploads.automaticMount': true,
+  'uploads.maxAge': 24 * 3600,
+  'uploads.maxChunkSize': 0,
+  'manifests.maxSize': 4 * 1024 * 1024,
+  deletes: true,
+  shutdownTimeout: 30,
+};
+
+export function envName(key: string): string {
+  return `PIER_${key.replace(/\./g, '_').replace(/([a-z0-9])([A-Z])/g, '$1_$2').toUpperCase()}`;
+}
+
+const DURATION_UNITS: Record<string, number> = { s: 1, m: 60, h: 3600, d: 86400 };
+const SIZE_UNITS: Record<string, number> = { '': 1, b: 1, k: 1024, kb: 1024, kib: 1024, m: 1024 ** 2, mb: 1024 ** 2, mib: 1024 ** 2, g: 1024 ** 3, gb: 1024 ** 3, gib: 1024 ** 3 };
+
+function coerce(key: string, type: Leaf, raw: unknown): unknown {
+  if (typeof type === 'object') {
+    if (typeof raw !== 'string' || !type.enum.includes(raw)) throw new ConfigError(key, `must be one of ${type.enum.join(', ')} (got ${JSON.stringify(raw)})`);
+    return raw;
+  }
+  switch (type) {
+    case 'string':
+      if (typeof raw !== 'string' || raw === '') throw new ConfigError(key, `must be a non-empty string`);
+      return raw;
+    case 'boolean':
+      if (typeof raw === 'boolean') return raw;
+      if (raw === 'true' || raw === '1' || raw === 'yes') return true;
+      if (raw === 'false' || raw === '0' || raw === 'no') return false;
+      throw new ConfigError(key, `must be true or false (got ${JSON.stringify(raw)})`);
+    case 'integer': {
+      const n = typeof raw === 'string' ? Number(raw) : raw;
+      if (typeof n !== 'number' || !Number.isSafeInteger(n) || n < 0) throw new ConfigError(key, `must be a non-negative integer (got ${JSON.stringify(raw)})`);
+      return n;
+    }
+    case 'duration': {
+      if (typeof raw === 'number' && Number.isFinite(raw) && raw >= 0) return raw;
+      const m = typeof raw === 'string' ? /^(\d+(?:\.\d+)?)\s*([smhd]?)$/.exec(raw.trim()) : null;
+      if (!m) throw new ConfigError(key, `must be a duration like 30s, 10m, 24h or 7d (got ${JSON.stringify(raw)})`);
+      return Number(m[1]) * (DURATION_UNITS[m[2] || 's'] ?? 1);
+    }
+    case 'size': {
+      if (typeof raw === 'number' && Number.isSafeInteger(raw) && raw >= 0) return raw;
+      const m = typeof raw === 'string' ? /^(\d+)\s*([a-z]*)$/i.exec(raw.trim()) : null;
+      const unit = m ? SIZE_UNITS[(m[2] ?? '').toLowerCase()] : undefined;
+      if (!m || unit === undefined) throw new ConfigError(key, `must be a size like 4MiB or 512k (got ${JSON.stringify(raw)})`);
+      return Number(m[1]) * unit;
+    }
+  }
+}
+
+/** Flattens a nested object into dotted keys, rejecting unknown ones. */
+function flatten(value: unknown, prefix: string, out: Map<string, unknown>, source: string): void {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    throw new ConfigError(prefix || '(root)', `${source} must be a mapping`);
+  }
+  for (const [k, v] of Object.entries(value)) {
+    const key = prefix ? `${prefix}.${k}` : k;
+    if (SCHEMA[key] !== undefined) out.set(key, v);
+    else if (Object.keys(SCHEMA).some((s) => s.startsWith(`${key}.`)) && typeof v === 'object' && v !== null) flatten(v, key, out, source);
+    else throw new ConfigError(key, `unknown key in ${source}`);
+  }
+}
+
+/** A partial configuration, as nested objects: what a file or a test supplies. */
+export type ConfigInput = { [key: string]: unknown };
+
+export interface LoadOptions {
+  /** YAML file; missing file is an error. */
+  file?: string | undefined;
+  env?: NodeJS.ProcessEnv;
+  /** Command-line flags (undefined values are ignored). */
+  flags?: { listen?: string | undefined; data?: string | undefined };
+  /** Highest precedence; used by tests. */
+  overrides?: ConfigInput;
+}
+
+export async function loadConfig(options: LoadOptions = {}): Promise<RegistryConfig> {
+  const values = new Map<string, unknown>(Object.entries(DEFAULTS));
+  if (options.file) {
+    let text: string;
+    try {
+      text = await readFile(options.file, 'utf8');
+    } catch (err) {
+      throw new ConfigError('--config', `cannot read ${options.file}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`);
+    }
+    let doc: unknown;
+    try {
+      doc = parseYaml(text);
+    } catch (err) {
+      throw new ConfigError(options.file, `not valid YAML: ${(err as Error).message.split('\n')[0]}`);
+    }
+    if (doc !== null && doc !== undefined) flatten(doc, '', values, options.file);
+  }
+  const env = options.env ?? {};
+  for (const key of Object.keys(SCHEMA)) {
+    const v = env[envName(key)];
+    if (v !== undefined && v !== '') values.set(key, v);
+  }
+  if (options.flags?.listen !== undefined) values.set('listen', options.flags.listen);
+  if (options.flags?.data !== undefined) values.set('data', options.flags.data);
+  if (options.overrides) flatten(options.overrides, '', values, 'overrides');
+
+  const typed = new Map<string, unknown>();
+  for (const [key, type] of Object.entries(SCHEMA)) {
+    const raw = values.get(key);
+    if (raw !== undefined) typed.set(key, coerce(key, type, raw));
+  }
+  const get = <T>(key: string): T => typed.get(key) as T;
+  const data = path.resolve(get<string>('data'));
+  const listen = get<string>('listen');
+  if (!/^(?:\[[0-9a-fA-F:]+\]|[^:]+):\d{1,5}$/.test(listen) || Number(listen.slice(listen.lastIndexOf(':') + 1)) > 65535) {
+    throw new ConfigError('listen', `must be HOST:PORT (got ${JSON.stringify(listen)})`);
+  }
+  return {
+    listen,
+    data,
+    storage: { type: 'fs', path: path.resolve(data, get<string | undefined>('storage.path') ?? 'blobs') },
+    database: { type: 'sqlite', path: path.resolve(data, get<string | undefined>('database.path') ?? 'pier.db') },
+    log: { level: get('log.level') },
+    uploads: {
+      automaticMount: get('uploads.automaticMount'),
+      maxAge: get('uploads.maxAge'),
+      maxChunkSize: get('uploads.maxChunkSize'),
+    },
+    manifests: { maxSize: get('manifests.maxSize') },
+    deletes: get('deletes'),
+    shutdownTimeout: get('shutdownTimeout'),
+  };
+}
+
+/** Every key with its environment variable and default, for docs and `--help`. */
+export function describeConfig(): { key: string; env: string; default: unknown }[] {
+  return Object.keys(SCHEMA).map((key) => ({ key, env: envName(key), default: DEFAULTS[key] }));
+}

@@ -1,0 +1,51 @@
+/**
+ * The one place where domain errors become OCI errors: store, parse and
+ * validation errors map to a spec error code and status here, and nowhere
+ * else.
+ */
+import { DigestError } from '../oci/digest.js';
+import { OciError } from '../oci/errors.js';
+import { ManifestError } from '../oci/manifest.js';
+import { InvalidReferenceError } from '../oci/reference.js';
+import { BlobStoreError } from '../store/blob/blob-store.js';
+import { MetaStoreError } from '../store/meta/meta-store.js';
+
+export function toOciError(err: unknown): OciError {
+  if (err instanceof OciError) return err;
+  if (err instanceof DigestError) {
+    return new OciError('DIGEST_INVALID', err.message, { cause: err });
+  }
+  if (err instanceof ManifestError) return new OciError('MANIFEST_INVALID', err.message, { cause: err });
+  if (err instanceof InvalidReferenceError) return new OciError('NAME_INVALID', err.message, { cause: err });
+  if (err instanceof BlobStoreError) {
+    switch (err.code) {
+      case 'ERR_BLOB_NOT_FOUND':
+        return new OciError('BLOB_UNKNOWN', err.message, { cause: err });
+      case 'ERR_UPLOAD_NOT_FOUND':
+        return new OciError('BLOB_UPLOAD_UNKNOWN', err.message, { cause: err });
+      case 'ERR_UPLOAD_OFFSET':
+        return new OciError('RANGE_INVALID', err.message, { cause: err, status: 416 });
+      case 'ERR_UPLOAD_BUSY':
+        return new OciError('BLOB_UPLOAD_INVALID', err.message, { cause: err, status: 409 });
+      case 'ERR_DIGEST_MISMATCH':
+        return new OciError('DIGEST_INVALID', err.message, { cause: err });
+      case 'ERR_SIZE_MISMATCH':
+        return new OciError('SIZE_INVALID', err.message, { cause: err });
+      case 'ERR_RANGE_NOT_SATISFIABLE':
+        return new OciError('RANGE_INVALID', err.message, { cause: err, status: 416 });
+    }
+  }
+  if (err instanceof MetaStoreError) {
+    switch (err.code) {
+      case 'ERR_MANIFEST_REFERENCE_MISSING':
+        return new OciError('MANIFEST_BLOB_UNKNOWN', err.message, { cause: err, detail: err.detail });
+      case 'ERR_NOT_FOUND':
+        return new OciError('NAME_UNKNOWN', err.message, { cause: err });
+    }
+  }
+  const code = (err as { code?: unknown }).code;
+  if (code === 'ECONNRESET' || code === 'ERR_STREAM_PREMATURE_CLOSE' || code === 'ECONNABORTED') {
+    return new OciError('BLOB_UPLOAD_INVALID', 'the request body ended early', { cause: err });
+  }
+  return new OciError('UNKNOWN', 'internal error', { cause: err });
+}

@@ -1,0 +1,51 @@
+/** GET/HEAD/DELETE /v2/<name>/blobs/<digest> */
+import { Digest } from '../../oci/digest.js';
+import { OciError } from '../../oci/errors.js';
+import type { Call } from '../context.js';
+import { parseRange } from '../http.js';
+
+export async function blobRoute(call: Call, rawName: string, rawDigest: string): Promise<void> {
+  const method = call.req.method;
+  if (method === 'GET' || method === 'HEAD') return getBlob(call, rawName, rawDigest, method === 'HEAD');
+  if (method === 'DELETE') return deleteBlob(call, rawName, rawDigest);
+  throw new OciError('UNSUPPORTED', `${method} is not supported on blobs`);
+}
+
+async function getBlob(call: Call, rawName: string, rawDigest: string, head: boolean): Promise<void> {
+  const { name } = await call.repository(rawName, ['pull']);
+  const digest = Digest.parse(rawDigest);
+  const linked = await call.deps.meta.linkedBlob(name, digest);
+  if (!linked) throw new OciError('BLOB_UNKNOWN', `blob ${digest.toString()} unknown to repository ${name}`, { detail: { digest: digest.toString() } });
+  const range = parseRange(call.header('range'), linked.size);
+  const reply = call.reply;
+  reply.header('content-type', 'application/octet-stream');
+  reply.header('docker-content-digest', digest.toString());
+  reply.header('etag', `"${digest.toString()}"`);
+  reply.header('accept-ranges', 'bytes');
+  reply.header('cache-control', 'max-age=31536000');
+  if (range) {
+    reply.code(206);
+    reply.header('content-range', `bytes ${range.start}-${range.end}/${linked.size}`);
+    reply.header('content-length', range.end - range.start + 1);
+  } else {
+    reply.code(200);
+    reply.header('content-length', linked.size);
+  }
+  if (head) {
+    await reply.send();
+    return;
+  }
+  const stream = await call.deps.blobs.open(digest, range);
+  await reply.send(stream);
+}
+
+async function deleteBlob(call: Call, rawName: string, rawDigest: string): Promise<void> {
+  const { name } = await call.repository(rawName, ['delete']);
+  if (!call.deps.config.deletes) throw new OciError('UNSUPPORTED', 'deletes are disabled on this registry');
+  const digest = Digest.parse(rawDigest);
+  if (!(await call.deps.meta.unlinkBlob(name, digest))) {
+    throw new OciError('BLOB_UNKNOWN', `blob ${digest.toString()} unknown to repository ${name}`, { detail: { digest: digest.toString() } });
+  }
+  call.reply.code(202).header('content-length', 0);
+  await call.reply.send();
+}

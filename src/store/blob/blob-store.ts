@@ -1,0 +1,100 @@
+/**
+ * The blob store: bytes named by their digest. It knows nothing of
+ * repositories, tags or HTTP. Small role interfaces, composed into
+ * {@link BlobStore}; every adapter runs the shared suite in
+ * test/store/blob-store-suite.ts.
+ *
+ * Errors are {@link BlobStoreError}s with a stable `code`; the registry's
+ * http-errors module is the one place that maps them to OCI errors.
+ */
+import type { Readable } from 'node:stream';
+import type { Digest } from '../../oci/digest.js';
+
+export type BlobStoreErrorCode =
+  | 'ERR_BLOB_NOT_FOUND'
+  | 'ERR_UPLOAD_NOT_FOUND'
+  | 'ERR_UPLOAD_OFFSET'
+  | 'ERR_UPLOAD_BUSY'
+  | 'ERR_DIGEST_MISMATCH'
+  | 'ERR_SIZE_MISMATCH'
+  | 'ERR_RANGE_NOT_SATISFIABLE';
+
+export class BlobStoreError extends Error {
+  constructor(
+    readonly code: BlobStoreErrorCode,
+    message: string,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+    this.name = 'BlobStoreError';
+  }
+}
+
+export interface BlobInfo {
+  size: number;
+}
+
+/** An inclusive byte range, as in HTTP `Range: bytes=start-end`. */
+export interface ByteRange {
+  start: number;
+  end: number;
+}
+
+export interface BlobStatter {
+  /** Size of a stored blob, or undefined if absent. */
+  stat(digest: Digest): Promise<BlobInfo | undefined>;
+}
+
+export interface BlobReader {
+  /**
+   * A stream of the blob's bytes (or of `range`, which the caller has
+   * checked against the size). Throws ERR_BLOB_NOT_FOUND.
+   */
+  open(digest: Digest, range?: ByteRange): Promise<Readable>;
+}
+
+export interface UploadInfo {
+  /** Bytes received so far. */
+  size: number;
+}
+
+/**
+ * Resumable uploads. An upload is a byte sequence appended in order; it
+ * becomes a blob only in {@link BlobIngester.commit}, after the digest of
+ * everything received is verified and the bytes are durable.
+ *
+ * Concurrency: appends to one upload are serialised; a second append while
+ * one runs fails with ERR_UPLOAD_BUSY. Different uploads are independent.
+ */
+export interface BlobIngester {
+  /** Starts an empty upload with a fresh unguessable id. */
+  startUpload(): Promise<string>;
+  /** Throws ERR_UPLOAD_NOT_FOUND for unknown ids. */
+  uploadInfo(id: string): Promise<UploadInfo>;
+  /**
+   * Appends a stream at `offset`, which must equal the current size
+   * (ERR_UPLOAD_OFFSET otherwise). If the stream fails midway, whatever
+   * arrived is kept and the size reflects it, so a client can resume.
+   */
+  append(id: string, offset: number, data: Readable, options?: { maxBytes?: number }): Promise<UploadInfo>;
+  /**
+   * Verifies the upload against `digest` (ERR_DIGEST_MISMATCH) and an
+   * optional expected size (ERR_SIZE_MISMATCH), then moves it durably into
+   * place. On mismatch the upload is discarded. Idempotent if the blob
+   * already exists.
+   */
+  commit(id: string, digest: Digest, expectedSize?: number): Promise<BlobInfo>;
+  /** Discards an upload; unknown ids are ignored. */
+  cancelUpload(id: string): Promise<void>;
+  /** Ids of uploads not written to since `before` (for expiry). */
+  staleUploads(before: Date): Promise<string[]>;
+}
+
+export interface BlobDeleter {
+  /** Removes a blob; absent blobs are ignored. */
+  delete(digest: Digest): Promise<void>;
+}
+
+export interface BlobStore extends BlobStatter, BlobReader, BlobIngester, BlobDeleter {
+  close(): Promise<void>;
+}

@@ -1,0 +1,326 @@
+/**
+ * The metadata store over SQL through Kysely: one implementation for
+ * SQLite (embedded default) and PostgreSQL (scale-out).
+ *
+ * Concurrency: a manifest commit (reference check, manifest row, tag
+ * moves, history rows) is one transaction. Repository ids are cached in
+ * memory; they never change once created.
+ */
+import type { Kysely} from 'kysely';
+import { type Transaction } from 'kysely';
+import { Digest } from '../../../oci/digest.js';
+import type { RepositoryName, Tag } from '../../../oci/reference.js';
+import {
+  MetaStoreError,
+  type ManifestRecord,
+  type MetaStore,
+  type NewManifest,
+  type Page,
+  type Referrer,
+  type TagChange,
+} from '../meta-store.js';
+import type { Database, ManifestsTable } from './schema.js';
+
+type Db = Kysely<Database> | Transaction<Database>;
+
+function toRecord(row: Pick<ManifestsTable, 'digest' | 'media_type' | 'size' | 'content' | 'artifact_type' | 'subject_digest' | 'annotations' | 'created_at'>): ManifestRecord {
+  return {
+    digest: Digest.parse(row.digest),
+    mediaType: row.media_type,
+    size: Number(row.size),
+    content: Buffer.isBuffer(row.content) ? row.content : Buffer.from(row.content),
+    artifactType: row.artifact_type ?? undefined,
+    subject: row.subject_digest ? Digest.parse(row.subject_digest) : undefined,
+    annotations: row.annotations ? (JSON.parse(row.annotations) as Record<string, string>) : undefined,
+    createdAt: new Date(Number(row.created_at)),
+  };
+}
+
+export class SqlMetaStore implements MetaStore {
+  private readonly repositoryIds = new Map<string, number>();
+
+  constructor(private readonly db: Kysely<Database>) {}
+
+  private async repositoryId(db: Db, name: string): Promise<number | undefined> {
+    const cached = this.repositoryIds.get(name);
+    if (cached !== undefined) return cached;
+    const row = await db.selectFrom('repositories').select('id').where('name', '=', name).executeTakeFirst();
+    if (!row) return undefined;
+    const id = Number(row.id);
+    this.repositoryIds.set(name, id);
+    return id;
+  }
+
+  private async ensureRepository(db: Db, name: string): Promise<number> {
+    const existing = await this.repositoryId(db, name);
+    if (existing !== undefined) return existing;
+    await db
+      .insertInto('repositories')
+      .values({ name, created_at: Date.now() })
+      .onConflict((oc) => oc.column('name').doNothing())
+      .execute();
+    const id = await this.repositoryId(db, name);
+    if (id === undefined) throw new Error(`repository ${name} vanished after insert`);
+    return id;
+  }
+
+  async listRepositories(page: Page): Promise<string[]> {
+    let q = this.db
+      .selectFrom('repositories as r')
+      .select('r.name')
+      .where((eb) => eb.exists(eb.selectFrom('manifests as m').select('m.digest').whereRef('m.repository_id', '=', 'r.id')))
+      .orderBy('r.name')
+      .limit(page.limit);
+    if (page.after !== undefined) q = q.where('r.name', '>', page.after);
+    return (await q.execute()).map((r) => r.name);
+  }
+
+  async repositoryExists(repository: RepositoryName): Promise<boolean> {
+    return (await this.repositoryId(this.db, repository)) !== undefined;
+  }
+
+  async linkBlob(repository: RepositoryName, digest: Digest, size: number): Promise<void> {
+    const id = await this.ensureRepository(this.db, repository);
+    await this.db
+      .insertInto('repository_blobs')
+      .values({ repository_id: id, digest: digest.toString(), size, created_at: Date.now() })
+      .onConflict((oc) => oc.columns(['repository_id', 'digest']).doNothing())
+      .execute();
+  }
+
+  async linkedBlob(repository: RepositoryName, digest: Digest): Promise<{ size: number } | undefined> {
+    const id = await this.repositoryId(this.db, repository);
+    if (id === undefined) return undefined;
+    const row = await this.db
+      .selectFrom('repository_blobs')
+      .select('size')
+      .where('repository_id', '=', id)
+      .where('digest', '=', digest.toString())
+      .executeTakeFirst();
+    return row ? { size: Number(row.size) } : undefined;
+  }
+
+  async unlinkBlob(repository: RepositoryName, digest: Digest): Promise<boolean> {
+    const id = await this.repositoryId(this.db, repository);
+    if (id === undefined) return false;
+    const result = await this.db
+      .deleteFrom('repository_blobs')
+      .where('repository_id', '=', id)
+      .where('digest', '=', digest.toString())
+      .executeTakeFirst();
+    return Number(result.numDeletedRows) > 0;
+  }
+
+  async repositoriesWithBlob(digest: Digest, limit: number): Promise<string[]> {
+    const rows = await this.db
+      .selectFrom('repository_blobs as b')
+      .innerJoin('repositories as r', 'r.id', 'b.repository_id')
+      .select('r.name')
+      .where('b.digest', '=', digest.toString())
+      .limit(limit)
+      .execute();
+    return rows.map((r) => r.name);
+  }
+
+  async putManifest(repository: RepositoryName, manifest: NewManifest, tags: Tag[], actor: string): Promise<void> {
+    await this.db.transaction().execute(async (tx) => {
+      const id = await this.ensureRepository(tx, repository);
+      const digest = manifest.digest.toString();
+      const blobDigests = [...new Set(manifest.blobs.map((d) => d.toString()))];
+      const childDigests = [...new Set(manifest.manifests.map((d) => d.toString()))];
+      const missing: string[] = [];
+      if (blobDigests.length > 0) {
+        const found = new Set(
+          (await tx.selectFrom('repository_blobs').select('digest').where('repository_id', '=', id).where('digest', 'in', blobDigests).execute()).map((r) => r.digest),
+        );
+        missing.push(...blobDigests.filter((d) => !found.has(d)));
+      }
+      if (childDigests.length > 0) {
+        const found = new Set(
+          (await tx.selectFrom('manifests').select('digest').where('repository_id', '=', id).where('digest', 'in', childDigests).execute()).map((r) => r.digest),
+        );
+        missing.push(...childDigests.filter((d) => !found.has(d)));
+      }
+      if (missing.length > 0) {
+        throw new MetaStoreError('ERR_MANIFEST_REFERENCE_MISSING', `manifest references ${missing.length} unknown blob(s) or manifest(s)`, missing);
+      }
+      const now = Date.now();
+      await tx
+        .insertInto('manifests')
+        .values({
+          repository_id: id,
+          digest,
+          media_type: manifest.mediaType,
+          size: manifest.content.length,
+          content: manifest.content,
+          artifact_type: manifest.artifactType ?? null,
+          subject_digest: manifest.subject?.toString() ?? null,
+          annotations: manifest.annotations ? JSON.stringify(manifest.annotations) : null,
+          created_at: now,
+        })
+        .onConflict((oc) => oc.columns(['repository_id', 'digest']).doNothing())
+        .execute();
+      const references = [
+        ...blobDigests.map((child) => ({ repository_id: id, manifest_digest: digest, child_digest: child, kind: 'blob' as const })),
+        ...childDigests.map((child) => ({ repository_id: id, manifest_digest: digest, child_digest: child, kind: 'manifest' as const })),
+      ];
+      if (references.length > 0) {
+        await tx
+          .insertInto('manifest_references')
+          .values(references)
+          .onConflict((oc) => oc.columns(['repository_id', 'manifest_digest', 'child_digest']).doNothing())
+          .execute();
+      }
+      for (const tag of new Set(tags)) {
+        const current = await tx.selectFrom('tags').select('manifest_digest').where('repository_id', '=', id).where('name', '=', tag).executeTakeFirst();
+        if (current?.manifest_digest === digest) continue;
+        if (current) {
+          await tx.updateTable('tags').set({ manifest_digest: digest, updated_at: now }).where('repository_id', '=', id).where('name', '=', tag).execute();
+        } else {
+          await tx.insertInto('tags').values({ repository_id: id, name: tag, manifest_digest: digest, updated_at: now }).execute();
+        }
+        await tx
+          .insertInto('tag_history')
+          .values({ repository_id: id, tag, action: current ? 'move' : 'create', old_digest: current?.manifest_digest ?? null, new_digest: digest, actor, at: now })
+          .execute();
+      }
+    });
+  }
+
+  async getManifest(repository: RepositoryName, digest: Digest): Promise<ManifestRecord | undefined> {
+    const id = await this.repositoryId(this.db, repository);
+    if (id === undefined) return undefined;
+    const row = await this.db
+      .selectFrom('manifests')
+      .select(['digest', 'media_type', 'size', 'content', 'artifact_type', 'subject_digest', 'annotations', 'created_at'])
+      .where('repository_id', '=', id)
+      .where('digest', '=', digest.toString())
+      .executeTakeFirst();
+    return row ? toRecord(row) : undefined;
+  }
+
+  async getTaggedManifest(repository: RepositoryName, tag: Tag): Promise<ManifestRecord | undefined> {
+    const id = await this.repositoryId(this.db, repository);
+    if (id === undefined) return undefined;
+    const row = await this.db
+      .selectFrom('tags as t')
+      .innerJoin('manifests as m', (j) => j.onRef('m.repository_id', '=', 't.repository_id').onRef('m.digest', '=', 't.manifest_digest'))
+      .select(['m.digest', 'm.media_type', 'm.size', 'm.content', 'm.artifact_type', 'm.subject_digest', 'm.annotations', 'm.created_at'])
+      .where('t.repository_id', '=', id)
+      .where('t.name', '=', tag)
+      .executeTakeFirst();
+    return row ? toRecord(row) : undefined;
+  }
+
+  private async removeTags(tx: Transaction<Database>, id: number, tags: { name: string; manifest_digest: string }[], actor: string): Promise<void> {
+    const now = Date.now();
+    for (const t of tags) {
+      await tx.deleteFrom('tags').where('repository_id', '=', id).where('name', '=', t.name).execute();
+      await tx
+        .insertInto('tag_history')
+        .values({ repository_id: id, tag: t.name, action: 'delete', old_digest: t.manifest_digest, new_digest: null, actor, at: now })
+        .execute();
+    }
+  }
+
+  async deleteManifest(repository: RepositoryName, digest: Digest, actor: string): Promise<boolean> {
+    const id = await this.repositoryId(this.db, repository);
+    if (id === undefined) return false;
+    const d = digest.toString();
+    return this.db.transaction().execute(async (tx) => {
+      const deleted = await tx.deleteFrom('manifests').where('repository_id', '=', id).where('digest', '=', d).executeTakeFirst();
+      if (Number(deleted.numDeletedRows) === 0) return false;
+      const tags = await tx.selectFrom('tags').select(['name', 'manifest_digest']).where('repository_id', '=', id).where('manifest_digest', '=', d).execute();
+      await this.removeTags(tx, id, tags, actor);
+      await tx.deleteFrom('manifest_references').where('repository_id', '=', id).where('manifest_digest', '=', d).execute();
+      return true;
+    });
+  }
+
+  async deleteTag(repository: RepositoryName, tag: Tag, actor: string): Promise<boolean> {
+    const id = await this.repositoryId(this.db, repository);
+    if (id === undefined) return false;
+    return this.db.transaction().execute(async (tx) => {
+      const row = await tx.selectFrom('tags').select(['name', 'manifest_digest']).where('repository_id', '=', id).where('name', '=', tag).executeTakeFirst();
+      if (!row) return false;
+      await this.removeTags(tx, id, [row], actor);
+      return true;
+    });
+  }
+
+  async listTags(repository: RepositoryName, page: Page): Promise<string[] | undefined> {
+    const id = await this.repositoryId(this.db, repository);
+    if (id === undefined) return undefined;
+    let q = this.db.selectFrom('tags').select('name').where('repository_id', '=', id).orderBy('name').limit(page.limit);
+    if (page.after !== undefined) q = q.where('name', '>', page.after);
+    return (await q.execute()).map((r) => r.name);
+  }
+
+  async listReferrers(repository: RepositoryName, subject: Digest, artifactType?: string): Promise<Referrer[]> {
+    const id = await this.repositoryId(this.db, repository);
+    if (id === undefined) return [];
+    let q = this.db
+      .selectFrom('manifests')
+      .select(['digest', 'media_type', 'size', 'artifact_type', 'annotations'])
+      .where('repository_id', '=', id)
+      .where('subject_digest', '=', subject.toString())
+      .orderBy('created_at')
+      .orderBy('digest');
+    if (artifactType !== undefined) q = q.where('artifact_type', '=', artifactType);
+    return (await q.execute()).map((r) => ({
+      mediaType: r.media_type,
+      digest: Digest.parse(r.digest),
+      size: Number(r.size),
+      artifactType: r.artifact_type ?? undefined,
+      annotations: r.annotations ? (JSON.parse(r.annotations) as Record<string, string>) : undefined,
+    }));
+  }
+
+  async tagHistory(repository: RepositoryName, tag: Tag, limit: number): Promise<TagChange[]> {
+    const id = await this.repositoryId(this.db, repository);
+    if (id === undefined) return [];
+    const rows = await this.db
+      .selectFrom('tag_history')
+      .selectAll()
+      .where('repository_id', '=', id)
+      .where('tag', '=', tag)
+      .orderBy('id', 'desc')
+      .limit(limit)
+      .execute();
+    return rows.map((r) => ({
+      tag: r.tag,
+      action: r.action,
+      oldDigest: r.old_digest ?? undefined,
+      newDigest: r.new_digest ?? undefined,
+      actor: r.actor,
+      at: new Date(Number(r.at)),
+    }));
+  }
+
+  async createUpload(id: string, repository: RepositoryName): Promise<void> {
+    const repositoryId = await this.ensureRepository(this.db, repository);
+    await this.db.insertInto('uploads').values({ id, repository_id: repositoryId, started_at: Date.now() }).execute();
+  }
+
+  async uploadRepository(id: string): Promise<string | undefined> {
+    const row = await this.db
+      .selectFrom('uploads as u')
+      .innerJoin('repositories as r', 'r.id', 'u.repository_id')
+      .select('r.name')
+      .where('u.id', '=', id)
+      .executeTakeFirst();
+    return row?.name;
+  }
+
+  async deleteUpload(id: string): Promise<void> {
+    await this.db.deleteFrom('uploads').where('id', '=', id).execute();
+  }
+
+  async uploadsStartedBefore(before: Date): Promise<string[]> {
+    return (await this.db.selectFrom('uploads').select('id').where('started_at', '<', before.getTime()).execute()).map((r) => r.id);
+  }
+
+  async close(): Promise<void> {
+    await this.db.destroy();
+  }
+}

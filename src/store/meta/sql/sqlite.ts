@@ -1,0 +1,26 @@
+/** Opens the embedded SQLite metadata store and brings its schema up to date. */
+import { mkdir } from 'node:fs/promises';
+import path from 'node:path';
+import SQLite from 'better-sqlite3';
+import { Kysely, Migrator, SqliteDialect } from 'kysely';
+import { migrationProvider } from './migrations.js';
+import type { Database } from './schema.js';
+import { SqlMetaStore } from './sql-meta-store.js';
+
+export async function openSqliteMetaStore(file: string): Promise<SqlMetaStore> {
+  await mkdir(path.dirname(file), { recursive: true });
+  const sqlite = new SQLite(file);
+  // WAL lets readers run beside the writer; FULL makes every commit durable.
+  sqlite.pragma('journal_mode = WAL');
+  sqlite.pragma('synchronous = FULL');
+  sqlite.pragma('foreign_keys = ON');
+  sqlite.pragma('busy_timeout = 5000');
+  const db = new Kysely<Database>({ dialect: new SqliteDialect({ database: sqlite }) });
+  const { error, results } = await new Migrator({ db, provider: migrationProvider('sqlite') }).migrateToLatest();
+  const failed = results?.find((r) => r.status === 'Error');
+  if (error || failed) {
+    await db.destroy();
+    throw new Error(`migrating ${file} failed${failed ? ` at ${failed.migrationName}` : ''}`, { cause: error });
+  }
+  return new SqlMetaStore(db);
+}
