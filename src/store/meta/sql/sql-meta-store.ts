@@ -47,7 +47,8 @@ export class SqlMetaStore implements MetaStore {
     const row = await db.selectFrom('repositories').select('id').where('name', '=', name).executeTakeFirst();
     if (!row) return undefined;
     const id = Number(row.id);
-    this.repositoryIds.set(name, id);
+    // Inside a transaction the row may yet be rolled back: cache only committed ids.
+    if (db === this.db) this.repositoryIds.set(name, id);
     return id;
   }
 
