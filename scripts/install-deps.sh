@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Installs the Debian packages the interop tests and benchmarks use (real
+# peers: skopeo, podman, buildah, umoci, containerd, CNCF distribution,
+# htpasswd). Idempotent: does nothing when everything is present.
+set -euo pipefail
+
+need=()
+have() { command -v "$1" >/dev/null 2>&1; }
+have skopeo || need+=(skopeo)
+have podman || need+=(podman)
+have buildah || need+=(buildah)
+have umoci || need+=(umoci)
+have containerd || need+=(containerd)
+have docker-registry || need+=(docker-registry)
+have htpasswd || need+=(apache2-utils)
+have openssl || need+=(openssl)
+have ab || need+=(apache2-utils)
+
+if [ ${#need[@]} -gt 0 ]; then
+  if [ "$(id -u)" != 0 ]; then
+    echo "missing packages: ${need[*]} (run as root, or install them: apt-get install ${need[*]})" >&2
+    exit 1
+  fi
+  echo "installing Debian packages: ${need[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
+# skopeo and podman keep caches here; the folder must exist for private mounts over it.
+mkdir -p /var/lib/containers
