@@ -120,6 +120,11 @@ export function buildApp(deps: RegistryDeps, logger: FastifyBaseLogger | false):
     return reply.send(req.method === 'HEAD' ? undefined : body);
   });
 
+  app.addHook('onRequestAbort', async (req) => {
+    deps.metrics.requests.inc({ method: req.method, route: routeLabel(req.url.split('?')[0] ?? ''), status: 'aborted' });
+    req.log.info({ method: req.method, url: req.url, status: 'aborted', in: req.call?.bytesIn ?? 0, user: req.call?.principal?.name, ip: req.ip }, 'request');
+  });
+
   app.addHook('onResponse', async (req, reply) => {
     const pathname = req.url.split('?')[0] ?? '';
     const route = routeLabel(pathname);

@@ -23,12 +23,18 @@ export async function manifestRoute(call: Call, rawName: string, rawReference: s
   }
 }
 
-function referenceOrInvalid(raw: string) {
+/**
+ * Parses the reference. A malformed tag cannot name anything stored, so a
+ * read or delete of one is MANIFEST_UNKNOWN (404); a push to one is
+ * MANIFEST_INVALID. A malformed digest is DIGEST_INVALID either way.
+ */
+function referenceOrInvalid(raw: string, forPush = false) {
   try {
     return parseManifestReference(raw);
   } catch (err) {
     if (raw.includes(':')) throw err;
-    throw new OciError('MANIFEST_INVALID', `invalid tag ${JSON.stringify(raw.slice(0, 200))}`, { cause: err });
+    if (forPush) throw new OciError('MANIFEST_INVALID', `invalid tag ${JSON.stringify(raw.slice(0, 200))}`, { cause: err });
+    throw new OciError('MANIFEST_UNKNOWN', `manifest ${JSON.stringify(raw.slice(0, 200))} unknown: not a valid tag`, { cause: err });
   }
 }
 
@@ -62,7 +68,7 @@ async function getManifest(call: Call, rawName: string, rawReference: string, he
 
 async function putManifest(call: Call, rawName: string, rawReference: string): Promise<void> {
   const { name, principal } = await call.repository(rawName, ['pull', 'push']);
-  const reference = referenceOrInvalid(rawReference);
+  const reference = referenceOrInvalid(rawReference, true);
   const { config, meta } = call.deps;
   const limit = config.manifests.maxSize;
   const body = await readBody(call.req.raw, limit, () => new OciError('MANIFEST_TOO_LARGE', `manifest exceeds the limit of ${limit} bytes`, { status: 413 }));
