@@ -1,96 +1,22 @@
 /**
- * Schema migrations, in order. Each runs once, recorded by Kysely's
- * Migrator. The same migrations serve SQLite and PostgreSQL; the few types
- * that differ come from {@link Dialect}.
+ * Schema migrations, in order: one file each under migrations/, registered
+ * here. Each runs once, recorded by Kysely's Migrator. The same migrations
+ * serve SQLite and PostgreSQL; the few types that differ come from
+ * migrations/types.ts.
  */
-import { sql, type Kysely, type Migration, type MigrationProvider } from 'kysely';
+import type { Kysely, Migration, MigrationProvider } from 'kysely';
+import * as initial from './migrations/0001-initial.js';
+import type { Dialect } from './migrations/types.js';
 
-export type Dialect = 'sqlite' | 'postgres';
+export type { Dialect } from './migrations/types.js';
 
-function types(dialect: Dialect) {
-  return {
-    id: dialect === 'sqlite' ? sql`integer primary key autoincrement` : sql`bigint generated always as identity primary key`,
-    bytes: dialect === 'sqlite' ? sql`blob` : sql`bytea`,
-    // Tags and repository names sort bytewise, as the spec's "lexical order" means.
-    text: dialect === 'sqlite' ? sql`text` : sql`text collate "C"`,
-  };
-}
+type Step = { up(db: Kysely<unknown>, dialect: Dialect): Promise<void> };
 
-function migrations(dialect: Dialect): Record<string, Migration> {
-  const t = types(dialect);
-  return {
-    '0001-initial': {
-      async up(db: Kysely<unknown>) {
-        await db.schema
-          .createTable('repositories')
-          .addColumn('id', t.id)
-          .addColumn('name', t.text, (c) => c.notNull().unique())
-          .addColumn('created_at', 'bigint', (c) => c.notNull())
-          .execute();
-        await db.schema
-          .createTable('repository_blobs')
-          .addColumn('repository_id', 'bigint', (c) => c.notNull().references('repositories.id').onDelete('cascade'))
-          .addColumn('digest', 'text', (c) => c.notNull())
-          .addColumn('size', 'bigint', (c) => c.notNull())
-          .addColumn('created_at', 'bigint', (c) => c.notNull())
-          .addPrimaryKeyConstraint('repository_blobs_pk', ['repository_id', 'digest'])
-          .execute();
-        await db.schema.createIndex('repository_blobs_digest').on('repository_blobs').column('digest').execute();
-        await db.schema
-          .createTable('manifests')
-          .addColumn('repository_id', 'bigint', (c) => c.notNull().references('repositories.id').onDelete('cascade'))
-          .addColumn('digest', 'text', (c) => c.notNull())
-          .addColumn('media_type', 'text', (c) => c.notNull())
-          .addColumn('size', 'bigint', (c) => c.notNull())
-          .addColumn('content', t.bytes, (c) => c.notNull())
-          .addColumn('artifact_type', 'text')
-          .addColumn('subject_digest', 'text')
-          .addColumn('annotations', 'text')
-          .addColumn('created_at', 'bigint', (c) => c.notNull())
-          .addPrimaryKeyConstraint('manifests_pk', ['repository_id', 'digest'])
-          .execute();
-        await db.schema.createIndex('manifests_subject').on('manifests').columns(['repository_id', 'subject_digest']).execute();
-        await db.schema
-          .createTable('manifest_references')
-          .addColumn('repository_id', 'bigint', (c) => c.notNull())
-          .addColumn('manifest_digest', 'text', (c) => c.notNull())
-          .addColumn('child_digest', 'text', (c) => c.notNull())
-          .addColumn('kind', 'text', (c) => c.notNull())
-          .addPrimaryKeyConstraint('manifest_references_pk', ['repository_id', 'manifest_digest', 'child_digest'])
-          .execute();
-        await db.schema.createIndex('manifest_references_child').on('manifest_references').columns(['repository_id', 'child_digest']).execute();
-        await db.schema
-          .createTable('tags')
-          .addColumn('repository_id', 'bigint', (c) => c.notNull().references('repositories.id').onDelete('cascade'))
-          .addColumn('name', t.text, (c) => c.notNull())
-          .addColumn('manifest_digest', 'text', (c) => c.notNull())
-          .addColumn('updated_at', 'bigint', (c) => c.notNull())
-          .addPrimaryKeyConstraint('tags_pk', ['repository_id', 'name'])
-          .execute();
-        await db.schema.createIndex('tags_manifest').on('tags').columns(['repository_id', 'manifest_digest']).execute();
-        await db.schema
-          .createTable('tag_history')
-          .addColumn('id', t.id)
-          .addColumn('repository_id', 'bigint', (c) => c.notNull())
-          .addColumn('tag', 'text', (c) => c.notNull())
-          .addColumn('action', 'text', (c) => c.notNull())
-          .addColumn('old_digest', 'text')
-          .addColumn('new_digest', 'text')
-          .addColumn('actor', 'text', (c) => c.notNull())
-          .addColumn('at', 'bigint', (c) => c.notNull())
-          .execute();
-        await db.schema.createIndex('tag_history_tag').on('tag_history').columns(['repository_id', 'tag', 'id']).execute();
-        await db.schema
-          .createTable('uploads')
-          .addColumn('id', 'text', (c) => c.primaryKey())
-          .addColumn('repository_id', 'bigint', (c) => c.notNull())
-          .addColumn('started_at', 'bigint', (c) => c.notNull())
-          .execute();
-      },
-    },
-  };
-}
+/** Append new migrations at the end; never edit or reorder a released one. */
+const STEPS: [string, Step][] = [['0001-initial', initial]];
 
 export function migrationProvider(dialect: Dialect): MigrationProvider {
-  return { getMigrations: async () => migrations(dialect) };
+  const migrations: Record<string, Migration> = {};
+  for (const [name, step] of STEPS) migrations[name] = { up: (db) => step.up(db, dialect) };
+  return { getMigrations: async () => migrations };
 }

@@ -39,7 +39,8 @@ function toRecord(row: Pick<ManifestsTable, 'digest' | 'media_type' | 'size' | '
 export class SqlMetaStore implements MetaStore {
   private readonly repositoryIds = new Map<string, number>();
 
-  constructor(private readonly db: Kysely<Database>) {}
+  /** The Kysely handle, shared with stores that add their own tables (see migrations.ts). */
+  constructor(readonly db: Kysely<Database>) {}
 
   private async repositoryId(db: Db, name: string): Promise<number | undefined> {
     const cached = this.repositoryIds.get(name);

@@ -1,4 +1,4 @@
-/** Opens the embedded SQLite metadata store and brings its schema up to date. */
+/** Opens the embedded SQLite database and brings its schema up to date. */
 import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import SQLite from 'better-sqlite3';
@@ -7,7 +7,11 @@ import { migrationProvider } from './migrations.js';
 import type { Database } from './schema.js';
 import { SqlMetaStore } from './sql-meta-store.js';
 
-export async function openSqliteMetaStore(file: string): Promise<SqlMetaStore> {
+/**
+ * The Kysely handle over `file`, migrated to the latest schema. Other
+ * stores (accounts, lifecycle) share it; the caller destroys it once.
+ */
+export async function openSqliteDatabase(file: string): Promise<Kysely<Database>> {
   await mkdir(path.dirname(file), { recursive: true });
   const sqlite = new SQLite(file);
   // WAL lets readers run beside the writer; FULL makes every commit durable.
@@ -22,5 +26,9 @@ export async function openSqliteMetaStore(file: string): Promise<SqlMetaStore> {
     await db.destroy();
     throw new Error(`migrating ${file} failed${failed ? ` at ${failed.migrationName}` : ''}`, { cause: error });
   }
-  return new SqlMetaStore(db);
+  return db;
+}
+
+export async function openSqliteMetaStore(file: string): Promise<SqlMetaStore> {
+  return new SqlMetaStore(await openSqliteDatabase(file));
 }
