@@ -1,0 +1,162 @@
+/**
+ * The behaviour every BlobStore adapter must have. Each adapter's test
+ * file calls {@link blobStoreSuite} with a factory (fs today; S3 next).
+ */
+import assert from 'node:assert/strict';
+import { createHash, randomBytes } from 'node:crypto';
+import { Readable } from 'node:stream';
+import { describe, test } from 'node:test';
+import { Digest } from '../../src/oci/digest.js';
+import { BlobStoreError, type BlobStore } from '../../src/store/blob/blob-store.js';
+
+export interface BlobStoreFixture {
+  store: BlobStore;
+  cleanup(): Promise<void>;
+}
+
+async function readAll(stream: Readable): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  for await (const c of stream) chunks.push(c as Buffer);
+  return Buffer.concat(chunks);
+}
+
+async function rejectsWith(promise: Promise<unknown>, code: string): Promise<void> {
+  await assert.rejects(promise, (err: unknown) => err instanceof BlobStoreError && err.code === code);
+}
+
+export function blobStoreSuite(name: string, open: () => Promise<BlobStoreFixture>): void {
+  const withStore = (fn: (store: BlobStore) => Promise<void>) => async () => {
+    const { store, cleanup } = await open();
+    try {
+      await fn(store);
+    } finally {
+      await store.close();
+      await cleanup();
+    }
+  };
+
+  describe(`BlobStore: ${name}`, () => {
+    test(
+      'an upload in several appends commits to a blob that reads back whole and in ranges',
+      withStore(async (store) => {
+        const data = randomBytes(300_000);
+        const digest = Digest.of(data);
+        const id = await store.startUpload();
+        assert.equal((await store.uploadInfo(id)).size, 0);
+        assert.equal((await store.append(id, 0, Readable.from([data.subarray(0, 100_000)]))).size, 100_000);
+        assert.equal((await store.append(id, 100_000, Readable.from([data.subarray(100_000)]))).size, 300_000);
+        assert.equal(await store.stat(digest), undefined, 'not visible before commit');
+        assert.deepEqual(await store.commit(id, digest, 300_000), { size: 300_000 });
+        assert.deepEqual(await store.stat(digest), { size: 300_000 });
+        assert.deepEqual(await readAll(await store.open(digest)), data);
+        assert.deepEqual(await readAll(await store.open(digest, { start: 10, end: 19 })), data.subarray(10, 20));
+        await rejectsWith(store.uploadInfo(id), 'ERR_UPLOAD_NOT_FOUND');
+      }),
+    );
+
+    test(
+      'appends at the wrong offset are refused and change nothing',
+      withStore(async (store) => {
+        const id = await store.startUpload();
+        await store.append(id, 0, Readable.from([Buffer.from('abc')]));
+        await rejectsWith(store.append(id, 0, Readable.from([Buffer.from('abc')])), 'ERR_UPLOAD_OFFSET');
+        await rejectsWith(store.append(id, 10, Readable.from([Buffer.from('abc')])), 'ERR_UPLOAD_OFFSET');
+        assert.equal((await store.uploadInfo(id)).size, 3);
+      }),
+    );
+
+    test(
+      'a digest mismatch discards the upload and stores nothing',
+      withStore(async (store) => {
+        const id = await store.startUpload();
+        await store.append(id, 0, Readable.from([Buffer.from('hello')]));
+        const wrong = Digest.of('other');
+        await rejectsWith(store.commit(id, wrong), 'ERR_DIGEST_MISMATCH');
+        assert.equal(await store.stat(wrong), undefined);
+        assert.equal(await store.stat(Digest.of('hello')), undefined);
+        await rejectsWith(store.uploadInfo(id), 'ERR_UPLOAD_NOT_FOUND');
+      }),
+    );
+
+    test(
+      'a size mismatch is refused',
+      withStore(async (store) => {
+        const id = await store.startUpload();
+        await store.append(id, 0, Readable.from([Buffer.from('hello')]));
+        await rejectsWith(store.commit(id, Digest.of('hello'), 6), 'ERR_SIZE_MISMATCH');
+        assert.equal(await store.stat(Digest.of('hello')), undefined);
+      }),
+    );
+
+    test(
+      'a stream that fails midway keeps what arrived, and the upload resumes from there',
+      withStore(async (store) => {
+        const data = randomBytes(64 * 1024);
+        const id = await store.startUpload();
+        async function* broken() {
+          yield data.subarray(0, 1000);
+          await new Promise((r) => setTimeout(r, 5));
+          throw new Error('connection reset');
+        }
+        await assert.rejects(store.append(id, 0, Readable.from(broken())));
+        const { size } = await store.uploadInfo(id);
+        assert.equal(size, 1000);
+        await store.append(id, size, Readable.from([data.subarray(size)]));
+        await store.commit(id, Digest.of(data));
+        assert.deepEqual(await readAll(await store.open(Digest.of(data))), data);
+      }),
+    );
+
+    test(
+      'maxBytes bounds an append',
+      withStore(async (store) => {
+        const id = await store.startUpload();
+        await rejectsWith(store.append(id, 0, Readable.from([Buffer.alloc(20)]), { maxBytes: 10 }), 'ERR_SIZE_MISMATCH');
+      }),
+    );
+
+    test(
+      'sha512 commits verify with sha512',
+      withStore(async (store) => {
+        const data = randomBytes(1000);
+        const digest = Digest.parse(`sha512:${createHash('sha512').update(data).digest('hex')}`);
+        const id = await store.startUpload();
+        await store.append(id, 0, Readable.from([data]));
+        await store.commit(id, digest);
+        assert.deepEqual(await readAll(await store.open(digest)), data);
+      }),
+    );
+
+    test(
+      'committing content that already exists is idempotent',
+      withStore(async (store) => {
+        const data = Buffer.from('same bytes');
+        for (let i = 0; i < 2; i++) {
+          const id = await store.startUpload();
+          await store.append(id, 0, Readable.from([data]));
+          assert.deepEqual(await store.commit(id, Digest.of(data)), { size: data.length });
+        }
+      }),
+    );
+
+    test(
+      'unknown blobs and uploads, cancel, delete and stale listing',
+      withStore(async (store) => {
+        await rejectsWith(store.open(Digest.of('missing')), 'ERR_BLOB_NOT_FOUND');
+        await rejectsWith(store.uploadInfo('00000000-0000-0000-0000-000000000000'), 'ERR_UPLOAD_NOT_FOUND');
+        await rejectsWith(store.uploadInfo('../../etc/passwd'), 'ERR_UPLOAD_NOT_FOUND');
+        const id = await store.startUpload();
+        assert.deepEqual(await store.staleUploads(new Date(Date.now() - 60_000)), []);
+        assert.ok((await store.staleUploads(new Date(Date.now() + 60_000))).includes(id));
+        await store.cancelUpload(id);
+        await rejectsWith(store.uploadInfo(id), 'ERR_UPLOAD_NOT_FOUND');
+        const u = await store.startUpload();
+        await store.append(u, 0, Readable.from([Buffer.from('x')]));
+        await store.commit(u, Digest.of('x'));
+        await store.delete(Digest.of('x'));
+        assert.equal(await store.stat(Digest.of('x')), undefined);
+        await store.delete(Digest.of('x'));
+      }),
+    );
+  });
+}
