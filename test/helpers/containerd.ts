@@ -3,13 +3,14 @@
  * plugin, its own socket) and pulls with `ctr`, for interop tests:
  *
  *     const ctrd = await startContainerd();
- *     const pulled = await ctrd.pull('127.0.0.1:5000/app:v1', { plainHttp: true, user: 'u:p' });
- *     // pulled.digest: the manifest digest; pulled.blobs: every digest in the content store
+ *     await ctrd.pull('127.0.0.1:5000/app:v1', { user: 'u:p' });
+ *     await ctrd.imageDigest('127.0.0.1:5000/app:v1'); // the manifest digest
+ *     await ctrd.contentDigests();                     // every blob in the content store
  *     await ctrd.stop();
  *
- * `ctr images pull` verifies every blob against its digest while fetching;
- * `pull` also returns what the content store holds, so a test can check the
- * exact set of digests.
+ * `ctr images pull` verifies every blob against its digest while fetching
+ * and unpacks the layers (one platform); `contentDigests` lets a test check
+ * the exact set of digests fetched.
  */
 import { execFile, spawn } from 'node:child_process';
 import { mkdtempSync, openSync, readFileSync, rmSync, writeFileSync, existsSync } from 'node:fs';
@@ -17,27 +18,26 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
 export interface PullOptions {
+  /** Plain HTTP; default true for loopback hosts (127.x, localhost). */
   plainHttp?: boolean;
   /** `user:password` */
   user?: string;
-  /** Fetch only (no unpack into a snapshot). Default false. */
-  skipUnpack?: boolean;
+  /** Fetch every platform of an index (no unpack, as ctr does with --all-platforms). */
+  allPlatforms?: boolean;
   platform?: string;
   timeoutMs?: number;
-}
-
-export interface PullResult {
-  /** Digest of the manifest (or index) the reference resolved to. */
-  digest: string;
-  /** Every blob digest in the content store after the pull. */
-  blobs: string[];
 }
 
 export interface Containerd {
   dir: string;
   address: string;
   ctr(args: string[], timeoutMs?: number): Promise<string>;
-  pull(ref: string, options?: PullOptions): Promise<PullResult>;
+  /** `ctr images pull`: fetches (verifying every digest) and, for one platform, unpacks. Returns ctr's output. */
+  pull(ref: string, options?: PullOptions): Promise<string>;
+  /** The manifest (or index) digest a pulled reference resolved to. */
+  imageDigest(ref: string): Promise<string>;
+  /** Every blob digest in the content store. */
+  contentDigests(): Promise<string[]>;
   stop(): Promise<void>;
 }
 
@@ -123,20 +123,21 @@ export async function startContainerd(): Promise<Containerd> {
     ctr,
     async pull(ref, options = {}) {
       const args = ['images', 'pull'];
-      if (options.plainHttp) args.push('--plain-http');
+      const host = ref.split('/')[0] ?? '';
+      if (options.plainHttp ?? /^(127\.\d+\.\d+\.\d+|localhost)(:\d+)?$/.test(host)) args.push('--plain-http');
       if (options.user) args.push('--user', options.user);
       if (options.platform) args.push('--platform', options.platform);
-      else args.push('--all-platforms');
-      if (options.skipUnpack || !options.platform) {
-        // --all-platforms cannot unpack; `fetch` semantics
-      }
+      if (options.allPlatforms) args.push('--all-platforms');
       args.push(ref);
-      await ctr(args, options.timeoutMs ?? 180_000);
+      return ctr(args, options.timeoutMs ?? 180_000);
+    },
+    async imageDigest(ref) {
       const list = await ctr(['images', 'ls']);
       const line = list.split('\n').find((l) => l.split(/\s+/)[0] === ref);
-      const digest = line?.split(/\s+/).find((f) => f.startsWith('sha256:')) ?? '';
-      const blobs = (await ctr(['content', 'ls', '-q'])).split('\n').filter(Boolean);
-      return { digest, blobs };
+      return line?.split(/\s+/).find((f) => f.startsWith('sha256:')) ?? '';
+    },
+    async contentDigests() {
+      return (await ctr(['content', 'ls', '-q'])).split('\n').filter(Boolean);
     },
     stop,
   };

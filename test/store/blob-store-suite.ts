@@ -26,12 +26,12 @@ async function rejectsWith(promise: Promise<unknown>, code: string): Promise<voi
 
 export function blobStoreSuite(name: string, open: () => Promise<BlobStoreFixture>): void {
   const withStore = (fn: (store: BlobStore) => Promise<void>) => async () => {
-    const { store, cleanup } = await open();
+    const fixture = await open();
     try {
-      await fn(store);
+      await fn(fixture.store);
     } finally {
-      await store.close();
-      await cleanup();
+      await fixture.store.close();
+      await fixture.cleanup();
     }
   };
 

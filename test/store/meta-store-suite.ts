@@ -33,12 +33,12 @@ function manifest(label: string, blobs: Digest[] = [], extra: Partial<NewManifes
 
 export function metaStoreSuite(name: string, open: () => Promise<MetaStoreFixture>): void {
   const withStore = (fn: (store: MetaStore) => Promise<void>) => async () => {
-    const { store, cleanup } = await open();
+    const fixture = await open();
     try {
-      await fn(store);
+      await fn(fixture.store);
     } finally {
-      await store.close();
-      await cleanup();
+      await fixture.store.close();
+      await fixture.cleanup();
     }
   };
 
