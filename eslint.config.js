@@ -22,7 +22,11 @@ export default tseslint.config(
     },
   },
   {
-    files: ['**/*.js', 'bin/**'],
+    files: ['**/*.js', '**/*.mjs', 'bin/**'],
     ...tseslint.configs.disableTypeChecked,
+    languageOptions: {
+      ...tseslint.configs.disableTypeChecked.languageOptions,
+      globals: { process: 'readonly', console: 'readonly', Buffer: 'readonly', URL: 'readonly', setTimeout: 'readonly', clearTimeout: 'readonly' },
+    },
   },
 );
