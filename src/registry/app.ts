@@ -14,6 +14,7 @@ import { matchRoute } from './router.js';
 import { blobRoute } from './routes/blobs.js';
 import { catalogRoute, referrersRoute, tagsRoute } from './routes/listings.js';
 import { manifestRoute } from './routes/manifests.js';
+import { pierApiRoute } from './routes/pier-api.js';
 import { uploadRoute, uploadsRoute } from './routes/uploads.js';
 
 declare module 'fastify' {
@@ -54,8 +55,15 @@ function routeLabel(pathname: string): string {
   return matchRoute(pathname)?.kind ?? 'other';
 }
 
-export function buildApp(deps: RegistryDeps, logger: FastifyBaseLogger | false): FastifyInstance {
+export interface AppOptions {
+  /** Serve HTTPS with this PEM certificate and key (`tls.cert`, `tls.key`). */
+  https?: { cert: Buffer; key: Buffer };
+}
+
+export function buildApp(deps: RegistryDeps, logger: FastifyBaseLogger | false, options: AppOptions = {}): FastifyInstance {
+  // Fastify types an HTTPS instance apart; the routes only use what both share.
   const app = Fastify({
+    ...(options.https ? { https: options.https } : {}),
     loggerInstance: logger === false ? undefined : logger,
     // One access-log line per request comes from the onResponse hook below.
     logController: new LogController({ disableRequestLogging: true }),
@@ -89,10 +97,13 @@ export function buildApp(deps: RegistryDeps, logger: FastifyBaseLogger | false):
     }
     const call = new Call(deps, req, reply, new URLSearchParams(q === -1 ? '' : req.url.slice(q + 1)));
     req.call = call;
-    await dispatch(call, pathname);
+    if (pathname.startsWith('/pier/')) await pierApiRoute(call, pathname);
+    else await dispatch(call, pathname);
   };
   app.route({ method: ['GET', 'HEAD', 'PUT', 'POST', 'PATCH', 'DELETE'], url: '/v2', handler });
   app.route({ method: ['GET', 'HEAD', 'PUT', 'POST', 'PATCH', 'DELETE'], url: '/v2/*', handler });
+  // Pier's own JSON API (docs/api.md): history, rollback, GC, retention, usage, webhooks.
+  app.route({ method: ['GET', 'POST', 'DELETE'], url: '/pier/v1/*', handler });
 
   app.get('/healthz', async (_req, reply) => {
     await deps.meta.repositoryExists('healthz-probe' as never);

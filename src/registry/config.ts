@@ -10,6 +10,20 @@
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { parse as parseYaml } from 'yaml';
+import type { Rule } from '../auth/policy.js';
+import { PolicyConfigError, parsePolicyRules } from '../auth/rules-config.js';
+import {
+  RuleError,
+  parseImmutableTagRules,
+  parseNameList,
+  parseQuotaRules,
+  parseRetentionRules,
+  parseWebhookEndpoints,
+  type ImmutableTagRule,
+  type QuotaRule,
+  type RetentionRule,
+  type WebhookEndpoint,
+} from '../lifecycle/rules.js';
 
 export interface RegistryConfig {
   /** `host:port` to listen on. */
@@ -35,6 +49,63 @@ export interface RegistryConfig {
   deletes: boolean;
   /** Seconds to wait for in-flight requests on SIGTERM before closing connections. */
   shutdownTimeout: number;
+  /** Tag history: versions kept per tag (their manifests and blobs survive GC). */
+  history: {
+    /** The last `keep` distinct versions of every existing tag, the current one included. */
+    keep: number;
+    /** Also every version that was current within this many seconds (0 = count only). */
+    maxAge: number;
+  };
+  gc: {
+    /** Seconds an unreferenced blob link or untagged manifest survives (so a push in progress can finish). */
+    gracePeriod: number;
+    /** Run GC every this many seconds (0 = only on demand: `pier gc`). */
+    schedule: number;
+  };
+  retention: {
+    /** Apply the retention rules every this many seconds (0 = only on demand: `pier retention`). */
+    schedule: number;
+    rules: RetentionRule[];
+  };
+  tags: { immutable: ImmutableTagRule[] };
+  quotas: QuotaRule[];
+  webhooks: {
+    endpoints: WebhookEndpoint[];
+    /** Attempts per event before it is marked failed and the endpoint's queue moves on. */
+    maxAttempts: number;
+    /** Longest wait between attempts, in seconds (backoff doubles from 1 s up to this). */
+    backoffMax: number;
+    /** Seconds to wait for a receiver's response. */
+    timeout: number;
+  };
+  lifecycle: {
+    /** Principal names with admin rights on the /pier/v1 API (besides principals the auth module marks admin). */
+    admins: string[];
+  };
+  auth: {
+    /** The `service` of the Bearer challenge and the `aud` of tokens. */
+    service: string;
+    /** The `iss` of tokens. */
+    issuer: string;
+    /** The token endpoint URL in challenges (default: this registry's /auth/token, from the request's Host). */
+    realm: string | undefined;
+    /** Folder of token signing keys (see src/auth/keys.ts). */
+    keys: string;
+    /** Lifetime of bearer tokens, seconds. */
+    tokenTtl: number;
+    /** Lifetime of refresh tokens (`access_type=offline`), seconds. */
+    refreshTtl: number;
+    /** Seconds a verified Basic credential is trusted without re-hashing. */
+    cacheTtl: number;
+    /** Serve everyone everything on a non-loopback address while no user exists. */
+    insecureOpen: boolean;
+    /** Failed logins from one address within `window` seconds before it gets 429 (0 = never). */
+    throttle: { failures: number; window: number };
+  };
+  /** HTTPS when both are set: PEM files. */
+  tls: { cert: string; key: string } | undefined;
+  /** Access rules (a YAML list, or JSON in PIER_POLICY); `pier policy` adds more in the database. */
+  policy: Rule[];
 }
 
 export class ConfigError extends Error {
@@ -45,7 +116,9 @@ export class ConfigError extends Error {
   }
 }
 
-type Leaf = 'string' | 'boolean' | 'integer' | 'duration' | 'size' | { enum: readonly string[] };
+/** `{ list }`: a list given in YAML (or JSON text in the environment), parsed by src/lifecycle/rules.ts. */
+type ListLeaf = { list: (raw: unknown, env: NodeJS.ProcessEnv) => unknown };
+type Leaf = 'string' | 'boolean' | 'integer' | 'duration' | 'size' | { enum: readonly string[] } | ListLeaf;
 
 /** Every settable key with its type. Storage and database grow adapters later. */
 const SCHEMA: Record<string, Leaf> = {
@@ -62,6 +135,32 @@ const SCHEMA: Record<string, Leaf> = {
   'manifests.maxSize': 'size',
   deletes: 'boolean',
   shutdownTimeout: 'duration',
+  'history.keep': 'integer',
+  'history.maxAge': 'duration',
+  'gc.gracePeriod': 'duration',
+  'gc.schedule': 'duration',
+  'retention.schedule': 'duration',
+  'retention.rules': { list: (raw) => parseRetentionRules(raw) },
+  'tags.immutable': { list: (raw) => parseImmutableTagRules(raw) },
+  quotas: { list: (raw) => parseQuotaRules(raw, (at, v) => coerce(`quotas${at}`, 'size', v) as number) },
+  'webhooks.endpoints': { list: (raw, env) => parseWebhookEndpoints(raw, env) },
+  'webhooks.maxAttempts': 'integer',
+  'webhooks.backoffMax': 'duration',
+  'webhooks.timeout': 'duration',
+  'lifecycle.admins': { list: (raw) => parseNameList(raw) },
+  'auth.service': 'string',
+  'auth.issuer': 'string',
+  'auth.realm': 'string',
+  'auth.keys': 'string',
+  'auth.tokenTtl': 'duration',
+  'auth.refreshTtl': 'duration',
+  'auth.cacheTtl': 'duration',
+  'auth.insecureOpen': 'boolean',
+  'auth.throttle.failures': 'integer',
+  'auth.throttle.window': 'duration',
+  'tls.cert': 'string',
+  'tls.key': 'string',
+  policy: { list: (raw) => parsePolicyRules(raw) },
 };
 
 const DEFAULTS: Record<string, unknown> = {
@@ -76,6 +175,28 @@ const DEFAULTS: Record<string, unknown> = {
   'manifests.maxSize': 4 * 1024 * 1024,
   deletes: true,
   shutdownTimeout: 30,
+  'history.keep': 10,
+  'history.maxAge': 0,
+  'gc.gracePeriod': 3600,
+  'gc.schedule': 24 * 3600,
+  'retention.schedule': 24 * 3600,
+  'retention.rules': [],
+  'tags.immutable': [],
+  quotas: [],
+  'webhooks.endpoints': [],
+  'webhooks.maxAttempts': 20,
+  'webhooks.backoffMax': 300,
+  'webhooks.timeout': 10,
+  'lifecycle.admins': [],
+  'auth.service': 'pier',
+  'auth.issuer': 'pier',
+  'auth.tokenTtl': 300,
+  'auth.refreshTtl': 30 * 86400,
+  'auth.cacheTtl': 60,
+  'auth.insecureOpen': false,
+  'auth.throttle.failures': 5,
+  'auth.throttle.window': 60,
+  policy: [],
 };
 
 export function envName(key: string): string {
@@ -85,7 +206,17 @@ export function envName(key: string): string {
 const DURATION_UNITS: Record<string, number> = { s: 1, m: 60, h: 3600, d: 86400 };
 const SIZE_UNITS: Record<string, number> = { '': 1, b: 1, k: 1024, kb: 1024, kib: 1024, m: 1024 ** 2, mb: 1024 ** 2, mib: 1024 ** 2, g: 1024 ** 3, gb: 1024 ** 3, gib: 1024 ** 3 };
 
-function coerce(key: string, type: Leaf, raw: unknown): unknown {
+function coerce(key: string, type: Leaf, raw: unknown, env: NodeJS.ProcessEnv = {}): unknown {
+  if (typeof type === 'object' && 'list' in type) {
+    try {
+      return type.list(raw, env);
+    } catch (err) {
+      if (err instanceof ConfigError) throw err;
+      if (err instanceof RuleError) throw new ConfigError(`${key}${err.at}`, err.message);
+      if (err instanceof PolicyConfigError) throw new ConfigError(`${key}${err.at}`, err.message);
+      throw err;
+    }
+  }
   if (typeof type === 'object') {
     if (typeof raw !== 'string' || !type.enum.includes(raw)) throw new ConfigError(key, `must be one of ${type.enum.join(', ')} (got ${JSON.stringify(raw)})`);
     return raw;
@@ -175,7 +306,7 @@ export async function loadConfig(options: LoadOptions = {}): Promise<RegistryCon
   const typed = new Map<string, unknown>();
   for (const [key, type] of Object.entries(SCHEMA)) {
     const raw = values.get(key);
-    if (raw !== undefined) typed.set(key, coerce(key, type, raw));
+    if (raw !== undefined) typed.set(key, coerce(key, type, raw, env));
   }
   const get = <T>(key: string): T => typed.get(key) as T;
   const data = path.resolve(get<string>('data'));
@@ -197,7 +328,39 @@ export async function loadConfig(options: LoadOptions = {}): Promise<RegistryCon
     manifests: { maxSize: get('manifests.maxSize') },
     deletes: get('deletes'),
     shutdownTimeout: get('shutdownTimeout'),
+    history: { keep: get('history.keep'), maxAge: get('history.maxAge') },
+    gc: { gracePeriod: get('gc.gracePeriod'), schedule: get('gc.schedule') },
+    retention: { schedule: get('retention.schedule'), rules: get('retention.rules') },
+    tags: { immutable: get('tags.immutable') },
+    quotas: get('quotas'),
+    webhooks: {
+      endpoints: get('webhooks.endpoints'),
+      maxAttempts: Math.max(1, get<number>('webhooks.maxAttempts')),
+      backoffMax: get('webhooks.backoffMax'),
+      timeout: get('webhooks.timeout'),
+    },
+    lifecycle: { admins: get('lifecycle.admins') },
+    auth: {
+      service: get('auth.service'),
+      issuer: get('auth.issuer'),
+      realm: get('auth.realm'),
+      keys: path.resolve(data, get<string | undefined>('auth.keys') ?? 'keys'),
+      tokenTtl: get('auth.tokenTtl'),
+      refreshTtl: get('auth.refreshTtl'),
+      cacheTtl: get('auth.cacheTtl'),
+      insecureOpen: get('auth.insecureOpen'),
+      throttle: { failures: get('auth.throttle.failures'), window: get('auth.throttle.window') },
+    },
+    tls: tlsConfig(get('tls.cert'), get('tls.key')),
+    policy: get('policy'),
   };
+}
+
+function tlsConfig(cert: string | undefined, key: string | undefined): RegistryConfig['tls'] {
+  if (cert === undefined && key === undefined) return undefined;
+  if (cert === undefined) throw new ConfigError('tls.cert', 'must be set when tls.key is');
+  if (key === undefined) throw new ConfigError('tls.key', 'must be set when tls.cert is');
+  return { cert: path.resolve(cert), key: path.resolve(key) };
 }
 
 /** Every key with its environment variable and default, for docs and `--help`. */

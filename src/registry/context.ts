@@ -5,6 +5,7 @@ import type { MetaStore } from '../store/meta/meta-store.js';
 import type { AccessGate, Action, Principal } from './access.js';
 import type { RegistryConfig } from './config.js';
 import type { Metrics } from './metrics.js';
+import type { Lifecycle } from '../lifecycle/lifecycle.js';
 import { parseRepositoryName, type RepositoryName } from '../oci/reference.js';
 
 export interface RegistryDeps {
@@ -13,6 +14,8 @@ export interface RegistryDeps {
   meta: MetaStore;
   gate: AccessGate;
   metrics: Metrics;
+  /** History, rules, GC, quotas, webhooks: routes call its LifecycleHooks where a push or delete commits. */
+  lifecycle: Lifecycle;
 }
 
 export class Call {

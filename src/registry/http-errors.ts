@@ -9,6 +9,7 @@ import { ManifestError } from '../oci/manifest.js';
 import { InvalidReferenceError } from '../oci/reference.js';
 import { BlobStoreError } from '../store/blob/blob-store.js';
 import { MetaStoreError } from '../store/meta/meta-store.js';
+import { LifecycleError } from '../lifecycle/errors.js';
 
 export function toOciError(err: unknown): OciError {
   if (err instanceof OciError) return err;
@@ -41,6 +42,21 @@ export function toOciError(err: unknown): OciError {
         return new OciError('MANIFEST_BLOB_UNKNOWN', err.message, { cause: err, detail: err.detail });
       case 'ERR_NOT_FOUND':
         return new OciError('NAME_UNKNOWN', err.message, { cause: err });
+    }
+  }
+  if (err instanceof LifecycleError) {
+    switch (err.code) {
+      case 'ERR_IMMUTABLE_TAG':
+      case 'ERR_QUOTA_EXCEEDED':
+      case 'ERR_NOT_ADMIN':
+        return new OciError('DENIED', err.message, { cause: err, detail: err.detail });
+      case 'ERR_TAG_UNKNOWN':
+      case 'ERR_VERSION_UNKNOWN':
+        return new OciError('MANIFEST_UNKNOWN', err.message, { cause: err, detail: err.detail });
+      case 'ERR_WEBHOOK_UNKNOWN':
+        return new OciError('NAME_UNKNOWN', err.message, { cause: err });
+      case 'ERR_INVALID_REQUEST':
+        return new OciError('UNSUPPORTED', err.message, { cause: err, status: 400 });
     }
   }
   const code = (err as { code?: unknown }).code;

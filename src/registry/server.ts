@@ -6,11 +6,19 @@
 import pino, { type Logger } from 'pino';
 import type { FastifyInstance } from 'fastify';
 import { FsBlobStore } from '../store/blob/fs/fs-blob-store.js';
-import { openSqliteMetaStore } from '../store/meta/sql/sqlite.js';
+import { openSqliteDatabase } from '../store/meta/sql/sqlite.js';
+import { SqlMetaStore } from '../store/meta/sql/sql-meta-store.js';
+import { Lifecycle } from '../lifecycle/lifecycle.js';
+import type { LifecycleTables } from '../lifecycle/schema.js';
 import type { BlobStore } from '../store/blob/blob-store.js';
 import type { MetaStore } from '../store/meta/meta-store.js';
+import { readFile } from 'node:fs/promises';
+import { createAuthGate } from '../auth/setup.js';
+import type { AuthGate } from '../auth/gate.js';
 import { openGate, type AccessGate } from './access.js';
 import { buildApp } from './app.js';
+import { registerAuditHook } from './audit-hook.js';
+import { registerTokenRoute } from './routes/token.js';
 import type { RegistryConfig } from './config.js';
 import { createMetrics } from './metrics.js';
 
@@ -22,6 +30,7 @@ export interface RunningRegistry {
   app: FastifyInstance;
   blobs: BlobStore;
   meta: MetaStore;
+  lifecycle: Lifecycle;
   log: Logger;
   close(): Promise<void>;
 }
@@ -29,22 +38,43 @@ export interface RunningRegistry {
 export interface StartOptions {
   /** Defaults to a pino logger at the configured level on stdout. */
   logger?: Logger;
+  /** Replaces the gate built from the config's accounts and policy (src/auth/setup.ts). */
   gate?: AccessGate;
 }
 
 export async function startRegistry(config: RegistryConfig, options: StartOptions = {}): Promise<RunningRegistry> {
   const log = options.logger ?? pino({ level: config.log.level, base: undefined, timestamp: pino.stdTimeFunctions.isoTime });
   const blobs = await FsBlobStore.open(config.storage.path);
-  const meta = await openSqliteMetaStore(config.database.path);
+  const db = await openSqliteDatabase(config.database.path);
+  const meta = new SqlMetaStore(db);
   const metrics = createMetrics();
-  const app = buildApp({ config, blobs, meta, gate: options.gate ?? openGate, metrics }, log);
+  let authGate: AuthGate | undefined;
+  let https: { cert: Buffer; key: Buffer } | undefined;
+  try {
+    if (!options.gate) authGate = await createAuthGate(config, db, log);
+    if (config.tls) https = { cert: await readFile(config.tls.cert), key: await readFile(config.tls.key) };
+  } catch (err) {
+    authGate?.stop();
+    await meta.close();
+    await blobs.close();
+    throw err;
+  }
+  const gate = options.gate ?? authGate ?? openGate;
+  const lifecycle = await Lifecycle.start({ db: db.withTables<LifecycleTables>(), meta, blobs, config, log, openAccess: gate === openGate });
+  const app = buildApp({ config, blobs, meta, gate, metrics, lifecycle }, log, https ? { https } : {});
+  if (authGate) {
+    registerTokenRoute(app, authGate, { refreshTtl: config.auth.refreshTtl });
+    registerAuditHook(app, authGate.store, log);
+  }
   const colon = config.listen.lastIndexOf(':');
   const host = config.listen.slice(0, colon).replace(/^\[|\]$/g, '');
   const port = Number(config.listen.slice(colon + 1));
   try {
     await app.listen({ host, port });
   } catch (err) {
+    authGate?.stop();
     await app.close();
+    await lifecycle.close();
     await meta.close();
     await blobs.close();
     const code = (err as NodeJS.ErrnoException).code;
@@ -55,7 +85,7 @@ export async function startRegistry(config: RegistryConfig, options: StartOption
   const address = app.server.address();
   const actualPort = typeof address === 'object' && address ? address.port : port;
   const hostForUrl = host.includes(':') ? `[${host}]` : host;
-  const url = `http://${hostForUrl}:${actualPort}`;
+  const url = `${https ? 'https' : 'http'}://${hostForUrl}:${actualPort}`;
   log.info({ url, data: config.data }, 'listening');
 
   const janitor = startJanitor(config, blobs, meta, log);
@@ -66,15 +96,18 @@ export async function startRegistry(config: RegistryConfig, options: StartOption
     app,
     blobs,
     meta,
+    lifecycle,
     log,
     close() {
       closing ??= (async () => {
         clearInterval(janitor);
+        authGate?.stop();
         const force = setTimeout(() => app.server.closeAllConnections(), config.shutdownTimeout * 1000);
         try {
           await app.close();
         } finally {
           clearTimeout(force);
+          await lifecycle.close();
           await meta.close();
           await blobs.close();
         }

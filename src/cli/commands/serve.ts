@@ -6,7 +6,7 @@ import { startRegistry } from '../../registry/server.js';
 export const serve: Command = {
   name: 'serve',
   summary: 'Run the registry',
-  usage: `Usage: pier serve [--listen HOST:PORT] [--data DIR] [--config FILE]
+  usage: `Usage: pier serve [--listen HOST:PORT] [--data DIR] [--config FILE] [--insecure-open]
 
 Runs an OCI Distribution 1.1 registry.
 
@@ -14,6 +14,9 @@ Options:
   --listen HOST:PORT  address to listen on (default 127.0.0.1:5000; env PIER_LISTEN)
   --data DIR          where blobs and the SQLite database live (default ./.pier-data; env PIER_DATA)
   --config FILE       YAML configuration file (env PIER_CONFIG)
+  --insecure-open     with no users, serve everyone everything even on a non-loopback
+                      address (env PIER_AUTH_INSECURE_OPEN=true); add users instead:
+                      pier user add NAME
 
 Every configuration key can also be set by environment variable: see README.md.`,
   async run(args, io) {
@@ -21,11 +24,13 @@ Every configuration key can also be set by environment variable: see README.md.`
       listen: { type: 'string' },
       data: { type: 'string' },
       config: { type: 'string' },
+      'insecure-open': { type: 'boolean' },
     });
     const config = await loadConfig({
       file: values.config ?? io.env.PIER_CONFIG,
       env: io.env,
       flags: { listen: values.listen, data: values.data },
+      ...(values['insecure-open'] ? { overrides: { auth: { insecureOpen: true } } } : {}),
     });
     const registry = await startRegistry(config);
     await new Promise<void>((resolve) => {

@@ -52,6 +52,7 @@ async function getManifest(call: Call, rawName: string, rawReference: string, he
   const record: ManifestRecord | undefined =
     reference.kind === 'tag' ? await meta.getTaggedManifest(name, reference.tag) : await meta.getManifest(name, reference.digest);
   if (!record) throw await unknownManifest(call, name, rawReference);
+  if (reference.kind === 'tag') call.deps.lifecycle.pulled(name, reference.tag);
   const digest = record.digest.toString();
   call.reply
     .code(200)
@@ -90,21 +91,27 @@ async function putManifest(call: Call, rawName: string, rawReference: string): P
   for (const t of call.query.getAll('tag')) tags.push(parseTag(t));
 
   const refs = referencedDescriptors(parsed);
-  await meta.putManifest(
-    name,
-    {
-      digest,
-      mediaType: parsed.mediaType,
-      content: body,
-      artifactType: parsed.artifactType,
-      subject: parsed.subject?.digest,
-      annotations: parsed.annotations,
-      blobs: refs.blobs.map((d) => d.digest),
-      manifests: refs.manifests.map((d) => d.digest),
-    },
-    tags,
-    principal.name,
-  );
+  // Immutable tags and quotas; `done` wakes the webhook queue after the commit.
+  const done = await call.deps.lifecycle.beforeManifestPut(name, digest, tags, body.length);
+  try {
+    await meta.putManifest(
+      name,
+      {
+        digest,
+        mediaType: parsed.mediaType,
+        content: body,
+        artifactType: parsed.artifactType,
+        subject: parsed.subject?.digest,
+        annotations: parsed.annotations,
+        blobs: refs.blobs.map((d) => d.digest),
+        manifests: refs.manifests.map((d) => d.digest),
+      },
+      tags,
+      principal.name,
+    );
+  } finally {
+    done();
+  }
   call.deps.metrics.manifestsPushed.inc();
   call.reply
     .code(201)
@@ -120,10 +127,12 @@ async function deleteManifest(call: Call, rawName: string, rawReference: string)
   const { name, principal } = await call.repository(rawName, ['delete']);
   if (!call.deps.config.deletes) throw new OciError('UNSUPPORTED', 'deletes are disabled on this registry');
   const reference = referenceOrInvalid(rawReference);
-  const { meta } = call.deps;
+  const { meta, lifecycle } = call.deps;
+  await lifecycle.checkDelete(name, reference.kind === 'tag' ? { tag: reference.tag } : { digest: reference.digest });
   const deleted =
     reference.kind === 'tag' ? await meta.deleteTag(name, reference.tag, principal.name) : await meta.deleteManifest(name, reference.digest, principal.name);
   if (!deleted) throw await unknownManifest(call, name, rawReference);
+  lifecycle.committed();
   call.reply.code(202).header('content-length', 0);
   await call.reply.send();
 }

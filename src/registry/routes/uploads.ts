@@ -48,6 +48,8 @@ async function sendBlobCreated(call: Call, name: string, digest: Digest): Promis
 export async function uploadsRoute(call: Call, rawName: string): Promise<void> {
   if (call.req.method !== 'POST') throw new OciError('UNSUPPORTED', `${call.req.method} is not supported on the uploads endpoint`);
   const { name, principal } = await call.repository(rawName, ['pull', 'push']);
+  // Quota: refuse before any byte is stored (a monolithic upload declares its size here).
+  await call.deps.lifecycle.checkUpload(name, Number(call.header('content-length') ?? 0) || 0);
   const mount = call.query.get('mount');
   if (mount !== null) {
     const digest = Digest.parse(mount);
@@ -68,6 +70,16 @@ export async function uploadsRoute(call: Call, rawName: string): Promise<void> {
 }
 
 async function tryMount(call: Call, name: RepositoryName, principal: Principal, digest: Digest, from: string | null): Promise<boolean> {
+  // Hold GC off the digest from the source check until the new link exists.
+  const release = await call.deps.lifecycle.claimBlob(digest);
+  try {
+    return await mountFrom(call, name, principal, digest, from);
+  } finally {
+    release();
+  }
+}
+
+async function mountFrom(call: Call, name: RepositoryName, principal: Principal, digest: Digest, from: string | null): Promise<boolean> {
   const { meta, gate, blobs, config } = call.deps;
   let candidates: string[];
   if (from !== null && from !== '') {
@@ -102,8 +114,13 @@ async function monolithic(call: Call, name: RepositoryName, digest: Digest): Pro
     const { size } = await blobs.append(id, 0, call.req.raw);
     call.bytesIn += size;
     const declared = call.header('content-length');
-    const info = await blobs.commit(id, digest, declared === undefined ? undefined : Number(declared));
-    await meta.linkBlob(name, digest, info.size);
+    const release = await call.deps.lifecycle.claimBlob(digest);
+    try {
+      const info = await blobs.commit(id, digest, declared === undefined ? undefined : Number(declared));
+      await meta.linkBlob(name, digest, info.size);
+    } finally {
+      release();
+    }
     call.deps.metrics.blobsCommitted.inc();
   } catch (err) {
     await blobs.cancelUpload(id);
@@ -162,8 +179,20 @@ async function appendBody(call: Call, name: string, id: string): Promise<number>
   if (max > 0 && declared !== undefined && Number(declared) > max) {
     throw new OciError('SIZE_INVALID', `chunk of ${declared} bytes exceeds the maximum of ${max}`, { status: 413 });
   }
-  const limit = range ? range.end - range.start + 1 : max > 0 ? max : undefined;
-  const info = await blobs.append(id, size, call.req.raw, limit === undefined ? {} : { maxBytes: limit });
+  // Quota: refuse a declared chunk that would pass it; cap one of unknown length at what is left.
+  const allowed = await call.deps.lifecycle.checkUpload(name as RepositoryName, size + (Number(declared ?? 0) || 0));
+  const sized = range ? range.end - range.start + 1 : max > 0 ? max : undefined;
+  const capped = allowed !== undefined && declared === undefined && !range && (sized === undefined || allowed < sized);
+  const limit = capped ? allowed : sized;
+  let info;
+  try {
+    info = await blobs.append(id, size, call.req.raw, limit === undefined ? {} : { maxBytes: limit });
+  } catch (err) {
+    if (capped && (err as { code?: string }).code === 'ERR_SIZE_MISMATCH') {
+      throw new OciError('DENIED', `quota exceeded: this upload passed the quota of its namespace after ${limit} more bytes`, { cause: err });
+    }
+    throw err;
+  }
   call.bytesIn += info.size - size;
   return info.size;
 }
@@ -182,16 +211,22 @@ async function finishUpload(call: Call, name: RepositoryName, id: string): Promi
   if (hasBody) await appendBody(call, name, id);
   else await drain(call.req.raw);
   let info;
+  // GC must not delete the digest between the commit and the link.
+  const release = await call.deps.lifecycle.claimBlob(digest);
   try {
-    info = await blobs.commit(id, digest);
-  } catch (err) {
-    // A failed verification discards the upload (the store deleted its bytes).
-    if ((err as { code?: string }).code === 'ERR_DIGEST_MISMATCH' || (err as { code?: string }).code === 'ERR_SIZE_MISMATCH') {
-      await meta.deleteUpload(id);
+    try {
+      info = await blobs.commit(id, digest);
+    } catch (err) {
+      // A failed verification discards the upload (the store deleted its bytes).
+      if ((err as { code?: string }).code === 'ERR_DIGEST_MISMATCH' || (err as { code?: string }).code === 'ERR_SIZE_MISMATCH') {
+        await meta.deleteUpload(id);
+      }
+      throw err;
     }
-    throw err;
+    await meta.linkBlob(name, digest, info.size);
+  } finally {
+    release();
   }
-  await meta.linkBlob(name, digest, info.size);
   await meta.deleteUpload(id);
   call.deps.metrics.blobsCommitted.inc();
   await sendBlobCreated(call, name, digest);

@@ -95,6 +95,17 @@ export interface BlobDeleter {
   delete(digest: Digest): Promise<void>;
 }
 
-export interface BlobStore extends BlobStatter, BlobReader, BlobIngester, BlobDeleter {
+export interface BlobLister {
+  /**
+   * Every stored blob's digest, in no particular order, for garbage
+   * collection. Blobs written or deleted during the walk may or may not
+   * appear.
+   */
+  list(): AsyncIterable<Digest>;
+  /** Size and last write time of a stored blob (GC's grace period), or undefined if absent. */
+  statWithTime(digest: Digest): Promise<(BlobInfo & { modifiedAt: Date }) | undefined>;
+}
+
+export interface BlobStore extends BlobStatter, BlobReader, BlobIngester, BlobDeleter, BlobLister {
   close(): Promise<void>;
 }

@@ -62,7 +62,8 @@ export interface Referrer {
   annotations: Record<string, string> | undefined;
 }
 
-export type TagAction = 'create' | 'move' | 'delete';
+/** `rollback` is a move back to an earlier version, written by src/lifecycle. */
+export type TagAction = 'create' | 'move' | 'delete' | 'rollback';
 
 export interface TagChange {
   tag: string;
@@ -80,7 +81,10 @@ export interface RepositoryCatalog {
 }
 
 export interface BlobLinks {
-  /** Links a stored blob into a repository (creating the repository). Idempotent. */
+  /**
+   * Links a stored blob into a repository (creating the repository). Idempotent;
+   * re-linking refreshes the link time, from which GC's grace period counts.
+   */
   linkBlob(repository: RepositoryName, digest: Digest, size: number): Promise<void>;
   /** The blob's size if the repository links it. */
   linkedBlob(repository: RepositoryName, digest: Digest): Promise<{ size: number } | undefined>;

@@ -19,7 +19,7 @@ import { mkdir, open, readdir, rename, rm, stat, unlink } from 'node:fs/promises
 import { once } from 'node:events';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
-import type { Digest } from '../../../oci/digest.js';
+import { Digest } from '../../../oci/digest.js';
 import {
   BlobStoreError,
   type BlobInfo,
@@ -230,12 +230,47 @@ export class FsBlobStore implements BlobStore {
     return stale;
   }
 
+  async statWithTime(digest: Digest): Promise<(BlobInfo & { modifiedAt: Date }) | undefined> {
+    try {
+      const s = await stat(this.blobPath(digest));
+      return { size: s.size, modifiedAt: s.mtime };
+    } catch (err) {
+      if (isNotFound(err)) return undefined;
+      throw err;
+    }
+  }
+
+  async *list(): AsyncIterable<Digest> {
+    for (const algorithm of await readdirOrEmpty(this.blobsDir)) {
+      if (!Digest.isAlgorithm(algorithm)) continue;
+      for (const prefix of await readdirOrEmpty(path.join(this.blobsDir, algorithm))) {
+        for (const name of await readdirOrEmpty(path.join(this.blobsDir, algorithm, prefix))) {
+          const digest = name.startsWith(prefix) ? Digest.tryParse(`${algorithm}:${name}`) : undefined;
+          if (digest) yield digest;
+        }
+      }
+    }
+  }
+
   async delete(digest: Digest): Promise<void> {
-    await rm(this.blobPath(digest), { force: true });
+    try {
+      await unlink(this.blobPath(digest));
+    } catch (err) {
+      if (!isNotFound(err)) throw err;
+    }
   }
 
   async close(): Promise<void> {
     this.live.clear();
+  }
+}
+
+async function readdirOrEmpty(dir: string): Promise<string[]> {
+  try {
+    return await readdir(dir);
+  } catch (err) {
+    if (isNotFound(err) || (err as NodeJS.ErrnoException).code === 'ENOTDIR') return [];
+    throw err;
   }
 }
 

@@ -6,6 +6,8 @@
  */
 import type { Kysely, Migration, MigrationProvider } from 'kysely';
 import * as initial from './migrations/0001-initial.js';
+import * as auth from './migrations/0002-auth.js';
+import * as lifecycle from './migrations/0003-lifecycle.js';
 import type { Dialect } from './migrations/types.js';
 
 export type { Dialect } from './migrations/types.js';
@@ -13,7 +15,11 @@ export type { Dialect } from './migrations/types.js';
 type Step = { up(db: Kysely<unknown>, dialect: Dialect): Promise<void> };
 
 /** Append new migrations at the end; never edit or reorder a released one. */
-const STEPS: [string, Step][] = [['0001-initial', initial]];
+const STEPS: [string, Step][] = [
+  ['0001-initial', initial],
+  ['0002-auth', auth],
+  ['0003-lifecycle', lifecycle],
+];
 
 export function migrationProvider(dialect: Dialect): MigrationProvider {
   const migrations: Record<string, Migration> = {};

@@ -45,7 +45,7 @@ export interface TagHistoryTable {
   id: Generated<number>;
   repository_id: number;
   tag: string;
-  action: 'create' | 'move' | 'delete';
+  action: 'create' | 'move' | 'delete' | 'rollback';
   old_digest: string | null;
   new_digest: string | null;
   actor: string;

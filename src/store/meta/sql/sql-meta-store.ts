@@ -86,7 +86,8 @@ export class SqlMetaStore implements MetaStore {
     await this.db
       .insertInto('repository_blobs')
       .values({ repository_id: id, digest: digest.toString(), size, created_at: Date.now() })
-      .onConflict((oc) => oc.columns(['repository_id', 'digest']).doNothing())
+      // Re-linking restarts the link's age: GC's grace period counts from the latest upload or mount.
+      .onConflict((oc) => oc.columns(['repository_id', 'digest']).doUpdateSet({ created_at: Date.now() }))
       .execute();
   }
 

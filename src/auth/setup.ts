@@ -1,0 +1,64 @@
+/**
+ * Builds the access gate a registry runs with, from its configuration and
+ * database, and applies the safe default: with no user, token or rule,
+ * Pier serves everyone only on a loopback address; on any other address it
+ * refuses to start unless `auth.insecureOpen` (`--insecure-open`) says so.
+ */
+import { isIP } from 'node:net';
+import type { Kysely } from 'kysely';
+import type { RegistryConfig } from '../registry/config.js';
+import type { Database } from '../store/meta/sql/schema.js';
+import { AuthGate } from './gate.js';
+import { loadKeySet } from './keys.js';
+import { SqlAuthStore } from './store.js';
+import { LoginThrottle } from './throttle.js';
+import { TokenService } from './tokens.js';
+
+export class AuthSetupError extends Error {
+  readonly code = 'ERR_AUTH_REQUIRED';
+  constructor(message: string) {
+    super(message);
+    this.name = 'AuthSetupError';
+  }
+}
+
+/** Whether `host` (from `listen`) only accepts connections from this machine. */
+export function isLoopback(host: string): boolean {
+  const h = host.replace(/^\[|\]$/g, '');
+  if (h === 'localhost') return true;
+  if (isIP(h) === 4) return h.startsWith('127.');
+  if (isIP(h) === 6) return h === '::1' || /^::ffff:127\./i.test(h);
+  return false;
+}
+
+type Logger = { warn(obj: object, msg: string): void; error(obj: object, msg: string): void; info(obj: object, msg: string): void };
+
+export async function createAuthGate(config: RegistryConfig, db: Kysely<Database>, log: Logger): Promise<AuthGate> {
+  const store = new SqlAuthStore(db);
+  const host = config.listen.slice(0, config.listen.lastIndexOf(':'));
+  const loopback = isLoopback(host);
+  const counts = await store.counts();
+  const empty = counts.users === 0 && counts.tokens === 0 && counts.rules === 0 && config.policy.length === 0;
+  if (empty && !loopback && !config.auth.insecureOpen) {
+    throw new AuthSetupError(
+      `refusing to serve ${config.listen} with no users: anyone could push and delete. ` +
+        `Add a user first (echo PASSWORD | pier user add NAME --data ${config.data}), ` +
+        `or listen on 127.0.0.1, or pass --insecure-open (PIER_AUTH_INSECURE_OPEN=true) to serve everyone everything`,
+    );
+  }
+  const keys = await loadKeySet(config.auth.keys);
+  const tokens = new TokenService(keys, { issuer: config.auth.issuer, service: config.auth.service, ttl: config.auth.tokenTtl });
+  const throttle = new LoginThrottle(config.auth.throttle.failures === 0 ? Infinity : config.auth.throttle.failures, config.auth.throttle.window * 1000);
+  const gate = new AuthGate(
+    store,
+    tokens,
+    throttle,
+    { service: config.auth.service, realm: config.auth.realm, https: config.tls !== undefined, cacheTtl: config.auth.cacheTtl, rules: config.policy, openWhenEmpty: loopback || config.auth.insecureOpen },
+    log,
+  );
+  await gate.start();
+  if (gate.isOpen) {
+    log.warn({ listen: config.listen }, loopback ? 'no users configured: serving everyone everything on loopback only (pier user add NAME to require logins)' : 'insecure-open: serving everyone everything');
+  }
+  return gate;
+}

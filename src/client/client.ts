@@ -1,0 +1,164 @@
+/**
+ * The library entry point: a {@link Client} holds the connection pool, the
+ * credential store and the cache, and hands out one {@link Registry} per
+ * host. Everything `pier push/copy/tag/tags/inspect/delete` does is a method
+ * here, callable from TypeScript.
+ */
+import type { Dispatcher } from 'undici';
+import type { Digest, ImageReference} from '../oci/index.js';
+import { parseManifest } from '../oci/index.js';
+import type { Credential } from './auth.js';
+import { PierCache, defaultCacheDir } from './cache.js';
+import { CredentialStore } from './credentials.js';
+import { ClientError } from './errors.js';
+import type { EventSink } from './events.js';
+import { pushImage, type Compression, type PushResult } from './push.js';
+import { Registry, isLoopback } from './registry.js';
+import { RegistrySource } from './sources/registry-source.js';
+import type { ImageSource } from './sources/source.js';
+import { createAgent, type RetryPolicy } from './transport.js';
+import type { GzipSettings } from './gzip.js';
+
+export interface ClientOptions {
+  env?: NodeJS.ProcessEnv;
+  /** Hosts reached over plain HTTP besides loopback (`--insecure`, `PIER_INSECURE_REGISTRIES`). */
+  insecure?: string[] | true;
+  caFiles?: string[];
+  cacheDir?: string;
+  /** Credentials to use instead of the stored ones (`--username`). */
+  credential?: Credential;
+  retry?: RetryPolicy;
+  dispatcher?: Dispatcher;
+  onEvent?: EventSink;
+}
+
+export interface ClientPushOptions {
+  jobs?: number;
+  chunkSize?: number;
+  compression?: Compression;
+  gzip?: GzipSettings;
+  platform?: string;
+  signal?: AbortSignal;
+}
+
+export class Client {
+  readonly credentials: CredentialStore;
+  readonly cache: PierCache;
+  private readonly dispatcher: Dispatcher;
+  private readonly ownsDispatcher: boolean;
+  private readonly registries = new Map<string, Registry>();
+  private readonly env: NodeJS.ProcessEnv;
+
+  constructor(private readonly options: ClientOptions = {}) {
+    this.env = options.env ?? process.env;
+    this.credentials = new CredentialStore({ env: this.env });
+    this.cache = new PierCache(options.cacheDir ?? defaultCacheDir(this.env));
+    this.ownsDispatcher = !options.dispatcher;
+    this.dispatcher = options.dispatcher ?? createAgent({ caFiles: options.caFiles, env: this.env });
+  }
+
+  private isInsecure(host: string): boolean {
+    if (isLoopback(host)) return true;
+    if (this.options.insecure === true) return true;
+    const list = [...(this.options.insecure ?? []), ...(this.env.PIER_INSECURE_REGISTRIES ?? '').split(',').map((s) => s.trim()).filter(Boolean)];
+    return list.includes(host);
+  }
+
+  registry(ref: Pick<ImageReference, 'registry' | 'apiHost'>): Registry {
+    let r = this.registries.get(ref.registry);
+    if (!r) {
+      const explicit = this.options.credential;
+      r = new Registry(ref.registry, ref.apiHost, {
+        dispatcher: this.dispatcher,
+        insecure: this.isInsecure(ref.apiHost),
+        credential: explicit ? async () => explicit : () => this.credentials.get(ref.registry),
+        retry: this.options.retry,
+        onRetry: (i) => this.options.onEvent?.({ type: 'retry', attempt: i.attempt, delay: i.delay, reason: `${i.url.host}: ${i.reason}` }),
+      });
+      this.registries.set(ref.registry, r);
+    }
+    return r;
+  }
+
+  async push(source: ImageSource, dest: ImageReference, options: ClientPushOptions = {}): Promise<PushResult> {
+    return pushImage(source, dest, {
+      ...options,
+      registry: this.registry(dest),
+      cache: this.cache,
+      onEvent: this.options.onEvent,
+      retry: this.options.retry,
+    });
+  }
+
+  /** Registry to registry; blobs are mounted when both are the same registry. */
+  async copy(src: ImageReference, dest: ImageReference, options: ClientPushOptions = {}): Promise<PushResult> {
+    const source = new RegistrySource(this.registry(src), src);
+    const target = dest.tag || dest.digest ? dest : src.tag ? dest.withTag(src.tag) : dest;
+    return this.push(source, target, options);
+  }
+
+  /** Gives an image another tag: the manifest is PUT again, no blob is sent. */
+  async tag(ref: ImageReference, newTag: string): Promise<{ digest: Digest; size: number }> {
+    const reg = this.registry(ref);
+    const m = await reg.getManifest(ref.repository, ref.manifestReference, ['pull', 'push']);
+    await reg.putManifest(ref.repository, newTag, m.bytes, m.mediaType);
+    return { digest: m.digest, size: m.bytes.length };
+  }
+
+  async tags(repo: ImageReference): Promise<string[]> {
+    return this.registry(repo).listTags(repo.repository);
+  }
+
+  /** Deletes a manifest (by digest; a tag is resolved first). */
+  async delete(ref: ImageReference): Promise<Digest> {
+    const reg = this.registry(ref);
+    let digest = ref.digest;
+    if (!digest) {
+      const head = await reg.headManifest(ref.repository, ref.manifestReference, ['pull', 'delete']);
+      if (!head) throw new ClientError('ERR_NOT_FOUND', `${ref.toString()}: no such manifest`);
+      digest = head.digest ?? (await reg.getManifest(ref.repository, ref.manifestReference)).digest;
+    }
+    await reg.deleteManifest(ref.repository, digest);
+    return digest;
+  }
+
+  async inspect(ref: ImageReference): Promise<Inspection> {
+    const reg = this.registry(ref);
+    const top = await reg.getManifest(ref.repository, ref.manifestReference);
+    const parsed = parseManifest(top.bytes, top.mediaType);
+    const result: Inspection = { reference: ref.toString(), digest: top.digest.toString(), mediaType: parsed.mediaType, size: top.bytes.length, manifest: JSON.parse(top.bytes.toString('utf8')) as unknown };
+    if (parsed.kind === 'index') {
+      result.platforms = parsed.manifests.map((m) => ({
+        platform: m.platform ? `${m.platform.os}/${m.platform.architecture}${m.platform.variant ? `/${m.platform.variant}` : ''}` : 'unknown',
+        digest: m.digest.toString(),
+        size: m.size,
+      }));
+      return result;
+    }
+    result.layers = parsed.layers.map((l) => ({ digest: l.digest.toString(), size: l.size, mediaType: l.mediaType }));
+    result.totalSize = parsed.layers.reduce((s, l) => s + l.size, 0) + (parsed.config?.size ?? 0);
+    if (parsed.config) {
+      const cfg = await reg.getBlob(ref.repository, parsed.config.digest);
+      const chunks: Buffer[] = [];
+      for await (const c of cfg.body as AsyncIterable<Buffer>) chunks.push(c);
+      result.config = JSON.parse(Buffer.concat(chunks).toString('utf8')) as unknown;
+    }
+    return result;
+  }
+
+  async close(): Promise<void> {
+    if (this.ownsDispatcher) await this.dispatcher.close();
+  }
+}
+
+export interface Inspection {
+  reference: string;
+  digest: string;
+  mediaType: string;
+  size: number;
+  manifest: unknown;
+  config?: unknown;
+  layers?: { digest: string; size: number; mediaType: string }[];
+  totalSize?: number;
+  platforms?: { platform: string; digest: string; size: number }[];
+}

@@ -1,0 +1,160 @@
+/**
+ * Parallel gzip, pigz-style: the input is cut into fixed-size chunks, each
+ * deflated independently on a worker thread (ending on a sync flush so the
+ * raw deflate streams concatenate), and written as ONE gzip member with the
+ * CRC-32 and length of the whole input. Output is deterministic for a given
+ * input, level and chunk size, which the diffID cache and resume rely on.
+ *
+ * Memory: at most `2 × workers` chunks in flight. Workers: one per core
+ * (`PIER_GZIP_WORKERS` overrides, for tuning on shared machines).
+ */
+import { Buffer } from 'node:buffer';
+import { availableParallelism } from 'node:os';
+import { Transform, type TransformCallback } from 'node:stream';
+import { Worker } from 'node:worker_threads';
+import { crc32 } from 'node:zlib';
+
+export interface GzipSettings {
+  /** zlib level 0-9 (default 1: fastest). */
+  level: number;
+  /** Input bytes per independently-deflated chunk (default 1 MiB). */
+  chunkSize: number;
+}
+
+export const DEFAULT_GZIP: GzipSettings = { level: 1, chunkSize: 1 << 20 };
+
+/** A name for the settings, part of the diffID cache key: other settings give other bytes. */
+export function gzipCodec(settings: GzipSettings): string {
+  return `gzip-l${settings.level}-c${settings.chunkSize}`;
+}
+
+interface Pending {
+  resolve: (b: Buffer) => void;
+  reject: (e: Error) => void;
+}
+
+class DeflatePool {
+  private readonly workers: Worker[] = [];
+  private readonly pending = new Map<number, Pending>();
+  private readonly idle: Worker[] = [];
+  private readonly queue: { id: number; data: Uint8Array; last: boolean; level: number }[] = [];
+  private busy = 0;
+  private nextId = 0;
+
+  constructor(size: number) {
+    for (let i = 0; i < size; i++) {
+      const w = new Worker(new URL('./gzip-worker.js', import.meta.url));
+      w.unref();
+      w.on('message', (msg: { id: number; data: Uint8Array }) => {
+        const p = this.pending.get(msg.id);
+        this.pending.delete(msg.id);
+        this.busy--;
+        this.idle.push(w);
+        this.pump();
+        if (this.busy === 0 && this.queue.length === 0) for (const x of this.workers) x.unref();
+        p?.resolve(Buffer.from(msg.data.buffer, msg.data.byteOffset, msg.data.byteLength));
+      });
+      w.on('error', (err) => {
+        for (const p of this.pending.values()) p.reject(err);
+        this.pending.clear();
+      });
+      this.workers.push(w);
+      this.idle.push(w);
+    }
+  }
+
+  deflate(data: Uint8Array, last: boolean, level: number): Promise<Buffer> {
+    const id = this.nextId++;
+    const promise = new Promise<Buffer>((resolve, reject) => this.pending.set(id, { resolve, reject }));
+    this.queue.push({ id, data, last, level });
+    this.pump();
+    return promise;
+  }
+
+  private pump(): void {
+    while (this.idle.length > 0 && this.queue.length > 0) {
+      const w = this.idle.pop()!;
+      const job = this.queue.shift()!;
+      this.busy++;
+      w.ref();
+      // Transfer the input's memory when it is a whole buffer of its own; copy a slice
+      // (of a pooled or concatenated buffer) into one.
+      const whole = job.data.byteOffset === 0 && job.data.byteLength === job.data.buffer.byteLength && job.data.buffer instanceof ArrayBuffer;
+      const data = whole ? job.data : new Uint8Array(job.data);
+      const transfer = data.buffer as ArrayBuffer;
+      w.postMessage({ ...job, data }, [transfer]);
+    }
+  }
+
+  get size(): number {
+    return this.workers.length;
+  }
+}
+
+let pool: DeflatePool | undefined;
+function sharedPool(): DeflatePool {
+  return (pool ??= new DeflatePool(Math.max(1, Number(process.env.PIER_GZIP_WORKERS) || availableParallelism())));
+}
+
+const HEADER = Buffer.from([0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 0xff]);
+
+/** A Transform from uncompressed bytes to one gzip member, deflated on worker threads. */
+export function createParallelGzip(settings: GzipSettings = DEFAULT_GZIP): Transform {
+  const deflater = sharedPool();
+  const maxInFlight = deflater.size * 2;
+  const inFlight: Promise<Buffer>[] = [];
+  let buffered: Buffer[] = [];
+  let bufferedBytes = 0;
+  let crc = 0;
+  let total = 0;
+  let headerSent = false;
+
+  function submit(stream: Transform, data: Buffer, last: boolean): void {
+    if (!headerSent) {
+      stream.push(HEADER);
+      headerSent = true;
+    }
+    crc = crc32(data, crc);
+    total += data.length;
+    inFlight.push(deflater.deflate(data, last, settings.level));
+  }
+
+  async function drainTo(stream: Transform, keep: number): Promise<void> {
+    while (inFlight.length > keep) stream.push(await inFlight.shift()!);
+  }
+
+  return new Transform({
+    transform(chunk: Buffer, _enc, callback: TransformCallback) {
+      buffered.push(chunk);
+      bufferedBytes += chunk.length;
+      if (bufferedBytes < settings.chunkSize) return callback();
+      // The stream hands chunks over: a lone chunk is used (and transferred to a worker) as is.
+      const all = buffered.length === 1 ? buffered[0]! : Buffer.concat(buffered, bufferedBytes);
+      // Measured once: submitting may transfer (detach) `all` to a worker.
+      const length = all.length;
+      let offset = 0;
+      while (length - offset >= settings.chunkSize) {
+        const last = offset + settings.chunkSize === length;
+        // Keep the remainder before handing the whole buffer away.
+        if (last) buffered = [];
+        else if (length - offset - settings.chunkSize < settings.chunkSize) buffered = [Buffer.from(all.subarray(offset + settings.chunkSize))];
+        submit(this, all.subarray(offset, offset + settings.chunkSize), false);
+        offset += settings.chunkSize;
+      }
+      if (offset === 0) buffered = [all];
+      bufferedBytes = length - offset;
+      drainTo(this, maxInFlight - 1).then(() => callback(), callback);
+    },
+    flush(callback: TransformCallback) {
+      submit(this, Buffer.concat(buffered, bufferedBytes), true);
+      buffered = [];
+      drainTo(this, 0).then(() => {
+        const trailer = Buffer.alloc(8);
+        trailer.writeUInt32LE(crc >>> 0, 0);
+        trailer.writeUInt32LE(total % 2 ** 32, 4);
+        this.push(trailer);
+        callback();
+      }, callback);
+    },
+  });
+}

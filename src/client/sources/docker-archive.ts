@@ -1,0 +1,142 @@
+/**
+ * `docker save` tarballs (`docker-archive:PATH[:IMAGE]`): the classic
+ * layout (`manifest.json` naming `<id>/layer.tar` files) and the OCI layout
+ * Docker 25+ writes (the same `manifest.json`, naming `blobs/sha256/...`),
+ * gzipped or not. Layers are uncompressed tars named by the config's
+ * diffIDs and become {@link RawLayer}s; a gzipped one is pushed as is.
+ */
+import { createReadStream, createWriteStream } from 'node:fs';
+import { mkdtemp, open, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pipeline } from 'node:stream/promises';
+import { createGunzip } from 'node:zlib';
+import { Digest, Digester, ImageReference, MediaTypes } from '../../oci/index.js';
+import { ClientError } from '../errors.js';
+import { TarFiles } from './files.js';
+import type { ImageSource, SourceImage, SourceLayer, SourceRoot } from './source.js';
+
+interface ArchiveManifestEntry {
+  Config: string;
+  RepoTags?: string[] | null;
+  Layers: string[];
+}
+
+async function isGzip(path: string): Promise<boolean> {
+  const fh = await open(path, 'r');
+  try {
+    const b = Buffer.alloc(2);
+    await fh.read(b, 0, 2, 0);
+    return b[0] === 0x1f && b[1] === 0x8b;
+  } finally {
+    await fh.close();
+  }
+}
+
+function sameImage(a: string, b: string): boolean {
+  try {
+    return ImageReference.parse(a).toString() === ImageReference.parse(b).toString();
+  } catch {
+    return a === b;
+  }
+}
+
+export class DockerArchiveSource implements ImageSource {
+  readonly description: string;
+  defaultName: string | undefined;
+  private files: TarFiles | undefined;
+  private tempDir: string | undefined;
+
+  constructor(
+    private readonly path: string,
+    private readonly image: string | undefined,
+    private readonly options: { tempDir?: string; removeOnClose?: boolean } = {},
+  ) {
+    this.description = `docker-archive:${path}${image ? `:${image}` : ''}`;
+  }
+
+  private async archive(): Promise<TarFiles> {
+    if (this.files) return this.files;
+    let tarPath = this.path;
+    try {
+      if (await isGzip(this.path)) {
+        // A gzipped tarball has no random access: unpack it once to a temp file.
+        this.tempDir = await mkdtemp(join(this.options.tempDir ?? tmpdir(), 'pier-archive-'));
+        tarPath = join(this.tempDir, 'archive.tar');
+        await pipeline(createReadStream(this.path), createGunzip(), createWriteStream(tarPath));
+      }
+    } catch (cause) {
+      throw new ClientError('ERR_SOURCE', `reading ${this.path}`, { cause });
+    }
+    this.files = await TarFiles.open(tarPath);
+    return this.files;
+  }
+
+  async close(): Promise<void> {
+    if (this.tempDir) await rm(this.tempDir, { recursive: true, force: true });
+    if (this.options.removeOnClose) await rm(this.path, { force: true });
+  }
+
+  private rootPromise: Promise<SourceRoot> | undefined;
+
+  /** Reads the source once; later calls share the result. */
+  root(): Promise<SourceRoot> {
+    return (this.rootPromise ??= this.load());
+  }
+
+  private async load(): Promise<SourceRoot> {
+    const files = await this.archive();
+    let entries: ArchiveManifestEntry[];
+    try {
+      entries = JSON.parse((await files.read('manifest.json')).toString('utf8')) as ArchiveManifestEntry[];
+      if (!Array.isArray(entries)) throw new Error('manifest.json is not an array');
+    } catch (cause) {
+      throw new ClientError('ERR_SOURCE', `${this.path} is not a docker save archive (no valid manifest.json)`, { cause });
+    }
+    let chosen = entries;
+    if (this.image) chosen = entries.filter((e) => (e.RepoTags ?? []).some((t) => sameImage(t, this.image!)));
+    if (chosen.length !== 1) {
+      const names = entries.flatMap((e) => e.RepoTags ?? []).join(', ') || '(untagged)';
+      throw new ClientError(
+        'ERR_SOURCE',
+        chosen.length === 0 ? `${this.path}: no image ${this.image ?? ''} (has ${names})` : `${this.path} holds several images (${names}); name one as docker-archive:PATH:IMAGE`,
+      );
+    }
+    const entry = chosen[0]!;
+    this.defaultName = this.image ?? entry.RepoTags?.[0] ?? undefined;
+    const configBytes = await files.read(entry.Config);
+    let diffIDs: Digest[];
+    try {
+      const config = JSON.parse(configBytes.toString('utf8')) as { rootfs?: { diff_ids?: string[] } };
+      diffIDs = (config.rootfs?.diff_ids ?? []).map((d) => Digest.parse(d));
+    } catch (cause) {
+      throw new ClientError('ERR_SOURCE', `${this.path}: invalid image config ${entry.Config}`, { cause });
+    }
+    if (diffIDs.length !== entry.Layers.length) {
+      throw new ClientError('ERR_SOURCE', `${this.path}: the config lists ${diffIDs.length} layers, manifest.json ${entry.Layers.length}`);
+    }
+    const layers: SourceLayer[] = [];
+    for (const [i, layerPath] of entry.Layers.entries()) {
+      const size = (await files.size(layerPath)) ?? 0;
+      const magic = await files.head(layerPath, 2);
+      if (magic[0] === 0x1f && magic[1] === 0x8b) {
+        // Already compressed: push as is; its digest needs one read.
+        const d = new Digester();
+        for await (const chunk of files.open(layerPath) as AsyncIterable<Buffer>) d.update(chunk);
+        layers.push({
+          kind: 'stored',
+          descriptor: { mediaType: MediaTypes.dockerLayerGzip, digest: d.digest(), size },
+          open: async (start = 0) => files.open(layerPath, start),
+        });
+      } else {
+        layers.push({ kind: 'raw', diffID: diffIDs[i]!, size, open: async () => files.open(layerPath) });
+      }
+    }
+    const image: SourceImage = {
+      kind: 'image',
+      config: { descriptor: { mediaType: MediaTypes.dockerConfig, digest: Digest.of(configBytes), size: configBytes.length }, bytes: configBytes },
+      layers,
+    };
+    return image;
+  }
+}

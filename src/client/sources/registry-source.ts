@@ -1,0 +1,83 @@
+/**
+ * An image in a registry, as the source of `pier copy` and `pier tag`:
+ * manifests are fetched once; blobs are streamed on demand (with a Range
+ * header when resuming), or mounted when the destination is the same registry.
+ */
+import type { Readable } from 'node:stream';
+import { isIndexMediaType, parseManifest, type Descriptor, type Digest, type ImageReference } from '../../oci/index.js';
+import { ClientError } from '../errors.js';
+import type { Registry } from '../registry.js';
+import { scope } from '../registry.js';
+import { drain, header } from '../transport.js';
+import type { ImageSource, SourceImage, SourceRoot, StoredBlob } from './source.js';
+
+export class RegistrySource implements ImageSource {
+  readonly description: string;
+  readonly mountFrom: { registry: string; repository: string };
+  readonly defaultName: string;
+  constructor(
+    private readonly registry: Registry,
+    private readonly ref: ImageReference,
+  ) {
+    this.description = ref.toString();
+    this.mountFrom = { registry: ref.registry, repository: ref.repository };
+    this.defaultName = ref.toString();
+  }
+
+  async close(): Promise<void> {}
+
+  private blob(d: Descriptor): StoredBlob {
+    return {
+      kind: 'stored',
+      descriptor: d,
+      open: async (start = 0): Promise<Readable> => {
+        if (start === 0) return (await this.registry.getBlob(this.ref.repository, d.digest)).body;
+        const res = await this.registry.request({
+          method: 'GET',
+          url: new URL(`/v2/${this.ref.repository}/blobs/${d.digest.toString()}`, this.registry.base),
+          headers: { range: `bytes=${start}-` },
+          scopes: [scope(this.ref.repository, 'pull')],
+        });
+        if (res.status !== 206) {
+          await drain(res);
+          throw new ClientError('ERR_HTTP_STATUS', `${this.ref.registry}: range request for ${d.digest.toString()} answered ${res.status}`, { retryable: res.status >= 500 });
+        }
+        void header;
+        return res.body;
+      },
+    };
+  }
+
+  async root(): Promise<SourceRoot> {
+    const top = await this.registry.getManifest(this.ref.repository, this.ref.manifestReference);
+    const parsed = parseManifest(top.bytes, top.mediaType);
+    if (parsed.kind === 'index') {
+      const images = [];
+      for (const child of parsed.manifests) {
+        if (isIndexMediaType(child.mediaType)) throw new ClientError('ERR_SOURCE', `${this.description}: nested indexes are not supported`);
+        images.push({ descriptor: child, image: await this.image(child.digest.toString()) });
+      }
+      return { kind: 'index', manifest: { bytes: top.bytes, mediaType: parsed.mediaType, digest: top.digest }, images };
+    }
+    return this.imageFrom(top.bytes, parsed.mediaType, top.digest);
+  }
+
+  private async image(reference: string): Promise<SourceImage> {
+    const m = await this.registry.getManifest(this.ref.repository, reference);
+    return this.imageFrom(m.bytes, m.mediaType, m.digest);
+  }
+
+  private async imageFrom(bytes: Buffer, mediaType: string, digest: Digest): Promise<SourceImage> {
+    const parsed = parseManifest(bytes, mediaType);
+    if (!parsed.config) throw new ClientError('ERR_SOURCE', `${this.description}: manifest has no config`);
+    const cfg = await this.registry.getBlob(this.ref.repository, parsed.config.digest);
+    const chunks: Buffer[] = [];
+    for await (const c of cfg.body as AsyncIterable<Buffer>) chunks.push(c);
+    return {
+      kind: 'image',
+      manifest: { bytes, mediaType: parsed.mediaType, digest },
+      config: { descriptor: parsed.config, bytes: Buffer.concat(chunks) },
+      layers: parsed.layers.map((l) => this.blob(l)),
+    };
+  }
+}

@@ -1,0 +1,245 @@
+/**
+ * The client's HTTP stack, composed as layers around one undici call, like
+ * ggcr's transport chain or undici's `Dispatcher.compose`:
+ *
+ *     redirect → retry → auth → user-agent → send (undici)
+ *
+ * A {@link Handler} turns a request into a response; a {@link Layer} wraps
+ * a handler. Each cross-cutting concern lives in exactly one layer.
+ *
+ * Bodies: a `Uint8Array` or a factory of streams is replayable (the retry
+ * and auth layers may send it again); a bare stream is sent once and a
+ * failure is reported to the caller (the upload engine resumes instead).
+ */
+import { Readable } from 'node:stream';
+import { readFileSync } from 'node:fs';
+import { rootCertificates } from 'node:tls';
+import { createRequire } from 'node:module';
+import type { Agent as AgentType, Dispatcher } from 'undici';
+import { ClientError, isAbort, isRetryable, networkError } from './errors.js';
+
+export type RequestBody = Uint8Array | (() => Readable) | Readable;
+
+export interface HttpRequest {
+  method: 'GET' | 'HEAD' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
+  url: URL;
+  headers?: Record<string, string>;
+  body?: RequestBody;
+  /** Auth scopes this request needs (`repository:NAME:pull,push`). */
+  scopes?: string[];
+  /** Whether the retry layer may send it again (default: true unless the body is a bare stream). */
+  retry?: boolean;
+  /** Per-request timeout for the response headers, in ms. */
+  headersTimeout?: number;
+  signal?: AbortSignal;
+}
+
+export interface HttpResponse {
+  status: number;
+  headers: Record<string, string | string[] | undefined>;
+  body: Readable;
+  url: URL;
+}
+
+export type Handler = (req: HttpRequest) => Promise<HttpResponse>;
+export type Layer = (next: Handler) => Handler;
+
+/** `compose(send, a, b, c)` is `c(b(a(send)))`: the last layer is outermost. */
+export function compose(send: Handler, ...layers: Layer[]): Handler {
+  return layers.reduce<Handler>((next, layer) => layer(next), send);
+}
+
+export function header(res: HttpResponse, name: string): string | undefined {
+  const v = res.headers[name.toLowerCase()];
+  return Array.isArray(v) ? v[0] : v;
+}
+
+export function headerAll(res: HttpResponse, name: string): string[] {
+  const v = res.headers[name.toLowerCase()];
+  return v === undefined ? [] : Array.isArray(v) ? v : [v];
+}
+
+/** Reads a (small) response body. */
+export async function readBody(res: HttpResponse, limit = 16 * 1024 * 1024): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of res.body as AsyncIterable<Buffer>) {
+    size += chunk.length;
+    if (size > limit) {
+      res.body.destroy();
+      throw new ClientError('ERR_HTTP_STATUS', `response from ${res.url.host} larger than ${limit} bytes`);
+    }
+    chunks.push(chunk);
+  }
+  return Buffer.concat(chunks);
+}
+
+/** Discards a response body so the connection can be reused. */
+export async function drain(res: HttpResponse): Promise<void> {
+  try {
+    for await (const _ of res.body) {
+      // discard
+    }
+  } catch {
+    // the body is not needed
+  }
+}
+
+export function isReplayable(body: RequestBody | undefined): boolean {
+  return body === undefined || body instanceof Uint8Array || typeof body === 'function';
+}
+
+export interface TlsOptions {
+  /** Extra CA certificates (PEM). SSL_CERT_FILE is honoured too. */
+  caFiles?: string[];
+}
+
+/**
+ * undici's Agent, loaded alone: the package index also loads fetch,
+ * WebSocket, caches and more, which costs ~50 ms at every `pier` start.
+ */
+const requireUndici = createRequire(import.meta.url);
+export const Agent = requireUndici('undici/lib/dispatcher/agent.js') as typeof AgentType;
+// What undici's index does to give every dispatcher `.request()`; idempotent.
+Object.assign((requireUndici('undici/lib/dispatcher/dispatcher.js') as { prototype: object }).prototype, requireUndici('undici/lib/api/index.js') as object);
+
+/** One undici Agent per process: keep-alive connections shared by every registry. */
+export function createAgent(options: TlsOptions & { env?: NodeJS.ProcessEnv; connections?: number } = {}): AgentType {
+  const env = options.env ?? process.env;
+  const files = [...(options.caFiles ?? [])];
+  if (env.SSL_CERT_FILE) files.push(env.SSL_CERT_FILE);
+  let ca: string[] | undefined;
+  if (files.length > 0) {
+    // Extra CAs are added to Node's bundled roots, not instead of them.
+    ca = [...rootCertificates, ...files.map((f) => readFileSync(f, 'utf8'))];
+  }
+  return new Agent({
+    keepAliveTimeout: 30_000,
+    connections: options.connections ?? 16,
+    headersTimeout: 300_000,
+    bodyTimeout: 300_000,
+    connect: ca ? { ca } : {},
+  });
+}
+
+
+/** The innermost handler: one undici request, network errors made retryable ClientErrors. */
+export function sender(dispatcher: Dispatcher): Handler {
+  return async (req) => {
+    let body: Dispatcher.DispatchOptions['body'];
+    if (req.body instanceof Uint8Array) body = req.body;
+    else if (typeof req.body === 'function') body = req.body();
+    else body = req.body;
+    try {
+      const res = await dispatcher.request({
+        origin: req.url.origin,
+        path: req.url.pathname + req.url.search,
+        method: req.method,
+        headers: req.headers ?? {},
+        body,
+        signal: req.signal,
+        headersTimeout: req.headersTimeout,
+      });
+      return { status: res.statusCode, headers: res.headers, body: res.body as unknown as Readable, url: req.url };
+    } catch (err) {
+      if (body instanceof Readable) body.destroy();
+      if (isAbort(err) || req.signal?.aborted) throw new ClientError('ERR_ABORTED', 'cancelled', { cause: err });
+      throw networkError(`${req.method} ${req.url.host}${req.url.pathname}`, err);
+    }
+  };
+}
+
+/** Adds `User-Agent` to every request. */
+export function userAgent(value: string): Layer {
+  return (next) => (req) => next({ ...req, headers: { 'user-agent': value, ...req.headers } });
+}
+
+export interface RetryPolicy {
+  /** Attempts in all, including the first (default 5). */
+  attempts: number;
+  /** First backoff in ms (default 250); doubles each attempt, with full jitter. */
+  baseDelay: number;
+  /** Longest wait in ms, also caps Retry-After (default 15 s). */
+  maxDelay: number;
+}
+
+export const DEFAULT_RETRY: RetryPolicy = { attempts: 5, baseDelay: 250, maxDelay: 15_000 };
+
+export function isRetryableStatus(status: number): boolean {
+  return status === 408 || status === 429 || status >= 500;
+}
+
+/** Backoff before attempt `n` (1-based retries): full jitter over an exponential window. */
+export function backoff(policy: RetryPolicy, n: number, retryAfter?: string): number {
+  if (retryAfter) {
+    const seconds = Number(retryAfter);
+    const ms = Number.isFinite(seconds) ? seconds * 1000 : Date.parse(retryAfter) - Date.now();
+    if (Number.isFinite(ms) && ms >= 0) return Math.min(ms, policy.maxDelay);
+  }
+  const window = Math.min(policy.maxDelay, policy.baseDelay * 2 ** (n - 1));
+  return Math.round(window / 2 + (Math.random() * window) / 2);
+}
+
+export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve, reject) => {
+    if (signal?.aborted) return reject(new ClientError('ERR_ABORTED', 'cancelled'));
+    const t = setTimeout(() => {
+      signal?.removeEventListener('abort', onAbort);
+      resolve();
+    }, ms);
+    const onAbort = () => {
+      clearTimeout(t);
+      reject(new ClientError('ERR_ABORTED', 'cancelled'));
+    };
+    signal?.addEventListener('abort', onAbort, { once: true });
+  });
+}
+
+/**
+ * Retries network errors, 408, 429 (honouring Retry-After) and 5xx with
+ * exponential backoff and jitter. Requests whose body cannot be replayed are
+ * not retried; the caller sees the failure and resumes.
+ */
+export function retry(policy: RetryPolicy = DEFAULT_RETRY, onRetry?: (info: { req: HttpRequest; attempt: number; delay: number; reason: string }) => void): Layer {
+  return (next) => async (req) => {
+    const allowed = req.retry ?? isReplayable(req.body);
+    for (let attempt = 1; ; attempt++) {
+      const last = !allowed || attempt >= policy.attempts;
+      let res: HttpResponse;
+      try {
+        res = await next(req);
+      } catch (err) {
+        if (last || !isRetryable(err) || req.signal?.aborted) throw err;
+        const delay = backoff(policy, attempt);
+        onRetry?.({ req, attempt, delay, reason: (err as Error).message });
+        await sleep(delay, req.signal);
+        continue;
+      }
+      if (!isRetryableStatus(res.status) || last || req.signal?.aborted) return res;
+      const delay = backoff(policy, attempt, header(res, 'retry-after'));
+      await drain(res);
+      onRetry?.({ req, attempt, delay, reason: `HTTP ${res.status}` });
+      await sleep(delay, req.signal);
+    }
+  };
+}
+
+/**
+ * Follows redirects of GET and HEAD (blob downloads often go to object
+ * storage). The auth layer below attaches credentials only for the
+ * registry's own host, so a redirect elsewhere carries none.
+ */
+export function redirect(maxRedirects = 5): Layer {
+  return (next) => async (req) => {
+    let current = req;
+    for (let i = 0; ; i++) {
+      const res = await next(current);
+      const location = header(res, 'location');
+      if (!(res.status >= 300 && res.status < 400 && res.status !== 304 && location) || (req.method !== 'GET' && req.method !== 'HEAD') || i >= maxRedirects) {
+        return res;
+      }
+      await drain(res);
+      current = { ...current, url: new URL(location, current.url) };
+    }
+  };
+}

@@ -1,0 +1,253 @@
+/**
+ * Lifecycle management in one object: tag history and rollback,
+ * immutable tags, retention, online GC, storage accounting and quotas,
+ * webhooks. The registry's routes call the small {@link LifecycleHooks}
+ * at the points where a push or delete commits; the /pier/v1 API
+ * (src/registry/routes/pier-api.ts) calls the services.
+ *
+ * Admin hook: a principal is an admin if the auth module marks it
+ * (`principal.admin === true`), if its name is in `lifecycle.admins`, or
+ * if the registry runs with the open gate (no access control: everyone
+ * may do everything). Admins may run GC and retention, read usage and
+ * webhook logs, and delete an immutable tag through the /pier/v1 API.
+ */
+import type { Logger } from 'pino';
+import type { Digest } from '../oci/digest.js';
+import type { RepositoryName, Tag } from '../oci/reference.js';
+import type { RegistryConfig } from '../registry/config.js';
+import type { BlobStore } from '../store/blob/blob-store.js';
+import type { MetaStore } from '../store/meta/meta-store.js';
+import { LifecycleError } from './errors.js';
+import { BlobFence } from './fence.js';
+import { GarbageCollector, type GcReport } from './gc.js';
+import { TagHistory, type RollbackResult, type RollbackTarget } from './history.js';
+import { PullRecorder } from './pulls.js';
+import { Retention, type RetentionReport } from './retention.js';
+import { immutableRule } from './rules.js';
+import type { LifecycleDb } from './schema.js';
+import { StorageAccounting } from './usage.js';
+import { WebhookDispatcher } from './webhooks.js';
+
+/** What the registry's routes call. Each is one line at its call site. */
+export interface LifecycleHooks {
+  /**
+   * Before accepting an upload of `bytes` (so far plus declared) to
+   * `repository`: refuses if its namespace quota would be exceeded, else
+   * returns how many more bytes the quota allows (undefined: no quota), to
+   * cap a chunk whose length is not declared.
+   */
+  checkUpload(repository: RepositoryName, bytes: number): Promise<number | undefined>;
+  /**
+   * Holds GC off `digest` while a push makes it visible (commit an upload,
+   * link it, mount it). Call the returned function when linked (or failed).
+   */
+  claimBlob(digest: Digest): Promise<() => void>;
+  /**
+   * Before a manifest PUT commits: refuses moving an immutable tag and
+   * passing a quota. Call the returned function after the commit (or its
+   * failure); it also wakes the webhook queue.
+   */
+  beforeManifestPut(repository: RepositoryName, digest: Digest, tags: Tag[], size: number): Promise<() => void>;
+  /** Before a DELETE of a tag or manifest: refuses if it would delete an immutable tag. */
+  checkDelete(repository: RepositoryName, reference: { tag: Tag } | { digest: Digest }): Promise<void>;
+  /** After a tag or manifest delete committed: wakes the webhook queue. */
+  committed(): void;
+  /** A manifest was pulled by tag (for retention's pull age). */
+  pulled(repository: RepositoryName, tag: Tag): void;
+}
+
+export interface PrincipalLike {
+  name: string;
+  admin?: boolean;
+}
+
+export interface LifecycleOptions {
+  db: LifecycleDb;
+  meta: MetaStore;
+  blobs: BlobStore;
+  config: RegistryConfig;
+  log: Logger;
+  /** True when the registry has no access control (the open gate): everyone is admin. */
+  openAccess: boolean;
+}
+
+export class Lifecycle implements LifecycleHooks {
+  readonly history: TagHistory;
+  readonly gc: GarbageCollector;
+  readonly retention: Retention;
+  readonly usage: StorageAccounting;
+  readonly webhooks: WebhookDispatcher;
+  readonly fence = new BlobFence();
+  readonly pulls: PullRecorder;
+  private readonly tagLocks = new Map<string, Promise<void>>();
+  private readonly timers: NodeJS.Timeout[] = [];
+  private readonly config: RegistryConfig;
+  private readonly log: Logger;
+  private scheduled: Promise<unknown> = Promise.resolve();
+
+  private constructor(private readonly options: LifecycleOptions) {
+    const { db, blobs, config, log } = options;
+    this.config = config;
+    this.log = log;
+    this.history = new TagHistory(db, config.history);
+    this.gc = new GarbageCollector(db, blobs, this.fence, { gracePeriod: config.gc.gracePeriod, history: config.history }, log);
+    this.retention = new Retention(db, config.retention.rules, config.tags.immutable, log);
+    this.usage = new StorageAccounting(db, config.quotas);
+    this.webhooks = new WebhookDispatcher(db, config.webhooks, log);
+    this.pulls = new PullRecorder(db, log);
+  }
+
+  /** Starts the webhook queue and the GC and retention schedules. */
+  static async start(options: LifecycleOptions): Promise<Lifecycle> {
+    const lifecycle = new Lifecycle(options);
+    await lifecycle.webhooks.start();
+    const { gc, retention } = options.config;
+    if (retention.schedule > 0 && retention.rules.length > 0) lifecycle.every(retention.schedule, 'retention', () => lifecycle.retention.run({ dryRun: false }));
+    if (gc.schedule > 0) lifecycle.every(gc.schedule, 'garbage collection', () => lifecycle.gc.run());
+    return lifecycle;
+  }
+
+  private every(seconds: number, what: string, job: () => Promise<unknown>): void {
+    const timer = setInterval(() => {
+      this.scheduled = this.scheduled.then(job).catch((err: unknown) => this.log.error({ err }, `scheduled ${what} failed`));
+    }, seconds * 1000);
+    timer.unref();
+    this.timers.push(timer);
+  }
+
+  isAdmin(principal: PrincipalLike): boolean {
+    return this.options.openAccess || principal.admin === true || this.config.lifecycle.admins.includes(principal.name);
+  }
+
+  requireAdmin(principal: PrincipalLike, what: string): void {
+    if (!this.isAdmin(principal)) throw new LifecycleError('ERR_NOT_ADMIN', `${what} needs an admin; ${principal.name} is not one`);
+  }
+
+  // ---- hooks
+
+  checkUpload(repository: RepositoryName, bytes: number): Promise<number | undefined> {
+    return this.usage.check(repository, bytes);
+  }
+
+  claimBlob(digest: Digest): Promise<() => void> {
+    return this.fence.claim(digest.toString());
+  }
+
+  async beforeManifestPut(repository: RepositoryName, digest: Digest, tags: Tag[], size: number): Promise<() => void> {
+    const guarded = tags.filter((t) => immutableRule(this.config.tags.immutable, repository, t));
+    // Serialise pushes to the same immutable tag, so two first pushes cannot both "create" it.
+    const unlock = await this.lockTags(guarded.map((t) => `${repository}:${t}`));
+    try {
+      for (const tag of guarded) {
+        const current = await this.options.meta.getTaggedManifest(repository, tag);
+        if (current && !current.digest.equals(digest)) throw this.immutableError(repository, tag, `cannot move it from ${current.digest.toString()} to ${digest.toString()}; push a new tag instead`);
+      }
+      const existing = await this.options.meta.getManifest(repository, digest);
+      if (!existing) await this.usage.check(repository, size);
+    } catch (err) {
+      unlock();
+      throw err;
+    }
+    return () => {
+      unlock();
+      this.webhooks.nudge();
+    };
+  }
+
+  async checkDelete(repository: RepositoryName, reference: { tag: Tag } | { digest: Digest }): Promise<void> {
+    if (this.config.tags.immutable.length === 0) return;
+    let tags: string[];
+    if ('tag' in reference) {
+      tags = (await this.options.meta.getTaggedManifest(repository, reference.tag)) ? [reference.tag] : [];
+    } else {
+      tags = await this.tagsPointingAt(repository, reference.digest);
+    }
+    for (const tag of tags) {
+      if (immutableRule(this.config.tags.immutable, repository, tag)) throw this.immutableError(repository, tag, 'it cannot be deleted except by an admin through the Pier API (DELETE /pier/v1/repositories/NAME/tags/TAG?override=immutable)');
+    }
+  }
+
+  committed(): void {
+    this.webhooks.nudge();
+  }
+
+  pulled(repository: RepositoryName, tag: Tag): void {
+    this.pulls.pulled(repository, tag);
+  }
+
+  // ---- services behind the API
+
+  async rollback(repository: RepositoryName, tag: Tag, target: RollbackTarget, actor: string): Promise<RollbackResult> {
+    if (immutableRule(this.config.tags.immutable, repository, tag)) throw this.immutableError(repository, tag, 'it cannot be rolled back');
+    const result = await this.history.rollback(repository, tag, target, actor);
+    this.webhooks.nudge();
+    return result;
+  }
+
+  /** Deletes a tag, immutable or not, for an admin who asked to override. */
+  async deleteTag(repository: RepositoryName, tag: Tag, principal: PrincipalLike, override: boolean): Promise<boolean> {
+    if (override) this.requireAdmin(principal, 'deleting an immutable tag');
+    else await this.checkDelete(repository, { tag });
+    const deleted = await this.options.meta.deleteTag(repository, tag, principal.name);
+    this.webhooks.nudge();
+    return deleted;
+  }
+
+  runGc(dryRun: boolean): Promise<GcReport> {
+    return this.gc.run({ dryRun });
+  }
+
+  async runRetention(dryRun: boolean): Promise<RetentionReport> {
+    const report = await this.retention.run({ dryRun });
+    this.webhooks.nudge();
+    return report;
+  }
+
+  private immutableError(repository: string, tag: string, why: string): LifecycleError {
+    const rule = immutableRule(this.config.tags.immutable, repository, tag)!;
+    return new LifecycleError(
+      'ERR_IMMUTABLE_TAG',
+      `tag ${tag} in ${repository} is immutable (rule: repository ${rule.repository.source}, tags ${rule.tags.map((t) => t.source).join(', ')}); ${why}`,
+      { repository, tag },
+    );
+  }
+
+  private async tagsPointingAt(repository: RepositoryName, digest: Digest): Promise<string[]> {
+    const rows = await this.options.db
+      .selectFrom('tags as t')
+      .innerJoin('repositories as r', 'r.id', 't.repository_id')
+      .select('t.name')
+      .where('r.name', '=', repository)
+      .where('t.manifest_digest', '=', digest.toString())
+      .execute();
+    return rows.map((r) => r.name);
+  }
+
+  private async lockTags(keys: string[]): Promise<() => void> {
+    if (keys.length === 0) return () => undefined;
+    const sorted = [...new Set(keys)].sort();
+    const releases: (() => void)[] = [];
+    for (const k of sorted) {
+      while (this.tagLocks.has(k)) await this.tagLocks.get(k);
+      let release!: () => void;
+      this.tagLocks.set(k, new Promise<void>((resolve) => (release = resolve)));
+      releases.push(() => {
+        this.tagLocks.delete(k);
+        release();
+      });
+    }
+    let done = false;
+    return () => {
+      if (done) return;
+      done = true;
+      for (const r of releases) r();
+    };
+  }
+
+  async close(): Promise<void> {
+    for (const t of this.timers) clearInterval(t);
+    await this.webhooks.close();
+    await this.scheduled;
+    await this.pulls.close();
+  }
+}

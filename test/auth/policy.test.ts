@@ -1,0 +1,96 @@
+/** The pure parts: scopes, patterns, rights, grants, the login throttle, libtrust key ids. */
+import assert from 'node:assert/strict';
+import { createPublicKey } from 'node:crypto';
+import { test } from 'node:test';
+import { libtrustKeyId } from '../../src/auth/keys.js';
+import { grantScopes, matchesPattern, rightsOn, validateRule, type Identity } from '../../src/auth/policy.js';
+import { parseScope, parseScopes } from '../../src/auth/scope.js';
+import { LoginThrottle } from '../../src/auth/throttle.js';
+
+test('scopes parse as the spec writes them', () => {
+  assert.deepEqual(parseScope('repository:team/app:pull,push'), { type: 'repository', name: 'team/app', actions: ['pull', 'push'] });
+  assert.deepEqual(parseScope('repository:localhost:5000/app:pull'), { type: 'repository', name: 'localhost:5000/app', actions: ['pull'] });
+  assert.deepEqual(parseScope('repository(plugin):x:pull'), { type: 'repository', name: 'x', actions: ['pull'] });
+  assert.deepEqual(parseScope('repository:x:*'), { type: 'repository', name: 'x', actions: ['pull', 'push', 'delete'] });
+  assert.deepEqual(parseScope('registry:catalog:*'), { type: 'registry', name: 'catalog', actions: ['*'] });
+  assert.deepEqual(parseScopes(['repository:a:pull repository:b:push', 'repository:c:pull']).map((s) => s.name), ['a', 'b', 'c']);
+  for (const bad of ['repository:x', 'repository::pull', ':x:pull', 'repository:x:', 'rep-o:x:pull']) assert.throws(() => parseScope(bad), /invalid scope/, bad);
+});
+
+test('patterns: * matches anything, slashes included; otherwise exact', () => {
+  assert.ok(matchesPattern('team/*', 'team/app'));
+  assert.ok(matchesPattern('team/*', 'team/app/cache'));
+  assert.ok(!matchesPattern('team/*', 'team'));
+  assert.ok(!matchesPattern('team/*', 'teams/app'));
+  assert.ok(matchesPattern('*', 'anything/at/all'));
+  assert.ok(matchesPattern('*-cache', 'team/app-cache'));
+  assert.ok(!matchesPattern('team/app', 'team/app2'));
+  assert.ok(!matchesPattern('team.app', 'teamxapp'), 'dots are literal');
+});
+
+test('rights add up over rules; admins may do everything; tokens stay within scopes and owner', () => {
+  const rules = [
+    validateRule('group:devs', 'team/*', ['pull', 'push'], 'r1'),
+    validateRule('anonymous', 'public/*', ['pull'], 'r2'),
+    validateRule('authenticated', 'shared/*', ['pull'], 'r3'),
+    validateRule('user:bob', 'team/app', ['delete'], 'r4'),
+    validateRule('token:ci', 'extra/*', ['pull'], 'r5'),
+  ];
+  const bob: Identity = { kind: 'user', name: 'bob', admin: false, groups: ['devs'] };
+  const eve: Identity = { kind: 'user', name: 'eve', admin: false, groups: [] };
+  const root: Identity = { kind: 'user', name: 'root', admin: true, groups: [] };
+  const anon: Identity = { kind: 'anonymous' };
+  const sorted = (s: Set<string>) => [...s].sort();
+  assert.deepEqual(sorted(rightsOn(rules, bob, 'team/app')), ['delete', 'pull', 'push']);
+  assert.deepEqual(sorted(rightsOn(rules, bob, 'team/web')), ['pull', 'push']);
+  assert.deepEqual(sorted(rightsOn(rules, eve, 'team/app')), []);
+  assert.deepEqual(sorted(rightsOn(rules, eve, 'shared/x')), ['pull']);
+  assert.deepEqual(sorted(rightsOn(rules, anon, 'shared/x')), []);
+  assert.deepEqual(sorted(rightsOn(rules, anon, 'public/x')), ['pull']);
+  assert.deepEqual(sorted(rightsOn(rules, root, 'secret/x')), ['delete', 'pull', 'push']);
+  const ci: Identity = { kind: 'token', name: 'ci', scopes: [parseScope('repository:team/*:pull,push,delete')], owner: undefined };
+  assert.deepEqual(sorted(rightsOn(rules, ci, 'team/app')), ['delete', 'pull', 'push']);
+  assert.deepEqual(sorted(rightsOn(rules, ci, 'extra/x')), ['pull']);
+  const owned: Identity = { ...ci, owner: bob };
+  assert.deepEqual(sorted(rightsOn(rules, owned, 'team/web')), ['pull', 'push'], 'capped by the owner');
+  assert.deepEqual(
+    grantScopes(rules, eve, [parseScope('repository:shared/x:pull,push'), parseScope('registry:catalog:*'), parseScope('repository:team/app:pull')]),
+    [
+      { type: 'repository', name: 'shared/x', actions: ['pull'] },
+      { type: 'registry', name: 'catalog', actions: ['*'] },
+      { type: 'repository', name: 'team/app', actions: [] },
+    ],
+  );
+  assert.deepEqual(grantScopes(rules, anon, [parseScope('registry:catalog:*')]), [{ type: 'registry', name: 'catalog', actions: [] }]);
+  assert.throws(() => validateRule('user:bob', 'Team/*', ['pull'], 'x'), /repository pattern/);
+  assert.throws(() => validateRule('bob', 'team/*', ['pull'], 'x'), /subject/);
+});
+
+test('the throttle counts failures per address within the window', () => {
+  let now = 0;
+  const t = new LoginThrottle(3, 60_000, () => now);
+  for (let i = 0; i < 3; i++) {
+    assert.equal(t.retryAfter('a'), 0);
+    t.failed('a');
+  }
+  now = 10_000;
+  assert.equal(t.retryAfter('a'), 50);
+  assert.equal(t.retryAfter('b'), 0, 'other addresses are not affected');
+  now = 60_000;
+  assert.equal(t.retryAfter('a'), 0, 'the window passed');
+  t.failed('a');
+  t.succeeded('a');
+  t.failed('a');
+  t.failed('a');
+  assert.equal(t.retryAfter('a'), 0, 'a success starts the count again');
+});
+
+test('key ids have the libtrust fingerprint form (that distribution accepts them is the interop test)', () => {
+  const pem = `-----BEGIN PUBLIC KEY-----
+MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAEYD54V/vp+54P9DXarYqx4MPcm+HK
+RIQzNasYSoRQHQ/6S6Ps8tpMcT+KvIIC8W/e9k0W7Cm72M1P9jU7SLf/vg==
+-----END PUBLIC KEY-----`;
+  const id = libtrustKeyId(createPublicKey(pem));
+  assert.match(id, /^([A-Z2-7]{4}:){11}[A-Z2-7]{4}$/);
+  assert.equal(libtrustKeyId(createPublicKey(pem)), id, 'stable');
+});
