@@ -31,18 +31,19 @@ export async function main(argv: string[], io: Io = defaultIo): Promise<number> 
       io.stderr.write(`pier: unknown command '${topic}'\n`);
       return 2;
     }
-    io.stdout.write(`${command ? command.usage : helpText()}\n`);
+    io.stdout.write(`${command ? (await command.load()).usage : helpText()}\n`);
     return name === undefined ? 2 : 0;
   }
   if (name === '--version' || name === 'version') {
     io.stdout.write(`pier ${await version()}\n`);
     return 0;
   }
-  const command = commands.find((c) => c.name === name);
-  if (!command) {
+  const entry = commands.find((c) => c.name === name);
+  if (!entry) {
     io.stderr.write(`pier: unknown command '${name}' (see 'pier help')\n`);
     return 2;
   }
+  const command = await entry.load();
   if (rest.includes('--help') || rest.includes('-h')) {
     io.stdout.write(`${command.usage}\n`);
     return 0;

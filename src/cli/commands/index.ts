@@ -1,43 +1,35 @@
-/** Every `pier` command, in the order `pier help` lists them. */
+/**
+ * Every `pier` command, in the order `pier help` lists them. Commands are
+ * loaded only when run, so `pier push` does not pay for loading the
+ * registry (Fastify, SQLite) and `pier serve` not for the client.
+ */
 import type { Command } from '../command.js';
-import { serve } from './serve.js';
-import { user } from './user.js';
-import { group } from './group.js';
-import { token } from './token.js';
-import { policy } from './policy.js';
-import { audit } from './audit.js';
-import { login } from './login.js';
-import { logout } from './logout.js';
-import { push } from './push.js';
-import { copy } from './copy.js';
-import { tag } from './tag.js';
-import { tags } from './tags.js';
-import { inspect } from './inspect.js';
-import { deleteCommand } from './delete.js';
-import { history } from './history.js';
-import { rollback } from './rollback.js';
-import { retention } from './retention.js';
-import { gc } from './gc.js';
-import { webhook } from './webhook.js';
 
-export const commands: Command[] = [
-  serve,
-  user,
-  group,
-  token,
-  policy,
-  audit,
-  login,
-  logout,
-  push,
-  copy,
-  tag,
-  tags,
-  inspect,
-  deleteCommand,
-  history,
-  rollback,
-  retention,
-  gc,
-  webhook,
+export interface CommandEntry {
+  name: string;
+  /** One line for `pier help`; must match the command's own summary (a test checks). */
+  summary: string;
+  load(): Promise<Command>;
+}
+
+export const commands: CommandEntry[] = [
+  { name: "serve", summary: "Run the registry", load: async () => (await import('./serve.js')).serve },
+  { name: "user", summary: "Manage the registry's users (add, passwd, rm, ls, import-htpasswd)", load: async () => (await import('./user.js')).user },
+  { name: "group", summary: "Manage groups of users (add, rm, ls, join, leave)", load: async () => (await import('./group.js')).group },
+  { name: "token", summary: "Manage access tokens for CI and robots (create, ls, revoke)", load: async () => (await import('./token.js')).token },
+  { name: "policy", summary: "Grant pull, push and delete on repositories (add, ls, rm)", load: async () => (await import('./policy.js')).policy },
+  { name: "audit", summary: "Show the audit log: pushes, deletes, denials, failed logins", load: async () => (await import('./audit.js')).audit },
+  { name: "login", summary: "Log in to a registry", load: async () => (await import('./login.js')).login },
+  { name: "logout", summary: "Log out from a registry", load: async () => (await import('./logout.js')).logout },
+  { name: "push", summary: "Push an image to a registry (from a daemon, docker save tarball or OCI layout)", load: async () => (await import('./push.js')).push },
+  { name: "copy", summary: "Copy an image from one registry or repository to another", load: async () => (await import('./copy.js')).copy },
+  { name: "tag", summary: "Tag an image in a registry (no blob is sent)", load: async () => (await import('./tag.js')).tag },
+  { name: "tags", summary: "List a repository's tags", load: async () => (await import('./tags.js')).tags },
+  { name: "inspect", summary: "Show an image: manifest, config, platforms, sizes", load: async () => (await import('./inspect.js')).inspect },
+  { name: "delete", summary: "Delete an image manifest from a registry", load: async () => (await import('./delete.js')).deleteCommand },
+  { name: "history", summary: "Show every change of a tag (who moved it, when, from what to what)", load: async () => (await import('./history.js')).history },
+  { name: "rollback", summary: "Point a tag back at an earlier version", load: async () => (await import('./rollback.js')).rollback },
+  { name: "retention", summary: "Apply the retention rules now, or show what they would delete (admin)", load: async () => (await import('./retention.js')).retention },
+  { name: "gc", summary: "Collect garbage on a running registry (admin)", load: async () => (await import('./gc.js')).gc },
+  { name: "webhook", summary: "Send a sample event to a configured webhook (admin)", load: async () => (await import('./webhook.js')).webhook },
 ];
