@@ -31,7 +31,12 @@ export interface RegistryConfig {
   /** Root folder for the default fs blob store and SQLite database. */
   data: string;
   storage: { type: 'fs'; path: string };
-  database: { type: 'sqlite'; path: string };
+  database: {
+    type: 'sqlite';
+    path: string;
+    /** `normal`: a commit survives a process crash; `full`: also a power loss (fsync per commit). */
+    synchronous: 'normal' | 'full';
+  };
   log: { level: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent' };
   uploads: {
     /** Mount a blob already in the registry when `mount` is given without `from`. */
@@ -128,6 +133,7 @@ const SCHEMA: Record<string, Leaf> = {
   'storage.path': 'string',
   'database.type': { enum: ['sqlite'] },
   'database.path': 'string',
+  'database.synchronous': { enum: ['normal', 'full'] },
   'log.level': { enum: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] },
   'uploads.automaticMount': 'boolean',
   'uploads.maxAge': 'duration',
@@ -168,6 +174,7 @@ const DEFAULTS: Record<string, unknown> = {
   data: './.pier-data',
   'storage.type': 'fs',
   'database.type': 'sqlite',
+  'database.synchronous': 'normal',
   'log.level': 'info',
   'uploads.automaticMount': true,
   'uploads.maxAge': 24 * 3600,
@@ -318,7 +325,11 @@ export async function loadConfig(options: LoadOptions = {}): Promise<RegistryCon
     listen,
     data,
     storage: { type: 'fs', path: path.resolve(data, get<string | undefined>('storage.path') ?? 'blobs') },
-    database: { type: 'sqlite', path: path.resolve(data, get<string | undefined>('database.path') ?? 'pier.db') },
+    database: {
+      type: 'sqlite',
+      path: path.resolve(data, get<string | undefined>('database.path') ?? 'pier.db'),
+      synchronous: get('database.synchronous'),
+    },
     log: { level: get('log.level') },
     uploads: {
       automaticMount: get('uploads.automaticMount'),

@@ -45,7 +45,7 @@ export interface StartOptions {
 export async function startRegistry(config: RegistryConfig, options: StartOptions = {}): Promise<RunningRegistry> {
   const log = options.logger ?? pino({ level: config.log.level, base: undefined, timestamp: pino.stdTimeFunctions.isoTime });
   const blobs = await FsBlobStore.open(config.storage.path);
-  const db = await openSqliteDatabase(config.database.path);
+  const db = await openSqliteDatabase(config.database.path, { synchronous: config.database.synchronous });
   const meta = new SqlMetaStore(db);
   const metrics = createMetrics();
   let authGate: AuthGate | undefined;

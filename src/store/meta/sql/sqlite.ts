@@ -11,12 +11,15 @@ import { SqlMetaStore } from './sql-meta-store.js';
  * The Kysely handle over `file`, migrated to the latest schema. Other
  * stores (accounts, lifecycle) share it; the caller destroys it once.
  */
-export async function openSqliteDatabase(file: string): Promise<Kysely<Database>> {
+export async function openSqliteDatabase(file: string, options: { synchronous?: 'normal' | 'full' } = {}): Promise<Kysely<Database>> {
   await mkdir(path.dirname(file), { recursive: true });
   const sqlite = new SQLite(file);
-  // WAL lets readers run beside the writer; FULL makes every commit durable.
+  // WAL lets readers run beside the writer. In WAL mode, NORMAL keeps every
+  // commit across a process crash and the database consistent across a power
+  // loss (the last commits may roll back); FULL fsyncs each commit. See
+  // docs/decisions/0004-sqlite-synchronous.md.
   sqlite.pragma('journal_mode = WAL');
-  sqlite.pragma('synchronous = FULL');
+  sqlite.pragma(`synchronous = ${options.synchronous === 'full' ? 'FULL' : 'NORMAL'}`);
   sqlite.pragma('foreign_keys = ON');
   sqlite.pragma('busy_timeout = 5000');
   const db = new Kysely<Database>({ dialect: new SqliteDialect({ database: sqlite }) });
