@@ -30,6 +30,8 @@ import {
 
 const UPLOAD_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 const WRITE_BUFFER = 1024 * 1024;
+/** Bytes an upload may hold in memory before waiting for the disk: small, so many concurrent uploads stay cheap. */
+const APPEND_BUFFER = 256 * 1024;
 
 interface LiveUpload {
   /** Running sha256 of exactly `size` bytes, or undefined when it must be recomputed. */
@@ -131,7 +133,7 @@ export class FsBlobStore implements BlobStore {
       throw new BlobStoreError('ERR_UPLOAD_OFFSET', `upload ${id} has ${live.size} bytes; cannot write at ${offset}`);
     }
     live.busy = true;
-    const out = createWriteStream(file, { flags: 'a', highWaterMark: WRITE_BUFFER });
+    const out = createWriteStream(file, { flags: 'a', highWaterMark: APPEND_BUFFER });
     let written = 0;
     try {
       await once(out, 'open');
