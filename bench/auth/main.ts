@@ -18,8 +18,8 @@ import { parseArgs } from 'node:util';
 import { addPolicyRule, addUser, openAuthStore } from '../../src/auth/accounts.js';
 import { runLoad, type LoadResult } from '../lib/ab.js';
 import { imageConfig, imageManifest, OCI_CONFIG, OCI_LAYER_TAR, OCI_MANIFEST, randomBuffer, sha256 } from '../lib/image.js';
-import { startDaemon, stopAll, stopDaemon, waitFor } from '../lib/proc.js';
-import { freePort, repoRoot, startPier } from '../lib/registries.js';
+import { stopAll, stopDaemon } from '../lib/proc.js';
+import { repoRoot, startDistribution, startPier } from '../lib/registries.js';
 
 const { values } = parseArgs({
   options: { quick: { type: 'boolean' }, rounds: { type: 'string' }, seconds: { type: 'string' }, connections: { type: 'string' } },
@@ -54,32 +54,11 @@ async function pushImage(url: string, authorization: string): Promise<void> {
 }
 
 async function startDistributionHtpasswd(dir: string) {
-  mkdirSync(join(dir, 'data'), { recursive: true });
+  mkdirSync(dir, { recursive: true });
   const htpasswd = join(dir, 'htpasswd');
   // htpasswd -B uses cost 5 by default; distribution's docs and most setups use the same.
   execFileSync('htpasswd', ['-Bbc', htpasswd, USER, PASSWORD], { stdio: 'ignore' });
-  const port = await freePort();
-  const host = `127.0.0.1:${port}`;
-  const config = join(dir, 'config.yml');
-  writeFileSync(
-    config,
-    [
-      'version: 0.1',
-      'log: {level: warn, accesslog: {disabled: true}}',
-      `storage: {filesystem: {rootdirectory: ${join(dir, 'data')}}, delete: {enabled: true}}`,
-      `http: {addr: ${host}}`,
-      `auth: {htpasswd: {realm: bench, path: ${htpasswd}}}`,
-      '',
-    ].join('\n'),
-  );
-  const daemon = startDaemon('distribution+htpasswd', 'docker-registry', ['serve', config], join(dir, 'registry.log'));
-  const url = `http://${host}`;
-  await waitFor('distribution', async () => {
-    const r = await fetch(`${url}/v2/`).catch(() => undefined);
-    await r?.arrayBuffer();
-    return r?.status === 401;
-  }, 30_000);
-  return { url, daemon };
+  return startDistribution(dir, 'distribution+htpasswd', { htpasswd });
 }
 
 async function bearerToken(url: string): Promise<string> {

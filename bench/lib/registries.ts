@@ -70,8 +70,8 @@ async function waitUp(daemon: Daemon, url: string): Promise<void> {
   }
 }
 
-/** Starts CNCF distribution with a minimal config (no auth, delete enabled). */
-export async function startDistribution(dir: string, label = 'distribution'): Promise<Registry> {
+/** Starts CNCF distribution with a minimal config (delete enabled; no auth unless an htpasswd file is given). */
+export async function startDistribution(dir: string, label = 'distribution', options: { htpasswd?: string } = {}): Promise<Registry> {
   mkdirSync(join(dir, 'data'), { recursive: true });
   const port = await freePort();
   const host = `127.0.0.1:${port}`;
@@ -83,6 +83,7 @@ export async function startDistribution(dir: string, label = 'distribution'): Pr
       'log: {level: warn, accesslog: {disabled: true}}',
       `storage: {filesystem: {rootdirectory: ${join(dir, 'data')}}, delete: {enabled: true}}`,
       `http: {addr: ${host}}`,
+      ...(options.htpasswd ? [`auth: {htpasswd: {realm: bench, path: ${options.htpasswd}}}`] : []),
       '',
     ].join('\n'),
   );

@@ -35,8 +35,8 @@ export function blob(data: Buffer, mediaType = 'application/octet-stream'): Test
   return { mediaType, digest: sha256(data), size: data.length, data };
 }
 
-/** A tar holding one file of `size` random bytes. */
-export async function randomTar(size: number, name = `file-${randomBytes(4).toString('hex')}`): Promise<Buffer> {
+/** A tar of the given entries, in memory (test images are small). */
+export async function tarOf(entries: { name: string; data: Buffer | string }[]): Promise<Buffer> {
   const p = pack();
   const chunks: Buffer[] = [];
   p.on('data', (c: unknown) => {
@@ -46,10 +46,15 @@ export async function randomTar(size: number, name = `file-${randomBytes(4).toSt
     p.on('end', resolve);
     p.on('error', reject);
   });
-  p.entry({ name, size, mode: 0o644, mtime: new Date(0) }, randomBytes(size));
+  for (const e of entries) p.entry({ name: e.name, mode: 0o644, mtime: new Date(0) }, e.data);
   p.finalize();
   await done;
   return Buffer.concat(chunks);
+}
+
+/** A tar holding one file of `size` random bytes. */
+export function randomTar(size: number, name = `file-${randomBytes(4).toString('hex')}`): Promise<Buffer> {
+  return tarOf([{ name, data: randomBytes(size) }]);
 }
 
 export interface ImageOptions {
@@ -131,23 +136,14 @@ export function makeIndex(children: { image: TestImage; platform: { os: string; 
 
 /** Writes a classic `docker save` tarball (manifest.json, config, layer.tar per layer). */
 export async function writeDockerArchive(file: string, image: TestImage, repoTag: string): Promise<void> {
-  const p = pack();
-  const chunks: Buffer[] = [];
-  p.on('data', (c: unknown) => {
-    chunks.push(c as Buffer);
-  });
-  const done = new Promise<void>((resolve, reject) => {
-    p.on('end', resolve);
-    p.on('error', reject);
-  });
   const configName = `${image.config.digest.slice(7)}.json`;
   const layerNames = image.diffs.map((d) => `${sha256(d).slice(7)}/layer.tar`);
-  p.entry({ name: configName }, image.config.data);
-  image.diffs.forEach((d, i) => p.entry({ name: layerNames[i]! }, d));
-  p.entry({ name: 'manifest.json' }, JSON.stringify([{ Config: configName, RepoTags: [repoTag], Layers: layerNames }]));
-  p.finalize();
-  await done;
-  await writeFile(file, Buffer.concat(chunks));
+  const tar = await tarOf([
+    { name: configName, data: image.config.data },
+    ...image.diffs.map((d, i) => ({ name: layerNames[i]!, data: d })),
+    { name: 'manifest.json', data: JSON.stringify([{ Config: configName, RepoTags: [repoTag], Layers: layerNames }]) },
+  ]);
+  await writeFile(file, tar);
 }
 
 /** Pushes an image over raw HTTP (monolithic uploads), as a minimal client would. */
