@@ -12,12 +12,11 @@ import { PierCache, defaultCacheDir } from './cache.js';
 import { CredentialStore } from './credentials.js';
 import { ClientError } from './errors.js';
 import type { EventSink } from './events.js';
-import { pushImage, type Compression, type PushResult } from './push.js';
+import { pushImage, type PushOptions, type PushResult } from './push.js';
 import { Registry, isLoopback } from './registry.js';
 import { RegistrySource } from './sources/registry-source.js';
 import type { ImageSource } from './sources/source.js';
 import { createAgent, type RetryPolicy } from './transport.js';
-import type { GzipSettings } from './gzip.js';
 
 export interface ClientOptions {
   env?: NodeJS.ProcessEnv;
@@ -32,14 +31,8 @@ export interface ClientOptions {
   onEvent?: EventSink;
 }
 
-export interface ClientPushOptions {
-  jobs?: number;
-  chunkSize?: number;
-  compression?: Compression;
-  gzip?: GzipSettings;
-  platform?: string;
-  signal?: AbortSignal;
-}
+/** The push engine's options that a caller chooses (the client supplies registry, cache and events). */
+export type ClientPushOptions = Pick<PushOptions, 'jobs' | 'chunkSize' | 'compression' | 'gzip' | 'platform' | 'signal'>;
 
 export class Client {
   readonly credentials: CredentialStore;
