@@ -4,7 +4,6 @@
  * host. Everything `pier push/copy/tag/tags/inspect/delete` does is a method
  * here, callable from TypeScript.
  */
-import type { Dispatcher } from 'undici';
 import type { Digest, ImageReference} from '../oci/index.js';
 import { parseManifest } from '../oci/index.js';
 import type { Credential } from './auth.js';
@@ -16,7 +15,8 @@ import { pushImage, type PushOptions, type PushResult } from './push.js';
 import { Registry, isLoopback } from './registry.js';
 import { RegistrySource } from './sources/registry-source.js';
 import type { ImageSource } from './sources/source.js';
-import { createAgent, type RetryPolicy } from './transport.js';
+import { HttpPool } from './http.js';
+import type { RetryPolicy } from './transport.js';
 
 export interface ClientOptions {
   env?: NodeJS.ProcessEnv;
@@ -27,7 +27,8 @@ export interface ClientOptions {
   /** Credentials to use instead of the stored ones (`--username`). */
   credential?: Credential;
   retry?: RetryPolicy;
-  dispatcher?: Dispatcher;
+  /** Connection pool to share (default: one of the client's own). */
+  pool?: HttpPool;
   onEvent?: EventSink;
 }
 
@@ -37,8 +38,8 @@ export type ClientPushOptions = Pick<PushOptions, 'jobs' | 'chunkSize' | 'compre
 export class Client {
   readonly credentials: CredentialStore;
   readonly cache: PierCache;
-  private readonly dispatcher: Dispatcher;
-  private readonly ownsDispatcher: boolean;
+  private readonly pool: HttpPool;
+  private readonly ownsPool: boolean;
   private readonly registries = new Map<string, Registry>();
   private readonly env: NodeJS.ProcessEnv;
 
@@ -46,8 +47,8 @@ export class Client {
     this.env = options.env ?? process.env;
     this.credentials = new CredentialStore({ env: this.env });
     this.cache = new PierCache(options.cacheDir ?? defaultCacheDir(this.env));
-    this.ownsDispatcher = !options.dispatcher;
-    this.dispatcher = options.dispatcher ?? createAgent({ caFiles: options.caFiles, env: this.env });
+    this.ownsPool = !options.pool;
+    this.pool = options.pool ?? new HttpPool({ caFiles: options.caFiles, env: this.env });
   }
 
   private isInsecure(host: string): boolean {
@@ -62,7 +63,7 @@ export class Client {
     if (!r) {
       const explicit = this.options.credential;
       r = new Registry(ref.registry, ref.apiHost, {
-        dispatcher: this.dispatcher,
+        pool: this.pool,
         insecure: this.isInsecure(ref.apiHost),
         credential: explicit ? async () => explicit : () => this.credentials.get(ref.registry),
         retry: this.options.retry,
@@ -140,7 +141,7 @@ export class Client {
   }
 
   async close(): Promise<void> {
-    if (this.ownsDispatcher) await this.dispatcher.close();
+    if (this.ownsPool) await this.pool.close();
   }
 }
 

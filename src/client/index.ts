@@ -12,3 +12,4 @@ export { createParallelGzip, gzipCodec, DEFAULT_GZIP, type GzipSettings } from '
 export { openSource, OciLayoutSource, DockerArchiveSource, DockerDaemonSource, RegistrySource } from './sources/index.js';
 export type { ImageSource } from './sources/index.js';
 export { compose, retry, redirect, userAgent, sender, backoff, type Handler, type Layer, type HttpRequest, type HttpResponse } from './transport.js';
+export { HttpPool, type HttpPoolOptions } from './http.js';

@@ -8,7 +8,7 @@
  */
 import { Buffer } from 'node:buffer';
 import type { Readable } from 'node:stream';
-import type { Dispatcher } from 'undici';
+import type { HttpPool } from './http.js';
 import { Digest, baseMediaType, type RepositoryName } from '../oci/index.js';
 import { Authenticator, type Credential } from './auth.js';
 import { ClientError } from './errors.js';
@@ -39,7 +39,7 @@ export const MANIFEST_ACCEPT = [
 ].join(', ');
 
 export interface RegistryOptions {
-  dispatcher: Dispatcher;
+  pool: HttpPool;
   credential?: () => Promise<Credential | undefined>;
   /** Use plain HTTP. Default: only for loopback hosts. */
   insecure?: boolean;
@@ -88,7 +88,7 @@ export class Registry {
   ) {
     const plain = options.insecure ?? isLoopback(apiHost);
     this.base = new URL(`${plain ? 'http' : 'https'}://${apiHost}`);
-    const send = sender(options.dispatcher);
+    const send = sender(options.pool);
     const ua = userAgent(options.userAgent ?? USER_AGENT);
     const policy = options.retry ?? DEFAULT_RETRY;
     const onRetry = options.onRetry ? (i: { req: HttpRequest; attempt: number; delay: number; reason: string }) => options.onRetry?.({ ...i, url: i.req.url }) : undefined;

@@ -1,8 +1,8 @@
 /**
- * The client's HTTP stack, composed as layers around one undici call, like
+ * The client's HTTP stack, composed as layers around one HTTP call, like
  * ggcr's transport chain or undici's `Dispatcher.compose`:
  *
- *     redirect → retry → auth → user-agent → send (undici)
+ *     redirect → retry → auth → user-agent → send (node:http, ./http.ts)
  *
  * A {@link Handler} turns a request into a response; a {@link Layer} wraps
  * a handler. Each cross-cutting concern lives in exactly one layer.
@@ -12,10 +12,7 @@
  * failure is reported to the caller (the upload engine resumes instead).
  */
 import { Readable } from 'node:stream';
-import { readFileSync } from 'node:fs';
-import { rootCertificates } from 'node:tls';
-import { createRequire } from 'node:module';
-import type { Agent as AgentType, Dispatcher } from 'undici';
+import type { HttpPool } from './http.js';
 import { ClientError, isAbort, isRetryable, networkError } from './errors.js';
 
 export type RequestBody = Uint8Array | (() => Readable) | Readable;
@@ -89,49 +86,12 @@ export function isReplayable(body: RequestBody | undefined): boolean {
   return body === undefined || body instanceof Uint8Array || typeof body === 'function';
 }
 
-export interface TlsOptions {
-  /** Extra CA certificates (PEM). SSL_CERT_FILE is honoured too. */
-  caFiles?: string[];
-}
-
-/**
- * undici's Agent, loaded alone: the package index also loads fetch,
- * WebSocket, caches and more, which costs ~50 ms at every `pier` start.
- */
-const requireUndici = createRequire(import.meta.url);
-export const Agent = requireUndici('undici/lib/dispatcher/agent.js') as typeof AgentType;
-// What undici's index does to give every dispatcher `.request()`; idempotent.
-Object.assign((requireUndici('undici/lib/dispatcher/dispatcher.js') as { prototype: object }).prototype, requireUndici('undici/lib/api/index.js') as object);
-
-/** One undici Agent per process: keep-alive connections shared by every registry. */
-export function createAgent(options: TlsOptions & { env?: NodeJS.ProcessEnv; connections?: number } = {}): AgentType {
-  const env = options.env ?? process.env;
-  const files = [...(options.caFiles ?? [])];
-  if (env.SSL_CERT_FILE) files.push(env.SSL_CERT_FILE);
-  let ca: string[] | undefined;
-  if (files.length > 0) {
-    // Extra CAs are added to Node's bundled roots, not instead of them.
-    ca = [...rootCertificates, ...files.map((f) => readFileSync(f, 'utf8'))];
-  }
-  return new Agent({
-    keepAliveTimeout: 30_000,
-    connections: options.connections ?? 16,
-    headersTimeout: 300_000,
-    bodyTimeout: 300_000,
-    connect: ca ? { ca } : {},
-  });
-}
-
-
-/** The innermost handler: one undici request, network errors made retryable ClientErrors. */
-export function sender(dispatcher: Dispatcher): Handler {
+/** The innermost handler: one request on the pool, network errors made retryable ClientErrors. */
+export function sender(pool: HttpPool): Handler {
   return async (req) => {
-    let body: Dispatcher.DispatchOptions['body'];
-    if (req.body instanceof Uint8Array) body = req.body;
-    else if (typeof req.body === 'function') body = req.body();
-    else body = req.body;
+    const body = typeof req.body === 'function' ? req.body() : req.body;
     try {
-      const res = await dispatcher.request({
+      const res = await pool.request({
         origin: req.url.origin,
         path: req.url.pathname + req.url.search,
         method: req.method,
@@ -140,7 +100,7 @@ export function sender(dispatcher: Dispatcher): Handler {
         signal: req.signal,
         headersTimeout: req.headersTimeout,
       });
-      return { status: res.statusCode, headers: res.headers, body: res.body as unknown as Readable, url: req.url };
+      return { status: res.statusCode, headers: res.headers, body: res.body, url: req.url };
     } catch (err) {
       if (body instanceof Readable) body.destroy();
       if (isAbort(err) || req.signal?.aborted) throw new ClientError('ERR_ABORTED', 'cancelled', { cause: err });

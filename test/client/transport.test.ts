@@ -11,14 +11,14 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
-import { Agent } from 'undici';
+import { HttpPool } from '../../src/client/http.js';
 import { Authenticator, CredentialStore, Registry, mergeScopes, parseChallenge } from '../../src/client/index.js';
 import type { HttpRequest, HttpResponse } from '../../src/client/index.js';
 import { Digest, parseRepositoryName } from '../../src/oci/index.js';
 import { Readable } from 'node:stream';
 
-const agent = new Agent();
-after(() => agent.close());
+const pool = new HttpPool();
+after(() => pool.close());
 
 async function serve(handler: (req: IncomingMessage, res: ServerResponse) => void): Promise<{ host: string; server: Server; close(): Promise<void> }> {
   const server = createServer(handler);
@@ -47,7 +47,7 @@ describe('retries', () => {
       res.writeHead(n < 3 ? 503 : 200).end();
     });
     try {
-      const reg = new Registry(s.host, s.host, { dispatcher: agent, retry: fast });
+      const reg = new Registry(s.host, s.host, { pool, retry: fast });
       assert.equal(await reg.hasBlob(repo, digest), true);
       assert.equal(n, 3);
     } finally {
@@ -63,7 +63,7 @@ describe('retries', () => {
       else res.writeHead(404).end();
     });
     try {
-      const reg = new Registry(s.host, s.host, { dispatcher: agent, retry: fast });
+      const reg = new Registry(s.host, s.host, { pool, retry: fast });
       const t0 = Date.now();
       assert.equal(await reg.hasBlob(repo, digest), false);
       assert.ok(Date.now() - t0 >= 900, 'waited for Retry-After');
@@ -80,7 +80,7 @@ describe('retries', () => {
       else res.writeHead(200).end();
     });
     try {
-      const reg = new Registry(s.host, s.host, { dispatcher: agent, retry: fast });
+      const reg = new Registry(s.host, s.host, { pool, retry: fast });
       assert.equal(await reg.hasBlob(repo, digest), true);
       assert.equal(n, 3);
     } finally {
@@ -88,7 +88,7 @@ describe('retries', () => {
     }
     const always = await serve((req) => req.socket.destroy());
     try {
-      const reg = new Registry(always.host, always.host, { dispatcher: agent, retry: fast });
+      const reg = new Registry(always.host, always.host, { pool, retry: fast });
       await assert.rejects(reg.hasBlob(repo, digest), (err: Error & { code?: string; retryable?: boolean }) => err.code === 'ERR_NETWORK' && err.retryable === true);
     } finally {
       await always.close();
@@ -98,7 +98,7 @@ describe('retries', () => {
   test('401 on a HEAD after credentials is an error naming the right, not "missing"', async () => {
     const s = await serve((_req, res) => res.writeHead(401, { 'www-authenticate': 'Basic realm="x"' }).end());
     try {
-      const reg = new Registry(s.host, s.host, { dispatcher: agent, retry: fast, credential: async () => ({ username: 'u', password: 'p' }) });
+      const reg = new Registry(s.host, s.host, { pool, retry: fast, credential: async () => ({ username: 'u', password: 'p' }) });
       await assert.rejects(reg.hasBlob(repo, digest, ['pull', 'push']), /not authorized to pull,push/);
     } finally {
       await s.close();

@@ -10,20 +10,20 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
-import type { Dispatcher } from 'undici';
-import { Agent } from '../transport.js';
+import { HttpPool } from '../http.js';
+import { readBody } from '../transport.js';
 import { ClientError } from '../errors.js';
 import { DockerArchiveSource } from './docker-archive.js';
 import type { ImageSource, SourceRoot } from './source.js';
 
-export function daemonEndpoint(env: NodeJS.ProcessEnv = process.env): { origin: string; dispatcher: Dispatcher; where: string } {
+export function daemonEndpoint(env: NodeJS.ProcessEnv = process.env): { origin: string; pool: HttpPool; where: string } {
   const host = env.DOCKER_HOST || 'unix:///var/run/docker.sock';
   if (host.startsWith('unix://')) {
     const socketPath = host.slice('unix://'.length);
-    return { origin: 'http://localhost', dispatcher: new Agent({ connect: { socketPath } }), where: socketPath };
+    return { origin: 'http://localhost', pool: new HttpPool({ socketPath, env }), where: socketPath };
   }
   if (host.startsWith('tcp://') || host.startsWith('http://')) {
-    return { origin: `http://${host.replace(/^\w+:\/\//, '')}`, dispatcher: new Agent(), where: host };
+    return { origin: `http://${host.replace(/^\w+:\/\//, '')}`, pool: new HttpPool({ env }), where: host };
   }
   throw new ClientError('ERR_CONFIG', `DOCKER_HOST=${host}: only unix:// and tcp:// are supported`);
 }
@@ -52,17 +52,17 @@ export class DockerDaemonSource implements ImageSource {
   }
 
   private async load(): Promise<SourceRoot> {
-    const { origin, dispatcher, where } = daemonEndpoint(this.env);
+    const { origin, pool, where } = daemonEndpoint(this.env);
     this.dir = await mkdtemp(join(tmpdir(), 'pier-daemon-'));
     const file = join(this.dir, 'image.tar');
     try {
-      const res = await dispatcher.request({ origin, path: `/images/${encodeURIComponent(this.name)}/get`, method: 'GET' });
+      const res = await pool.request({ origin, path: `/images/${encodeURIComponent(this.name)}/get`, method: 'GET' });
       if (res.statusCode === 404) {
-        await res.body.text();
+        res.body.resume();
         throw new ClientError('ERR_NOT_FOUND', `the Docker daemon at ${where} has no image ${this.name}`);
       }
       if (res.statusCode !== 200) {
-        const text = (await res.body.text()).slice(0, 300);
+        const text = (await readBody({ status: res.statusCode, headers: res.headers, body: res.body, url: new URL(origin) }, 64 * 1024)).toString('utf8').slice(0, 300);
         throw new ClientError('ERR_DAEMON', `the Docker daemon at ${where} answered HTTP ${res.statusCode} for ${this.name}: ${text}`);
       }
       await pipeline(res.body, createWriteStream(file));
@@ -70,7 +70,7 @@ export class DockerDaemonSource implements ImageSource {
       if (err instanceof ClientError) throw err;
       throw new ClientError('ERR_DAEMON', `cannot reach the Docker daemon at ${where} (set DOCKER_HOST)`, { cause: err });
     } finally {
-      await dispatcher.close();
+      await pool.close();
     }
     this.archive = new DockerArchiveSource(file, undefined);
     return this.archive.root();

@@ -1,0 +1,147 @@
+/**
+ * The bottom of the client's HTTP stack: one request over Node's own
+ * `http`/`https` with keep-alive agents. Node's built-in HTTP parser is
+ * native; undici's is WebAssembly, compiled at the first request of every
+ * process (~85 ms here) after ~30 ms of loading — most of a re-push's time
+ * for a command that lives a fraction of a second (decision 0023).
+ *
+ * Timeouts: `headersTimeout` counts from the end of the request body to the
+ * response headers; `idleTimeout` is the longest silence on a socket in
+ * either direction (a stalled upload or download).
+ */
+import { readFileSync } from 'node:fs';
+import { Agent as HttpAgent, request as httpRequest, type IncomingMessage, type OutgoingHttpHeaders } from 'node:http';
+import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
+import { Readable, pipeline } from 'node:stream';
+import { rootCertificates } from 'node:tls';
+
+export interface PoolRequest {
+  /** `http://host:port` or `https://host:port`. */
+  origin: string;
+  path: string;
+  method: string;
+  headers?: Record<string, string>;
+  body?: Uint8Array | Readable;
+  signal?: AbortSignal;
+  /** Milliseconds from the end of the request body to the response headers. */
+  headersTimeout?: number;
+}
+
+export interface PoolResponse {
+  statusCode: number;
+  /** Lower-case names; a header sent more than once is an array. */
+  headers: Record<string, string | string[] | undefined>;
+  body: Readable;
+}
+
+export interface HttpPoolOptions {
+  /** Extra CA certificate files (PEM), added to Node's roots. `SSL_CERT_FILE` is honoured too. */
+  caFiles?: string[];
+  env?: NodeJS.ProcessEnv;
+  /** Connections per origin (default 16). */
+  connections?: number;
+  /** Connect through a unix socket (the Docker Engine API). */
+  socketPath?: string;
+  headersTimeout?: number;
+  idleTimeout?: number;
+}
+
+/** A failure before a response: carries a Node-style `code` so errors.ts can classify it. */
+class PoolError extends Error {
+  constructor(
+    message: string,
+    readonly code: string,
+  ) {
+    super(message);
+    this.name = 'PoolError';
+  }
+}
+
+function abortError(): Error {
+  const e = new Error('The operation was aborted');
+  e.name = 'AbortError';
+  return e;
+}
+
+export class HttpPool {
+  private readonly http: HttpAgent;
+  private readonly https: HttpsAgent;
+  private readonly headersTimeout: number;
+  private readonly idleTimeout: number;
+  private readonly socketPath: string | undefined;
+
+  constructor(options: HttpPoolOptions = {}) {
+    const env = options.env ?? process.env;
+    const files = [...(options.caFiles ?? [])];
+    if (env.SSL_CERT_FILE) files.push(env.SSL_CERT_FILE);
+    // Extra CAs are added to Node's bundled roots, not instead of them.
+    const ca = files.length > 0 ? [...rootCertificates, ...files.map((f) => readFileSync(f, 'utf8'))] : undefined;
+    const agent = { keepAlive: true, maxSockets: options.connections ?? 16, maxFreeSockets: options.connections ?? 16, scheduling: 'lifo' as const };
+    this.http = new HttpAgent(agent);
+    this.https = new HttpsAgent(ca ? { ...agent, ca } : agent);
+    this.headersTimeout = options.headersTimeout ?? 300_000;
+    this.idleTimeout = options.idleTimeout ?? 300_000;
+    this.socketPath = options.socketPath;
+  }
+
+  request(req: PoolRequest): Promise<PoolResponse> {
+    return new Promise((resolve, reject) => {
+      if (req.signal?.aborted) return reject(abortError());
+      const url = new URL(req.origin);
+      const secure = url.protocol === 'https:';
+      const headers: OutgoingHttpHeaders = { ...req.headers };
+      const body = req.body;
+      if (body instanceof Uint8Array) headers['content-length'] = body.byteLength;
+      else if (body === undefined && req.method !== 'GET' && req.method !== 'HEAD' && req.method !== 'DELETE') headers['content-length'] = 0;
+      let settled = false;
+      let headersTimer: NodeJS.Timeout | undefined;
+      const fail = (err: Error) => {
+        clearTimeout(headersTimer);
+        if (body instanceof Readable) body.destroy();
+        if (settled) return;
+        settled = true;
+        reject(req.signal?.aborted ? abortError() : err);
+      };
+      const options = {
+        method: req.method,
+        path: req.path,
+        headers,
+        agent: secure ? this.https : this.http,
+        timeout: this.idleTimeout,
+        ...(this.socketPath ? { socketPath: this.socketPath } : { hostname: url.hostname.replace(/^\[|\]$/g, ''), port: url.port || (secure ? 443 : 80) }),
+        ...(req.signal ? { signal: req.signal } : {}),
+      };
+      const r = (secure ? httpsRequest : httpRequest)(options, (res: IncomingMessage) => {
+        clearTimeout(headersTimer);
+        settled = true;
+        const out: PoolResponse['headers'] = {};
+        for (const [name, values] of Object.entries(res.headersDistinct)) {
+          if (values) out[name] = values.length === 1 ? values[0] : values;
+        }
+        resolve({ statusCode: res.statusCode ?? 0, headers: out, body: res });
+      });
+      r.on('error', fail);
+      r.on('timeout', () => r.destroy(new PoolError(`no data for ${Math.round(this.idleTimeout / 1000)} s`, 'ETIMEDOUT')));
+      r.on('finish', () => {
+        const ms = req.headersTimeout ?? this.headersTimeout;
+        headersTimer = setTimeout(() => r.destroy(new PoolError(`no response headers within ${Math.round(ms / 1000)} s`, 'ETIMEDOUT')), ms);
+        headersTimer.unref();
+      });
+      if (body instanceof Readable) {
+        pipeline(body, r, (err) => {
+          // A registry may answer (413, 401) before reading the whole body: that answer wins.
+          if (err && !settled) fail(err);
+        });
+      } else {
+        r.end(body);
+      }
+    });
+  }
+
+  /** Closes idle connections; requests in flight are cut. */
+  close(): Promise<void> {
+    this.http.destroy();
+    this.https.destroy();
+    return Promise.resolve();
+  }
+}
