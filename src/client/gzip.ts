@@ -2,8 +2,11 @@
  * Parallel gzip, pigz-style: the input is cut into fixed-size chunks, each
  * deflated independently on a worker thread (ending on a sync flush so the
  * raw deflate streams concatenate), and written as ONE gzip member with the
- * CRC-32 and length of the whole input. Output is deterministic for a given
- * input, level and chunk size, which the diffID cache and resume rely on.
+ * CRC-32 and length of the whole input. A chunk that does not compress is
+ * framed as stored blocks instead (gzip-worker.ts decides, by a sample).
+ * Output is deterministic for a given input and settings, which the diffID
+ * cache and resume rely on; {@link gzipCodec} names the settings and the
+ * format version, so a change of either never resumes into other bytes.
  *
  * Memory: at most `2 × workers` chunks in flight. Workers: one per core
  * (`PIER_GZIP_WORKERS` overrides, for tuning on shared machines).
@@ -25,10 +28,35 @@ export const DEFAULT_GZIP: GzipSettings = { level: 1, chunkSize: 1 << 20 };
 
 /** A name for the settings, part of the diffID cache key: other settings give other bytes. */
 export function gzipCodec(settings: GzipSettings): string {
-  return `gzip-l${settings.level}-c${settings.chunkSize}`;
+  return `gzip-l${settings.level}-c${settings.chunkSize}-v${FORMAT_VERSION}`;
+}
+
+/** Bumped whenever the same input and settings would give other bytes (v2: stored chunks framed in JS). */
+const FORMAT_VERSION = 2;
+
+const STORED_MAX = 0xffff;
+
+/**
+ * Raw-deflate stored blocks holding `data` (RFC 1951 3.2.4), byte-aligned
+ * as a chunk after a sync flush is; the last block is final when `last`.
+ */
+export function storedBlocks(data: Uint8Array, last: boolean): Buffer {
+  const blocks = Math.max(1, Math.ceil(data.length / STORED_MAX));
+  const out = Buffer.allocUnsafe(data.length + blocks * 5);
+  let o = 0;
+  for (let b = 0, at = 0; b < blocks; b++, at += STORED_MAX) {
+    const len = Math.min(STORED_MAX, data.length - at);
+    out[o] = last && b === blocks - 1 ? 1 : 0;
+    out.writeUInt16LE(len, o + 1);
+    out.writeUInt16LE(~len & 0xffff, o + 3);
+    out.set(data.subarray(at, at + len), o + 5);
+    o += 5 + len;
+  }
+  return out;
 }
 
 interface Pending {
+  last: boolean;
   resolve: (b: Buffer) => void;
   reject: (e: Error) => void;
 }
@@ -45,14 +73,14 @@ class DeflatePool {
     for (let i = 0; i < size; i++) {
       const w = new Worker(new URL('./gzip-worker.js', import.meta.url));
       w.unref();
-      w.on('message', (msg: { id: number; data: Uint8Array }) => {
+      w.on('message', (msg: { id: number; stored: boolean; data: Uint8Array }) => {
         const p = this.pending.get(msg.id);
         this.pending.delete(msg.id);
         this.busy--;
         this.idle.push(w);
         this.pump();
         if (this.busy === 0 && this.queue.length === 0) for (const x of this.workers) x.unref();
-        p?.resolve(Buffer.from(msg.data.buffer, msg.data.byteOffset, msg.data.byteLength));
+        p?.resolve(msg.stored ? storedBlocks(msg.data, p.last) : Buffer.from(msg.data.buffer, msg.data.byteOffset, msg.data.byteLength));
       });
       w.on('error', (err) => {
         for (const p of this.pending.values()) p.reject(err);
@@ -65,7 +93,7 @@ class DeflatePool {
 
   deflate(data: Uint8Array, last: boolean, level: number): Promise<Buffer> {
     const id = this.nextId++;
-    const promise = new Promise<Buffer>((resolve, reject) => this.pending.set(id, { resolve, reject }));
+    const promise = new Promise<Buffer>((resolve, reject) => this.pending.set(id, { last, resolve, reject }));
     this.queue.push({ id, data, last, level });
     this.pump();
     return promise;
