@@ -1,6 +1,9 @@
 /**
  * The push engine: plan → transfer → manifest commit.
  *
+ * - first, like crane: when the destination reference already names the
+ *   manifest this push would PUT (the source's own, or one built from the
+ *   diffID cache), every blob is there and nothing is sent;
  * - plan: every blob of every image is checked with HEAD (a failed HEAD is
  *   retried, never taken as missing); blobs recorded in another repository
  *   of the same registry are mounted (pull on the source, push on the
@@ -210,13 +213,19 @@ export class PushEngine {
       top = found.image;
     }
     const tagRef = this.dest.tag ?? this.dest.digest?.toString() ?? 'latest';
+    const images = top.kind === 'image' ? [top] : top.images.map((i) => i.image);
+    for (const image of images) this.announce(image);
+    // Like crane: when the reference already names this very manifest, every blob is there.
+    const predicted = top.kind === 'index' ? top.manifest : await this.predictManifest(top);
+    if (predicted && (await this.alreadyPushed(tagRef, predicted.bytes))) {
+      for (const image of images) this.reportExisting(image);
+      return this.upToDate(predicted.bytes, predicted.mediaType);
+    }
     if (top.kind === 'image') {
-      this.announce(top);
       const m = await this.pushImage(top);
       const digest = await this.commit(tagRef, m.bytes, m.mediaType);
       return this.result(digest, m.bytes.length, m.mediaType);
     }
-    for (const { image } of top.images) this.announce(image);
     const children = await Promise.all(top.images.map(async ({ descriptor, image }) => {
       const m = await this.pushImage(image);
       if (!Digest.of(m.bytes).equals(descriptor.digest)) {
@@ -227,6 +236,59 @@ export class PushEngine {
     for (const c of children) await this.registry.putManifest(this.repo, Digest.of(c.bytes).toString(), c.bytes, c.mediaType, this.signal);
     const digest = await this.commit(tagRef, top.manifest.bytes, top.manifest.mediaType);
     return this.result(digest, top.manifest.bytes.length, top.manifest.mediaType);
+  }
+
+  /**
+   * The manifest a push of `image` will PUT, when it can be known without
+   * sending or compressing anything: the source's own, or one built from the
+   * diffID cache. Undefined when a layer has never been compressed.
+   */
+  private async predictManifest(image: SourceImage): Promise<{ bytes: Buffer; mediaType: string } | undefined> {
+    if (image.manifest) return image.manifest;
+    const codec = gzipCodec(this.gzip);
+    const layers: Descriptor[] = [];
+    for (const l of image.layers) {
+      if (l.kind === 'stored') layers.push(l.descriptor);
+      else if (this.compression === 'none') layers.push({ mediaType: MediaTypes.ociLayer, digest: l.diffID, size: l.size });
+      else {
+        const known = await this.options.cache.compressedForm(l.diffID, codec);
+        const digest = known ? Digest.tryParse(known.digest) : undefined;
+        if (!known || !digest) return undefined;
+        layers.push({ mediaType: MediaTypes.dockerLayerGzip, digest, size: known.size });
+      }
+    }
+    return this.buildManifest(image.config.descriptor, layers);
+  }
+
+  /** Whether `reference` already names a manifest with exactly these bytes. Any doubt means no. */
+  private async alreadyPushed(reference: string, bytes: Buffer): Promise<boolean> {
+    this.checkAbort();
+    try {
+      const head = await this.registry.headManifest(this.repo, reference, ['pull', 'push']);
+      return head?.digest?.equals(Digest.of(bytes)) ?? false;
+    } catch (err) {
+      // A registry that will not say (401/403 before push rights are checked, odd statuses): push normally.
+      if (err instanceof ClientError && err.code !== 'ERR_NETWORK' && err.code !== 'ERR_ABORTED') return false;
+      throw err;
+    }
+  }
+
+  private reportExisting(image: SourceImage): void {
+    for (const l of image.layers) {
+      const id = l.kind === 'stored' ? shortId(l.descriptor.digest) : shortId(l.diffID);
+      this.stats.existed++;
+      this.emit({ type: 'blob', id, kind: 'layer', status: 'exists' });
+    }
+    this.stats.existed++;
+  }
+
+  /** The result of a push that found everything in place: nothing sent, the manifest reported. */
+  private upToDate(bytes: Buffer, mediaType: string): PushResult {
+    const digest = Digest.of(bytes);
+    const ev: PushEvent = { type: 'manifest', reference: this.dest.toString(), digest: digest.toString(), size: bytes.length, mediaType };
+    if (this.dest.tag) ev.tag = this.dest.tag;
+    this.emit(ev);
+    return this.result(digest, bytes.length, mediaType);
   }
 
   private result(digest: Digest, size: number, mediaType: string): PushResult {
@@ -255,12 +317,17 @@ export class PushEngine {
     const layers = image.layers.map((l) => (l.kind === 'stored' ? this.storedBlob(l, 'layer') : this.rawLayer(l)));
     const [configDesc, ...layerDescs] = await Promise.all([config, ...layers]);
     if (image.manifest) return { bytes: image.manifest.bytes, mediaType: image.manifest.mediaType };
+    return this.buildManifest(configDesc, layerDescs);
+  }
+
+  /** The manifest for an image whose layers were compressed here (or sent uncompressed). */
+  private buildManifest(config: Descriptor, layers: Descriptor[]): { bytes: Buffer; mediaType: string } {
     const oci = this.compression === 'none';
     const doc = {
       schemaVersion: 2,
       mediaType: oci ? MediaTypes.ociManifest : MediaTypes.dockerManifest,
-      config: { mediaType: oci ? MediaTypes.ociConfig : MediaTypes.dockerConfig, size: configDesc.size, digest: configDesc.digest.toString() },
-      layers: layerDescs.map((d) => ({ mediaType: d.mediaType, size: d.size, digest: d.digest.toString() })),
+      config: { mediaType: oci ? MediaTypes.ociConfig : MediaTypes.dockerConfig, size: config.size, digest: config.digest.toString() },
+      layers: layers.map((d) => ({ mediaType: d.mediaType, size: d.size, digest: d.digest.toString() })),
     };
     return { bytes: Buffer.from(JSON.stringify(doc)), mediaType: doc.mediaType };
   }
