@@ -2,17 +2,22 @@
  * What the client remembers between runs, under `$XDG_CACHE_HOME/pier`
  * (default `~/.cache/pier`):
  *
- *     mounts/<registry>/<algo>-<hex>.json     repositories of that registry known to hold the blob
- *     diffids/<algo>-<hex>.<codec>.json       uncompressed layer → {digest, size} of its compressed form
- *     uploads/<sha256 of key>.json            resume journal: an unfinished upload session
+ *     mounts.log                  registry, blob, repository: where blobs were pushed (mount sources)
+ *     diffids.log                 uncompressed layer + codec → digest, size of its compressed form
+ *     uploads/<sha256 of key>.json  resume journal: an unfinished upload session
  *
- * One small file per entry, written to a temp file and renamed, so
- * concurrent `pier` processes never see a torn entry; the worst race loses
- * one hint. Everything here is a hint: a missing or stale entry costs time,
- * never correctness (the registry is always asked).
+ * The two logs are append-only JSON lines, read once per process (later
+ * lines win) and appended to through one descriptor, several records per
+ * write: a 100-layer push costs a few writes, not hundreds of file
+ * creations. Appends of whole lines with O_APPEND never interleave
+ * between concurrent `pier` processes; a torn last line (a crash mid-write)
+ * is skipped. A log is compacted (rewritten and renamed over) when it holds
+ * far more lines than entries. The journal keeps one file per upload, written
+ * to a temp file and renamed. Everything here is a hint: a missing or stale
+ * entry costs time, never correctness (the registry is always asked).
  */
 import { createHash } from 'node:crypto';
-import { mkdir, readFile, rename, unlink, writeFile } from 'node:fs/promises';
+import { mkdir, open, readFile, rename, unlink, writeFile, type FileHandle } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import type { Digest } from '../oci/index.js';
@@ -36,12 +41,159 @@ export interface JournalEntry {
   updatedAt: string;
 }
 
-function safe(name: string): string {
-  return name.replace(/[^A-Za-z0-9._-]/g, '_');
+interface MountRecord {
+  registry: string;
+  digest: string;
+  repository: string;
+}
+
+interface DiffIdRecord extends CompressedForm {
+  diffID: string;
+  codec: string;
+}
+
+/** Repositories remembered per blob, most recent first. */
+const MOUNT_SOURCES = 8;
+/** Entries a log keeps when compacted (the most recently written). */
+const MAX_ENTRIES = 20_000;
+
+function isString(v: unknown): v is string {
+  return typeof v === 'string';
+}
+
+/**
+ * An append-only file of JSON records, folded into a map when first read.
+ * `fold` applies one record (later ones win); `records` gives the map back
+ * as records, for compaction.
+ */
+class RecordLog<R, V> {
+  private state: Promise<Map<string, V>> | undefined;
+  private handle: Promise<FileHandle> | undefined;
+  private pending: string[] = [];
+  private flushing: Promise<void> | undefined;
+
+  constructor(
+    private readonly dir: string,
+    private readonly name: string,
+    private readonly parse: (v: unknown) => R | undefined,
+    private readonly fold: (map: Map<string, V>, record: R) => void,
+    private readonly records: (map: Map<string, V>) => R[],
+  ) {}
+
+  private get path(): string {
+    return join(this.dir, this.name);
+  }
+
+  entries(): Promise<Map<string, V>> {
+    return (this.state ??= this.load());
+  }
+
+  private async load(): Promise<Map<string, V>> {
+    const map = new Map<string, V>();
+    let text: string;
+    try {
+      text = await readFile(this.path, 'utf8');
+    } catch {
+      return map;
+    }
+    let lines = 0;
+    for (const line of text.split('\n')) {
+      if (!line) continue;
+      lines++;
+      try {
+        const record = this.parse(JSON.parse(line));
+        if (record) this.fold(map, record);
+      } catch {
+        // a torn or foreign line: skip it
+      }
+    }
+    if (lines > 1000 && (lines > 4 * map.size || map.size > MAX_ENTRIES)) await this.compact(map);
+    return map;
+  }
+
+  private async compact(map: Map<string, V>): Promise<void> {
+    const keys = [...map.keys()];
+    for (const k of keys.slice(0, Math.max(0, keys.length - MAX_ENTRIES))) map.delete(k);
+    const tmp = join(this.dir, `.${this.name}.${process.pid}.${Math.random().toString(36).slice(2)}`);
+    try {
+      await writeFile(tmp, this.records(map).map((r) => `${JSON.stringify(r)}\n`).join(''));
+      await rename(tmp, this.path);
+    } catch {
+      await unlink(tmp).catch(() => undefined);
+    }
+  }
+
+  /** Records `record`: in this process at once, on disk with the next write (awaited). */
+  async append(record: R): Promise<void> {
+    const map = await this.entries();
+    this.fold(map, record);
+    this.pending.push(`${JSON.stringify(record)}\n`);
+    // Records appended in the same turn share one write.
+    this.flushing ??= new Promise<void>((resolve) => setImmediate(resolve)).then(() => this.flush());
+    await this.flushing;
+  }
+
+  private async flush(): Promise<void> {
+    const text = this.pending.join('');
+    this.pending = [];
+    this.flushing = undefined;
+    try {
+      this.handle ??= mkdir(this.dir, { recursive: true }).then(() => open(this.path, 'a'));
+      await (await this.handle).write(text);
+    } catch {
+      // a cache that cannot be written only costs time later
+    }
+  }
+
+  async close(): Promise<void> {
+    if (this.flushing) await this.flushing;
+    const handle = this.handle;
+    this.handle = undefined;
+    if (handle) await (await handle.catch(() => undefined))?.close();
+  }
 }
 
 export class PierCache {
-  constructor(readonly dir: string = defaultCacheDir()) {}
+  private readonly mounts: RecordLog<MountRecord, string[]>;
+  private readonly diffids: RecordLog<DiffIdRecord, DiffIdRecord>;
+
+  constructor(readonly dir: string = defaultCacheDir()) {
+    this.mounts = new RecordLog<MountRecord, string[]>(
+      dir,
+      'mounts.log',
+      (v) => {
+        const r = v as Partial<MountRecord> | null;
+        return r && isString(r.registry) && isString(r.digest) && isString(r.repository) ? { registry: r.registry, digest: r.digest, repository: r.repository } : undefined;
+      },
+      (map, r) => {
+        const key = `${r.registry} ${r.digest}`;
+        const repos = map.get(key) ?? [];
+        map.delete(key);
+        map.set(key, [r.repository, ...repos.filter((x) => x !== r.repository)].slice(0, MOUNT_SOURCES));
+      },
+      (map) =>
+        [...map].flatMap(([key, repos]) => {
+          const [registry = '', digest = ''] = key.split(' ');
+          return [...repos].reverse().map((repository) => ({ registry, digest, repository }));
+        }),
+    );
+    this.diffids = new RecordLog<DiffIdRecord, DiffIdRecord>(
+      dir,
+      'diffids.log',
+      (v) => {
+        const r = v as Partial<DiffIdRecord> | null;
+        return r && isString(r.diffID) && isString(r.codec) && isString(r.digest) && isString(r.mediaType) && typeof r.size === 'number'
+          ? { diffID: r.diffID, codec: r.codec, digest: r.digest, size: r.size, mediaType: r.mediaType }
+          : undefined;
+      },
+      (map, r) => {
+        const key = `${r.diffID} ${r.codec}`;
+        map.delete(key);
+        map.set(key, r);
+      },
+      (map) => [...map.values()],
+    );
+  }
 
   private async readJson<T>(path: string): Promise<T | undefined> {
     try {
@@ -58,33 +210,33 @@ export class PierCache {
     await rename(tmp, join(dir, name));
   }
 
-  // --- mount record ---
-
-  private mountDir(registry: string): string {
-    return join(this.dir, 'mounts', safe(registry));
+  /** Finishes pending writes and closes the logs. */
+  async close(): Promise<void> {
+    await Promise.all([this.mounts.close(), this.diffids.close()]);
   }
 
+  // --- mount record ---
+
   async repositoriesWithBlob(registry: string, digest: Digest): Promise<string[]> {
-    return (await this.readJson<string[]>(join(this.mountDir(registry), `${digest.algorithm}-${digest.encoded}.json`))) ?? [];
+    return (await this.mounts.entries()).get(`${registry} ${digest.toString()}`) ?? [];
   }
 
   /** Records that `repository` on `registry` now holds the blob (most recent first, at most 8). */
   async recordBlob(registry: string, repository: string, digest: Digest): Promise<void> {
-    const name = `${digest.algorithm}-${digest.encoded}.json`;
     const current = await this.repositoriesWithBlob(registry, digest);
     if (current[0] === repository) return;
-    const next = [repository, ...current.filter((r) => r !== repository)].slice(0, 8);
-    await this.writeJson(this.mountDir(registry), name, next);
+    await this.mounts.append({ registry, digest: digest.toString(), repository });
   }
 
   // --- diffID cache ---
 
   async compressedForm(diffID: Digest, codec: string): Promise<CompressedForm | undefined> {
-    return this.readJson<CompressedForm>(join(this.dir, 'diffids', `${diffID.algorithm}-${diffID.encoded}.${safe(codec)}.json`));
+    const r = (await this.diffids.entries()).get(`${diffID.toString()} ${codec}`);
+    return r ? { digest: r.digest, size: r.size, mediaType: r.mediaType } : undefined;
   }
 
   async recordCompressedForm(diffID: Digest, codec: string, form: CompressedForm): Promise<void> {
-    await this.writeJson(join(this.dir, 'diffids'), `${diffID.algorithm}-${diffID.encoded}.${safe(codec)}.json`, form);
+    await this.diffids.append({ diffID: diffID.toString(), codec, digest: form.digest, size: form.size, mediaType: form.mediaType });
   }
 
   // --- resume journal ---

@@ -141,6 +141,7 @@ export class Client {
   }
 
   async close(): Promise<void> {
+    await this.cache.close();
     if (this.ownsPool) await this.pool.close();
   }
 }

@@ -352,14 +352,18 @@ export class PushEngine {
     return p;
   }
 
-  private async compressSmall(id: string, layer: RawLayer): Promise<{ bytes: Buffer; digest: Digest }> {
+  /** Compresses a small layer into memory: its chunks as produced (not joined: no copy), digest and size. */
+  private async compressSmall(id: string, layer: RawLayer): Promise<{ chunks: Buffer[]; size: number; digest: Digest }> {
     this.stats.compressed++;
     this.emit({ type: 'compress', id, diffID: layer.diffID.toString() });
     const chunks: Buffer[] = [];
+    const digester = new Digester();
     const gz = pipeline(await layer.open(), createParallelGzip(this.gzip), () => undefined);
-    for await (const c of gz as AsyncIterable<Buffer>) chunks.push(c);
-    const bytes = Buffer.concat(chunks);
-    return { bytes, digest: Digest.of(bytes) };
+    for await (const c of gz as AsyncIterable<Buffer>) {
+      chunks.push(c);
+      digester.update(c);
+    }
+    return { chunks, size: digester.size, digest: digester.digest() };
   }
 
   /** Runs `fn`; if it throws, gives up the ticket so later uploads are not held back. */
@@ -464,19 +468,19 @@ export class PushEngine {
       // Small layers are compressed in memory first: the digest is then known, so the
       // blob may already exist or be mountable, and an upload is one monolithic PUT.
       const compressed = await this.skipOnFailure(ticket, () => this.compressing.run(() => this.compressSmall(id, layer)));
-      await this.options.cache.recordCompressedForm(layer.diffID, codec, { digest: compressed.digest.toString(), size: compressed.bytes.length, mediaType });
-      const descriptor: Descriptor = { mediaType, digest: compressed.digest, size: compressed.bytes.length };
+      await this.options.cache.recordCompressedForm(layer.diffID, codec, { digest: compressed.digest.toString(), size: compressed.size, mediaType });
+      const descriptor: Descriptor = { mediaType, digest: compressed.digest, size: compressed.size };
       const r = await this.skipOnFailure(ticket, () => this.checks.run(() => this.ensure(id, 'layer', compressed.digest)));
       if (r.done) {
         this.limiter.skip(ticket);
         return descriptor;
       }
-      this.emit({ type: 'blob', id, kind: 'layer', status: 'pushing', digest: compressed.digest.toString(), size: compressed.bytes.length });
+      this.emit({ type: 'blob', id, kind: 'layer', status: 'pushing', digest: compressed.digest.toString(), size: compressed.size });
       await this.limiter.run(ticket, () =>
-        this.upload(id, compressed.digest.toString(), r.session, async () => ({ stream: Readable.from([compressed.bytes]), digest: async () => compressed.digest, size: compressed.bytes.length, known: compressed.digest }), compressed.bytes.length),
+        this.upload(id, compressed.digest.toString(), r.session, async (offset) => ({ stream: pipeline(Readable.from(compressed.chunks), meter(offset, () => {}), () => {}), digest: async () => compressed.digest, size: compressed.size, known: compressed.digest }), compressed.size),
       );
       this.stats.pushed++;
-      this.emit({ type: 'blob', id, kind: 'layer', status: 'pushed', digest: compressed.digest.toString(), size: compressed.bytes.length });
+      this.emit({ type: 'blob', id, kind: 'layer', status: 'pushed', digest: compressed.digest.toString(), size: compressed.size });
       await this.options.cache.recordBlob(this.registry.registry, this.repo, compressed.digest);
       return descriptor;
     }

@@ -4,7 +4,7 @@
  * layer inside a `docker save` tarball or an OCI archive can be streamed
  * straight from disk, any number of times, from any offset.
  */
-import { open } from 'node:fs/promises';
+import { open, type FileHandle } from 'node:fs/promises';
 import { ClientError } from './errors.js';
 
 export interface TarEntry {
@@ -34,8 +34,8 @@ function normalise(name: string): string {
 }
 
 /** Maps member names (without a leading `./`) to their content's location. Symlinks are resolved. */
-export async function indexTar(path: string): Promise<Map<string, TarEntry>> {
-  const fh = await open(path, 'r');
+export async function indexTar(path: string, handle?: FileHandle): Promise<Map<string, TarEntry>> {
+  const fh = handle ?? (await open(path, 'r'));
   const entries = new Map<string, TarEntry>();
   const links = new Map<string, string>();
   try {
@@ -81,7 +81,7 @@ export async function indexTar(path: string): Promise<Map<string, TarEntry>> {
   } catch (cause) {
     throw new ClientError('ERR_SOURCE', `reading tar ${path}`, { cause });
   } finally {
-    await fh.close();
+    if (!handle) await fh.close();
   }
   for (const [name, target] of links) {
     let t = target;

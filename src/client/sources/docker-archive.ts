@@ -73,6 +73,7 @@ export class DockerArchiveSource implements ImageSource {
   }
 
   async close(): Promise<void> {
+    await this.files?.close();
     if (this.tempDir) await rm(this.tempDir, { recursive: true, force: true });
     if (this.options.removeOnClose) await rm(this.path, { force: true });
   }

@@ -1,6 +1,6 @@
 /** Read access to a folder or to the members of an (uncompressed) tar file, behind one interface. */
 import { createReadStream } from 'node:fs';
-import { readFile, stat, open } from 'node:fs/promises';
+import { readFile, stat, open, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { ClientError } from '../errors.js';
@@ -13,6 +13,7 @@ export interface Files {
   open(path: string, start?: number): Readable;
   /** The first bytes of a file (format sniffing). */
   head(path: string, n: number): Promise<Buffer>;
+  close(): Promise<void>;
 }
 
 const HWM = 1 << 20;
@@ -46,16 +47,52 @@ export class DirFiles implements Files {
       await fh.close();
     }
   }
+  async close(): Promise<void> {}
 }
 
+/**
+ * Members of a tar file, read through one open handle with positioned
+ * reads: a 100-layer archive is one open(), not one per layer and look.
+ */
 export class TarFiles implements Files {
   private constructor(
     readonly where: string,
+    private readonly fh: FileHandle,
     private readonly entries: Map<string, TarEntry>,
   ) {}
 
   static async open(path: string): Promise<TarFiles> {
-    return new TarFiles(path, await indexTar(path));
+    let fh: FileHandle;
+    try {
+      fh = await open(path, 'r');
+    } catch (cause) {
+      throw new ClientError('ERR_SOURCE', `cannot read ${path}`, { cause });
+    }
+    try {
+      return new TarFiles(path, fh, await indexTar(path, fh));
+    } catch (err) {
+      await fh.close();
+      throw err;
+    }
+  }
+
+  private closed = false;
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await this.fh.close();
+  }
+
+  /** `length` bytes at `position`, all of them (short reads are continued). */
+  private async readAt(length: number, position: number): Promise<Buffer> {
+    const buf = Buffer.allocUnsafe(length);
+    let done = 0;
+    while (done < length) {
+      const { bytesRead } = await this.fh.read(buf, done, length - done, position + done);
+      if (bytesRead === 0) throw new ClientError('ERR_SOURCE', `${this.where}: truncated archive`);
+      done += bytesRead;
+    }
+    return buf;
   }
 
   private entry(path: string): TarEntry {
@@ -65,14 +102,7 @@ export class TarFiles implements Files {
   }
   async read(path: string): Promise<Buffer> {
     const e = this.entry(path);
-    const fh = await open(this.where, 'r');
-    try {
-      const buf = Buffer.alloc(e.size);
-      await fh.read(buf, 0, e.size, e.offset);
-      return buf;
-    } finally {
-      await fh.close();
-    }
+    return this.readAt(e.size, e.offset);
   }
   async size(path: string): Promise<number | undefined> {
     return this.entries.get(path.replace(/^\.\//, ''))?.size;
@@ -80,17 +110,12 @@ export class TarFiles implements Files {
   open(path: string, start = 0): Readable {
     const e = this.entry(path);
     if (e.size === 0 || start >= e.size) return Readable.from([]);
-    return createReadStream(this.where, { start: e.offset + start, end: e.offset + e.size - 1, highWaterMark: HWM });
+    // Positioned reads on the shared descriptor: streams of several members may run at once.
+    // (The numeric fd, not the FileHandle: a FileHandle stream leaves a listener on it per stream.)
+    return createReadStream('', { fd: this.fh.fd, start: e.offset + start, end: e.offset + e.size - 1, highWaterMark: HWM, autoClose: false });
   }
   async head(path: string, n: number): Promise<Buffer> {
     const e = this.entry(path);
-    const fh = await open(this.where, 'r');
-    try {
-      const buf = Buffer.alloc(Math.min(n, e.size));
-      await fh.read(buf, 0, buf.length, e.offset);
-      return buf;
-    } finally {
-      await fh.close();
-    }
+    return this.readAt(Math.min(n, e.size), e.offset);
   }
 }

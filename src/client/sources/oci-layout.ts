@@ -33,7 +33,9 @@ export class OciLayoutSource implements ImageSource {
     return new OciLayoutSource(await TarFiles.open(path), tag);
   }
 
-  async close(): Promise<void> {}
+  async close(): Promise<void> {
+    await this.files.close();
+  }
 
   private async readBlob(d: Descriptor, limit = 8 * 1024 * 1024): Promise<Buffer> {
     if (d.size > limit) throw new ClientError('ERR_SOURCE', `${this.files.where}: ${d.digest.toString()} is too large to be a manifest or config`);
