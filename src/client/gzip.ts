@@ -3,7 +3,9 @@
  * deflated independently on a worker thread (ending on a sync flush so the
  * raw deflate streams concatenate), and written as ONE gzip member with the
  * CRC-32 and length of the whole input. A chunk that does not compress is
- * framed as stored blocks instead (gzip-worker.ts decides, by a sample).
+ * framed as stored blocks on the calling thread instead ({@link compresses}
+ * decides, by a sample): random or already-compressed layers never wake a
+ * worker, and cost a copy rather than a deflate pass.
  * Output is deterministic for a given input and settings, which the diffID
  * cache and resume rely on; {@link gzipCodec} names the settings and the
  * format version, so a change of either never resumes into other bytes.
@@ -15,7 +17,7 @@ import { Buffer } from 'node:buffer';
 import { availableParallelism } from 'node:os';
 import { Transform, type TransformCallback } from 'node:stream';
 import { Worker } from 'node:worker_threads';
-import { crc32 } from 'node:zlib';
+import { crc32, deflateRawSync } from 'node:zlib';
 
 export interface GzipSettings {
   /** zlib level 0-9 (default 1: fastest). */
@@ -35,6 +37,26 @@ export function gzipCodec(settings: GzipSettings): string {
 const FORMAT_VERSION = 2;
 
 const STORED_MAX = 0xffff;
+
+const PIECE = 4 * 1024;
+const PIECES = 4;
+
+/**
+ * Whether level-1 deflate shrinks a sample of `data` below 97 %: four 4 KiB
+ * pieces spread over it (a full pass would cost 15 times the whole stored
+ * path). Deterministic in `data`.
+ */
+export function compresses(data: Uint8Array): boolean {
+  if (data.length < PIECE * PIECES * 4) {
+    return deflateRawSync(data, { level: 1 }).length <= data.length * 0.97;
+  }
+  const sample = Buffer.allocUnsafe(PIECE * PIECES);
+  for (let i = 0; i < PIECES; i++) {
+    const at = Math.floor((data.length / PIECES) * i);
+    sample.set(data.subarray(at, at + PIECE), i * PIECE);
+  }
+  return deflateRawSync(sample, { level: 1 }).length <= sample.length * 0.97;
+}
 
 /**
  * Raw-deflate stored blocks holding `data` (RFC 1951 3.2.4), byte-aligned
@@ -56,7 +78,6 @@ export function storedBlocks(data: Uint8Array, last: boolean): Buffer {
 }
 
 interface Pending {
-  last: boolean;
   resolve: (b: Buffer) => void;
   reject: (e: Error) => void;
 }
@@ -73,14 +94,14 @@ class DeflatePool {
     for (let i = 0; i < size; i++) {
       const w = new Worker(new URL('./gzip-worker.js', import.meta.url));
       w.unref();
-      w.on('message', (msg: { id: number; stored: boolean; data: Uint8Array }) => {
+      w.on('message', (msg: { id: number; data: Uint8Array }) => {
         const p = this.pending.get(msg.id);
         this.pending.delete(msg.id);
         this.busy--;
         this.idle.push(w);
         this.pump();
         if (this.busy === 0 && this.queue.length === 0) for (const x of this.workers) x.unref();
-        p?.resolve(msg.stored ? storedBlocks(msg.data, p.last) : Buffer.from(msg.data.buffer, msg.data.byteOffset, msg.data.byteLength));
+        p?.resolve(Buffer.from(msg.data.buffer, msg.data.byteOffset, msg.data.byteLength));
       });
       w.on('error', (err) => {
         for (const p of this.pending.values()) p.reject(err);
@@ -93,7 +114,7 @@ class DeflatePool {
 
   deflate(data: Uint8Array, last: boolean, level: number): Promise<Buffer> {
     const id = this.nextId++;
-    const promise = new Promise<Buffer>((resolve, reject) => this.pending.set(id, { last, resolve, reject }));
+    const promise = new Promise<Buffer>((resolve, reject) => this.pending.set(id, { resolve, reject }));
     this.queue.push({ id, data, last, level });
     this.pump();
     return promise;
@@ -121,15 +142,20 @@ class DeflatePool {
 
 let pool: DeflatePool | undefined;
 function sharedPool(): DeflatePool {
-  return (pool ??= new DeflatePool(Math.max(1, Number(process.env.PIER_GZIP_WORKERS) || availableParallelism())));
+  return (pool ??= new DeflatePool(workerCount()));
+}
+
+function workerCount(): number {
+  return Math.max(1, Number(process.env.PIER_GZIP_WORKERS) || availableParallelism());
 }
 
 const HEADER = Buffer.from([0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 0xff]);
 
 /** A Transform from uncompressed bytes to one gzip member, deflated on worker threads. */
 export function createParallelGzip(settings: GzipSettings = DEFAULT_GZIP): Transform {
-  const deflater = sharedPool();
-  const maxInFlight = deflater.size * 2;
+  // Started at the first chunk that compresses: incompressible layers never start the workers.
+  let deflater: DeflatePool | undefined;
+  const maxInFlight = workerCount() * 2;
   const inFlight: Promise<Buffer>[] = [];
   let buffered: Buffer[] = [];
   let bufferedBytes = 0;
@@ -144,7 +170,8 @@ export function createParallelGzip(settings: GzipSettings = DEFAULT_GZIP): Trans
     }
     crc = crc32(data, crc);
     total += data.length;
-    inFlight.push(deflater.deflate(data, last, settings.level));
+    if (settings.level === 0 || !compresses(data)) inFlight.push(Promise.resolve(storedBlocks(data, last)));
+    else inFlight.push((deflater ??= sharedPool()).deflate(data, last, settings.level));
   }
 
   async function drainTo(stream: Transform, keep: number): Promise<void> {
