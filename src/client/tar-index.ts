@@ -1,9 +1,12 @@
 /**
  * Random access into an uncompressed tar file: one pass over the headers
- * (seeking past contents) gives each regular file's offset and size, so a
+ * (seeking past contents; synchronous 512-byte reads, a few microseconds
+ * each, where awaiting each would cost a thread-pool round trip) gives each
+ * regular file's offset and size, so a
  * layer inside a `docker save` tarball or an OCI archive can be streamed
  * straight from disk, any number of times, from any offset.
  */
+import { readSync } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
 import { ClientError } from './errors.js';
 
@@ -45,7 +48,7 @@ export async function indexTar(path: string, handle?: FileHandle): Promise<Map<s
     let longName: string | undefined;
     let paxPath: string | undefined;
     while (pos + 512 <= fileSize) {
-      const { bytesRead } = await fh.read(header, 0, 512, pos);
+      const bytesRead = readSync(fh.fd, header, 0, 512, pos);
       if (bytesRead < 512) break;
       if (header.every((b) => b === 0)) break;
       const size = octal(header, 124, 12);
@@ -54,7 +57,7 @@ export async function indexTar(path: string, handle?: FileHandle): Promise<Map<s
       const next = dataOffset + Math.ceil(size / 512) * 512;
       if (type === 'L' || type === 'x') {
         const data = Buffer.alloc(size);
-        await fh.read(data, 0, size, dataOffset);
+        readSync(fh.fd, data, 0, size, dataOffset);
         if (type === 'L') longName = field(data, 0, size);
         else {
           for (const rec of data.toString('utf8').split('\n')) {

@@ -1,5 +1,5 @@
 /** Read access to a folder or to the members of an (uncompressed) tar file, behind one interface. */
-import { createReadStream } from 'node:fs';
+import { createReadStream, readSync } from 'node:fs';
 import { readFile, stat, open, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
@@ -83,12 +83,12 @@ export class TarFiles implements Files {
     await this.fh.close();
   }
 
-  /** `length` bytes at `position`, all of them (short reads are continued). */
+  /** `length` bytes at `position`, all of them (short reads are continued). Small reads are synchronous. */
   private async readAt(length: number, position: number): Promise<Buffer> {
     const buf = Buffer.allocUnsafe(length);
     let done = 0;
     while (done < length) {
-      const { bytesRead } = await this.fh.read(buf, done, length - done, position + done);
+      const bytesRead = length <= 64 * 1024 ? readSync(this.fh.fd, buf, done, length - done, position + done) : (await this.fh.read(buf, done, length - done, position + done)).bytesRead;
       if (bytesRead === 0) throw new ClientError('ERR_SOURCE', `${this.where}: truncated archive`);
       done += bytesRead;
     }
