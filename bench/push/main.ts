@@ -12,7 +12,10 @@
  * XDG_CACHE_HOME; skopeo a fresh folder bound over /var/lib/containers in a
  * private mount namespace (its blob-info cache lives there). Within a
  * scenario both keep their caches across phases, as a user's would.
- * Time and peak RSS come from GNU time (`%e %M`). Ratios are pier/skopeo.
+ * Wall time is taken by this process's clock around the command (for
+ * skopeo that includes `unshare` and the bind mount, a few milliseconds);
+ * peak RSS comes from GNU time (`%M`). Ratios are pier/skopeo. The run also
+ * measures `node -e 0`, the floor under any Node program's re-push.
  *
  * Results: printed, and written to bench/results/push-<timestamp>.json.
  */
@@ -64,16 +67,19 @@ interface Measure {
   peakRssMiB: number;
 }
 
+/** Wall time by this process's clock (GNU time's %e has 10 ms steps; re-pushes take a few of them); peak RSS from GNU time. */
 function measure(cmd: string, args: string[], env: NodeJS.ProcessEnv, timeFile: string): Promise<Measure> {
   return new Promise((resolve, reject) => {
+    const started = process.hrtime.bigint();
     const child = spawn('/usr/bin/time', ['-f', '%e %M', '-o', timeFile, cmd, ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'ignore', 'pipe'] });
     let err = '';
     child.stderr.on('data', (d: Buffer) => (err += d.toString()));
     child.on('close', (code) => {
+      const seconds = Number(process.hrtime.bigint() - started) / 1e9;
       if (code !== 0) return reject(new Error(`${cmd} ${args.join(' ')} failed (${code}): ${err.slice(-2000)}`));
       readFile(timeFile, 'utf8').then((t) => {
-        const [s, kb] = t.trim().split('\n').pop()!.split(' ');
-        resolve({ seconds: Number(s), peakRssMiB: Math.round(Number(kb) / 1024) });
+        const kb = t.trim().split('\n').pop()!.split(' ')[1];
+        resolve({ seconds, peakRssMiB: Math.round(Number(kb) / 1024) });
       }, reject);
     });
   });
@@ -124,6 +130,40 @@ interface Row {
   libRatio: number;
 }
 
+/** Wall seconds of one run of a command, by the clock of this process. */
+function wallSeconds(cmd: string, args: string[], env: NodeJS.ProcessEnv): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const started = process.hrtime.bigint();
+    const child = spawn(cmd, args, { env, stdio: 'ignore' });
+    child.on('error', reject);
+    child.on('close', () => resolve(Number(process.hrtime.bigint() - started) / 1e9));
+  });
+}
+
+/**
+ * The floor under any `pier` command on this machine: `node -e 0`, median
+ * of 7, with the environment as given and without NODE_EXTRA_CA_CERTS
+ * (Node reads and parses that bundle at every start when it is set).
+ */
+async function nodeFloor(work: string): Promise<{ asGiven: number; withoutExtraCa: number; extraCaSet: boolean; skopeoWrapper: number }> {
+  const med = async (cmd: string, args: string[], env: NodeJS.ProcessEnv) => {
+    const runs: number[] = [];
+    for (let i = 0; i < 7; i++) runs.push(await wallSeconds(cmd, args, env));
+    return runs.sort((a, b) => a - b)[3]!;
+  };
+  const withoutCa = { ...process.env };
+  delete withoutCa.NODE_EXTRA_CA_CERTS;
+  const empty = join(work, 'wrapper-check');
+  await mkdir(empty, { recursive: true });
+  return {
+    asGiven: await med(process.execPath, ['-e', '0'], process.env),
+    withoutExtraCa: await med(process.execPath, ['-e', '0'], withoutCa),
+    extraCaSet: Boolean(process.env.NODE_EXTRA_CA_CERTS),
+    // What the private mount namespace adds to every skopeo time (in skopeo's favour when subtracted).
+    skopeoWrapper: await med('unshare', ['-m', 'sh', '-c', 'mount --bind "$0" /var/lib/containers && exec "$@"', empty, 'true'], process.env),
+  };
+}
+
 function median(values: Measure[]): Measure {
   const sorted = [...values].sort((a, b) => a.seconds - b.seconds);
   return sorted[Math.floor(sorted.length / 2)]!;
@@ -136,6 +176,7 @@ async function main(): Promise<void> {
   await mkdir(work, { recursive: true });
   const rows: Row[] = [];
   const t0 = Date.now();
+  const floor = await nodeFloor(work);
   for (const shape of args.shapes) {
     const spec = SHAPES[shape]?.[args.quick ? 'quick' : 'full'];
     if (!spec) throw new Error(`unknown shape ${shape}`);
@@ -207,10 +248,13 @@ async function main(): Promise<void> {
       `${r.shape.padEnd(6)} ${r.source.padEnd(15)} ${r.phase.padEnd(12)} ${r.pier.seconds.toFixed(2).padStart(6)}  ${r.skopeo.seconds.toFixed(2).padStart(8)}  ${r.ratio.toFixed(2).padStart(5)}${r.ratio <= r.target ? ' ' : '!'} ${r.target.toFixed(1).padStart(6)}  ${String(r.pier.peakRssMiB).padStart(8)}  ${String(r.skopeo.peakRssMiB).padStart(10)}  ${r.pierLib.seconds.toFixed(2).padStart(5)}  ${r.libRatio.toFixed(2).padStart(9)}`,
   );
   process.stdout.write(`${header}\n${lines.join('\n')}\n('!' marks a ratio over its target; ratio = pier time / skopeo time; lib = the same push via the library alone, bench/push/lib-push.ts)\n`);
+  process.stdout.write(
+    `Floor: \`node -e 0\` takes ${floor.asGiven.toFixed(3)} s here${floor.extraCaSet ? ` (NODE_EXTRA_CA_CERTS is set; ${floor.withoutExtraCa.toFixed(3)} s without it)` : ''}: no Node program can re-push in less. Each skopeo time includes ${floor.skopeoWrapper.toFixed(3)} s of \`unshare\` + bind mount (its private cache).\n`,
+  );
   const resultsDir = join(ROOT, 'bench', 'results');
   await mkdir(resultsDir, { recursive: true });
   const file = join(resultsDir, `push-${new Date().toISOString().replace(/[:.]/g, '-')}.json`);
-  await writeFile(file, JSON.stringify({ benchmark: 'push', quick: args.quick, runs: args.runs, seconds: (Date.now() - t0) / 1000, rows }, null, 2));
+  await writeFile(file, JSON.stringify({ benchmark: 'push', quick: args.quick, runs: args.runs, seconds: (Date.now() - t0) / 1000, nodeFloor: floor, rows }, null, 2));
   process.stderr.write(`bench/push: results in ${file}\n`);
 }
 
