@@ -33,7 +33,6 @@ import { Digester } from '../../src/oci/index.js';
 
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 const PIER = join(ROOT, 'bin', 'pier.js');
-const LIB_PUSH = fileURLToPath(new URL('./lib-push.js', import.meta.url));
 const MiB = 1 << 20;
 
 interface Args {
@@ -125,9 +124,9 @@ interface Row {
   skopeo: Measure;
   ratio: number;
   target: number;
-  /** The same push through the library alone (bench/push/lib-push.ts): start-up of the client only. */
-  pierLib: Measure;
-  libRatio: number;
+  /** The same `pier push` without NODE_EXTRA_CA_CERTS in its environment (Node parses that bundle at start-up). */
+  pierNoExtraCa: Measure;
+  noExtraCaRatio: number;
 }
 
 /** Wall seconds of one run of a command, by the clock of this process. */
@@ -195,13 +194,13 @@ async function main(): Promise<void> {
     }
     for (const l of layers) await rm(l.path, { force: true });
     for (const [source, src] of Object.entries(sources)) {
-      const results: Record<'pier' | 'pier-lib' | 'skopeo', Record<Phase, Measure[]>> = {
+      const results: Record<'pier' | 'pier-no-extra-ca' | 'skopeo', Record<Phase, Measure[]>> = {
         pier: { fresh: [], 're-push': [], 'second-repo': [] },
-        'pier-lib': { fresh: [], 're-push': [], 'second-repo': [] },
+        'pier-no-extra-ca': { fresh: [], 're-push': [], 'second-repo': [] },
         skopeo: { fresh: [], 're-push': [], 'second-repo': [] },
       };
       for (let run = 0; run < args.runs; run++) {
-        for (const tool of ['skopeo', 'pier', 'pier-lib'] as const) {
+        for (const tool of ['skopeo', 'pier', 'pier-no-extra-ca'] as const) {
           const reg = await startDistribution();
           if (pidsFile) await appendFile(pidsFile, `${await registryPid(reg.dataDir)}\n`).catch(() => undefined);
           const state = join(dir, `state-${tool}-${source}-${run}`);
@@ -213,8 +212,8 @@ async function main(): Promise<void> {
               let m: Measure;
               if (tool === 'pier') {
                 m = await measure(process.execPath, [PIER, 'push', '--quiet', src.pier, dest], { XDG_CACHE_HOME: join(state, 'cache') }, join(state, 'time'));
-              } else if (tool === 'pier-lib') {
-                m = await measure(process.execPath, [LIB_PUSH, src.pier, dest], { XDG_CACHE_HOME: join(state, 'cache') }, join(state, 'time'));
+              } else if (tool === 'pier-no-extra-ca') {
+                m = await measure(process.execPath, [PIER, 'push', '--quiet', src.pier, dest], { XDG_CACHE_HOME: join(state, 'cache'), NODE_EXTRA_CA_CERTS: undefined }, join(state, 'time'));
               } else {
                 m = await measure(
                   'unshare',
@@ -235,19 +234,19 @@ async function main(): Promise<void> {
       for (const phase of PHASES) {
         const pier = median(results.pier[phase]);
         const skopeo = median(results.skopeo[phase]);
-        const pierLib = median(results['pier-lib'][phase]);
+        const pierNoExtraCa = median(results['pier-no-extra-ca'][phase]);
         const base = Math.max(skopeo.seconds, 0.005);
-        rows.push({ shape, source, phase, pier, skopeo, ratio: pier.seconds / base, target: phase === 'fresh' ? 0.8 : 0.5, pierLib, libRatio: pierLib.seconds / base });
+        rows.push({ shape, source, phase, pier, skopeo, ratio: pier.seconds / base, target: phase === 'fresh' ? 0.8 : 0.5, pierNoExtraCa, noExtraCaRatio: pierNoExtraCa.seconds / base });
       }
     }
     await rm(dir, { recursive: true, force: true });
   }
-  const header = 'shape  source          phase        pier s  skopeo s  ratio  target  pier MiB  skopeo MiB  lib s  lib ratio';
+  const header = 'shape  source          phase        pier s  skopeo s  ratio  target  pier MiB  skopeo MiB  no-CA s  no-CA ratio';
   const lines = rows.map(
     (r) =>
-      `${r.shape.padEnd(6)} ${r.source.padEnd(15)} ${r.phase.padEnd(12)} ${r.pier.seconds.toFixed(2).padStart(6)}  ${r.skopeo.seconds.toFixed(2).padStart(8)}  ${r.ratio.toFixed(2).padStart(5)}${r.ratio <= r.target ? ' ' : '!'} ${r.target.toFixed(1).padStart(6)}  ${String(r.pier.peakRssMiB).padStart(8)}  ${String(r.skopeo.peakRssMiB).padStart(10)}  ${r.pierLib.seconds.toFixed(2).padStart(5)}  ${r.libRatio.toFixed(2).padStart(9)}`,
+      `${r.shape.padEnd(6)} ${r.source.padEnd(15)} ${r.phase.padEnd(12)} ${r.pier.seconds.toFixed(2).padStart(6)}  ${r.skopeo.seconds.toFixed(2).padStart(8)}  ${r.ratio.toFixed(2).padStart(5)}${r.ratio <= r.target ? ' ' : '!'} ${r.target.toFixed(1).padStart(6)}  ${String(r.pier.peakRssMiB).padStart(8)}  ${String(r.skopeo.peakRssMiB).padStart(10)}  ${r.pierNoExtraCa.seconds.toFixed(2).padStart(7)}  ${r.noExtraCaRatio.toFixed(2).padStart(11)}`,
   );
-  process.stdout.write(`${header}\n${lines.join('\n')}\n('!' marks a ratio over its target; ratio = pier time / skopeo time; lib = the same push via the library alone, bench/push/lib-push.ts)\n`);
+  process.stdout.write(`${header}\n${lines.join('\n')}\n('!' marks a ratio over its target; ratio = pier time / skopeo time; no-CA = the same pier push with NODE_EXTRA_CA_CERTS unset; the targets are judged on the first pier column)\n`);
   process.stdout.write(
     `Floor: \`node -e 0\` takes ${floor.asGiven.toFixed(3)} s here${floor.extraCaSet ? ` (NODE_EXTRA_CA_CERTS is set; ${floor.withoutExtraCa.toFixed(3)} s without it)` : ''}: no Node program can re-push in less. Each skopeo time includes ${floor.skopeoWrapper.toFixed(3)} s of \`unshare\` + bind mount (its private cache).\n`,
   );
