@@ -16,6 +16,8 @@
  * skopeo that includes `unshare` and the bind mount, a few milliseconds);
  * peak RSS comes from GNU time (`%M`). Ratios are pier/skopeo. The run also
  * measures `node -e 0`, the floor under any Node program's re-push.
+ * Before every measured command the harness runs `sync`, so that writeback
+ * of earlier data does not land inside a measurement.
  *
  * Results: printed, and written to bench/results/push-<timestamp>.json.
  */
@@ -207,6 +209,9 @@ async function main(): Promise<void> {
           await mkdir(join(state, 'containers'), { recursive: true });
           try {
             for (const phase of PHASES) {
+              // Dirty pages from generating the image or from the previous push are written back now,
+              // not during this measurement (the VM's disk is slow enough to show in either tool's time).
+              await new Promise<void>((resolve) => spawn('sync', [], { stdio: 'ignore' }).on('close', () => resolve()));
               const repo = phase === 'second-repo' ? 'bench/second' : 'bench/first';
               const dest = `${reg.host}/${repo}:v1`;
               let m: Measure;

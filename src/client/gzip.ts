@@ -33,8 +33,8 @@ export function gzipCodec(settings: GzipSettings): string {
   return `gzip-l${settings.level}-c${settings.chunkSize}-v${FORMAT_VERSION}`;
 }
 
-/** Bumped whenever the same input and settings would give other bytes (v2: stored chunks framed in JS). */
-const FORMAT_VERSION = 2;
+/** Bumped whenever the same input and settings would give other bytes (v2: stored chunks framed in JS; v3: memLevel 9). */
+const FORMAT_VERSION = 3;
 
 const STORED_MAX = 0xffff;
 
