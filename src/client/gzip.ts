@@ -141,6 +141,11 @@ class DeflatePool {
 }
 
 let pool: DeflatePool | undefined;
+/** Starts the deflate workers now (a worker takes ~25 ms to boot), for a push that will compress. */
+export function warmUpGzip(): void {
+  sharedPool();
+}
+
 function sharedPool(): DeflatePool {
   return (pool ??= new DeflatePool(workerCount()));
 }

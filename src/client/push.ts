@@ -24,7 +24,7 @@ import { Digest, Digester, MediaTypes, type Descriptor, type ImageReference, typ
 import type { PierCache } from './cache.js';
 import { ClientError, isRetryable } from './errors.js';
 import { shortId, type EventSink, type PushEvent } from './events.js';
-import { DEFAULT_GZIP, createParallelGzip, gzipCodec, type GzipSettings } from './gzip.js';
+import { DEFAULT_GZIP, createParallelGzip, gzipCodec, warmUpGzip, type GzipSettings } from './gzip.js';
 import { Limiter, OrderedLimiter } from './limiter.js';
 import type { Registry, UploadSession } from './registry.js';
 import type { ImageSource, RawLayer, SourceImage, SourceRoot, StoredBlob } from './sources/source.js';
@@ -217,6 +217,8 @@ export class PushEngine {
     for (const image of images) this.announce(image);
     // Like crane: when the reference already names this very manifest, every blob is there.
     const predicted = top.kind === 'index' ? top.manifest : await this.predictManifest(top);
+    // Layers never compressed before will be: boot the workers while the registry is asked.
+    if (!predicted && this.compression !== 'none' && images.some((i) => i.layers.some((l) => l.kind === 'raw'))) warmUpGzip();
     if (predicted && (await this.alreadyPushed(tagRef, predicted.bytes))) {
       for (const image of images) this.reportExisting(image);
       return this.upToDate(predicted.bytes, predicted.mediaType);
