@@ -11,13 +11,15 @@
  * write: a 100-layer push costs a few writes, not hundreds of file
  * creations. Appends of whole lines with O_APPEND never interleave
  * between concurrent `pier` processes; a torn last line (a crash mid-write)
- * is skipped. A log is compacted (rewritten and renamed over) when it holds
- * far more lines than entries. The journal keeps one file per upload, written
+ * is skipped, and the next write starts on a new line. A log is compacted
+ * (rewritten and renamed over) when it holds far more lines than entries;
+ * another `pier` appending at that moment writes to the replaced file and
+ * loses those records (hints only). The journal keeps one file per upload, written
  * to a temp file and renamed. Everything here is a hint: a missing or stale
  * entry costs time, never correctness (the registry is always asked).
  */
 import { createHash } from 'node:crypto';
-import { mkdir, open, readFile, rename, unlink, writeFile, type FileHandle } from 'node:fs/promises';
+import { appendFile, mkdir, open, readFile, rename, unlink, writeFile, type FileHandle } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import type { Digest } from '../oci/index.js';
@@ -70,7 +72,13 @@ class RecordLog<R, V> {
   private state: Promise<Map<string, V>> | undefined;
   private handle: Promise<FileHandle> | undefined;
   private pending: string[] = [];
+  /** The write batching the records appended this turn. */
   private flushing: Promise<void> | undefined;
+  /** Writes run one after another, so the file keeps the order records were folded in. */
+  private writing: Promise<void> = Promise.resolve();
+  /** The file ended in a torn line when read: the next write starts on a new line. */
+  private tornTail = false;
+  private closed = false;
 
   constructor(
     private readonly dir: string,
@@ -96,6 +104,7 @@ class RecordLog<R, V> {
     } catch {
       return map;
     }
+    this.tornTail = text.length > 0 && !text.endsWith('\n');
     let lines = 0;
     for (const line of text.split('\n')) {
       if (!line) continue;
@@ -129,24 +138,37 @@ class RecordLog<R, V> {
     this.fold(map, record);
     this.pending.push(`${JSON.stringify(record)}\n`);
     // Records appended in the same turn share one write.
-    this.flushing ??= new Promise<void>((resolve) => setImmediate(resolve)).then(() => this.flush());
+    this.flushing ??= new Promise<void>((resolve) => setImmediate(resolve)).then(() => {
+      this.flushing = undefined;
+      const text = (this.tornTail ? '\n' : '') + this.pending.join('');
+      this.pending = [];
+      this.tornTail = false;
+      this.writing = this.writing.then(() => this.write(text));
+      return this.writing;
+    });
     await this.flushing;
   }
 
-  private async flush(): Promise<void> {
-    const text = this.pending.join('');
-    this.pending = [];
-    this.flushing = undefined;
+  private async write(text: string): Promise<void> {
     try {
-      this.handle ??= mkdir(this.dir, { recursive: true }).then(() => open(this.path, 'a'));
-      await (await this.handle).write(text);
+      await mkdir(this.dir, { recursive: true });
+      if (this.closed) {
+        // After close (a late record): one self-contained append.
+        await appendFile(this.path, text);
+        return;
+      }
+      this.handle ??= open(this.path, 'a');
+      // FileHandle.appendFile writes all of it, continuing after short writes.
+      await (await this.handle).appendFile(text);
     } catch {
       // a cache that cannot be written only costs time later
     }
   }
 
   async close(): Promise<void> {
+    this.closed = true;
     if (this.flushing) await this.flushing;
+    await this.writing;
     const handle = this.handle;
     this.handle = undefined;
     if (handle) await (await handle.catch(() => undefined))?.close();

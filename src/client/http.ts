@@ -12,7 +12,7 @@
 import { readFileSync } from 'node:fs';
 import { Agent as HttpAgent, request as httpRequest, type IncomingMessage, type OutgoingHttpHeaders } from 'node:http';
 import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
-import { Readable, pipeline } from 'node:stream';
+import { Readable } from 'node:stream';
 import { rootCertificates } from 'node:tls';
 
 export interface PoolRequest {
@@ -76,7 +76,9 @@ export class HttpPool {
     if (env.SSL_CERT_FILE) files.push(env.SSL_CERT_FILE);
     // Extra CAs are added to Node's bundled roots, not instead of them.
     const ca = files.length > 0 ? [...rootCertificates, ...files.map((f) => readFileSync(f, 'utf8'))] : undefined;
-    const agent = { keepAlive: true, maxSockets: options.connections ?? 16, maxFreeSockets: options.connections ?? 16, scheduling: 'lifo' as const };
+    // Idle keep-alive sockets close after 30 s (and sooner when the server's Keep-Alive header says so),
+    // so a socket the registry has already dropped is rarely picked up after a pause.
+    const agent = { keepAlive: true, timeout: 30_000, maxSockets: options.connections ?? 16, maxFreeSockets: options.connections ?? 16, scheduling: 'lifo' as const };
     this.http = new HttpAgent(agent);
     this.https = new HttpsAgent(ca ? { ...agent, ca } : agent);
     this.headersTimeout = options.headersTimeout ?? 300_000;
@@ -94,6 +96,7 @@ export class HttpPool {
       if (body instanceof Uint8Array) headers['content-length'] = body.byteLength;
       else if (body === undefined && req.method !== 'GET' && req.method !== 'HEAD' && req.method !== 'DELETE') headers['content-length'] = 0;
       let settled = false;
+      let answeredEarly = false;
       let headersTimer: NodeJS.Timeout | undefined;
       const fail = (err: Error) => {
         clearTimeout(headersTimer);
@@ -114,6 +117,16 @@ export class HttpPool {
       const r = (secure ? httpsRequest : httpRequest)(options, (res: IncomingMessage) => {
         clearTimeout(headersTimer);
         settled = true;
+        if (body instanceof Readable && !body.readableEnded && !r.writableFinished) {
+          // Answered before the whole body was taken (a 413, a 401): stop sending, let the caller
+          // read the answer, then drop the connection, which cannot carry another request.
+          answeredEarly = true;
+          body.unpipe(r);
+          body.destroy();
+          const drop = () => r.destroy();
+          res.once('end', drop);
+          res.once('close', drop);
+        }
         const out: PoolResponse['headers'] = {};
         for (const [name, values] of Object.entries(res.headersDistinct)) {
           if (values) out[name] = values.length === 1 ? values[0] : values;
@@ -123,15 +136,20 @@ export class HttpPool {
       r.on('error', fail);
       r.on('timeout', () => r.destroy(new PoolError(`no data for ${Math.round(this.idleTimeout / 1000)} s`, 'ETIMEDOUT')));
       r.on('finish', () => {
+        if (settled) return;
         const ms = req.headersTimeout ?? this.headersTimeout;
         headersTimer = setTimeout(() => r.destroy(new PoolError(`no response headers within ${Math.round(ms / 1000)} s`, 'ETIMEDOUT')), ms);
         headersTimer.unref();
       });
       if (body instanceof Readable) {
-        pipeline(body, r, (err) => {
-          // A registry may answer (413, 401) before reading the whole body: that answer wins.
-          if (err && !settled) fail(err);
+        // Not stream.pipeline: stopping the body after an early answer must not destroy the request
+        // (and with it the response being read).
+        body.once('error', (err) => r.destroy(err));
+        body.once('close', () => {
+          // A body that stops short (destroyed without an error) must not leave the request waiting.
+          if (!answeredEarly && !body.readableEnded && !r.writableFinished) r.destroy(new PoolError('the request body stopped before its end', 'ECONNABORTED'));
         });
+        body.pipe(r);
       } else {
         r.end(body);
       }

@@ -48,6 +48,16 @@ describe('client cache', () => {
     assert.equal((await b.compressedForm(blob(2), 'gzip-x'))?.size, 22);
     assert.equal(await b.compressedForm(blob(1), 'gzip-y'), undefined, 'the codec is part of the key');
     await b.close();
+    // A crash mid-write leaves a line without its newline: the next record must not be glued to it.
+    await appendFile(join(path, 'diffids.log'), '{"diffID":"sha256:torn-again');
+    const c = new PierCache(path);
+    await c.recordCompressedForm(blob(3), 'gzip-x', { digest: blob(33).toString(), size: 33, mediaType: 'm' });
+    await c.close();
+    await c.recordCompressedForm(blob(4), 'gzip-x', { digest: blob(44).toString(), size: 44, mediaType: 'm' });
+    const d = new PierCache(path);
+    assert.equal((await d.compressedForm(blob(3), 'gzip-x'))?.size, 33);
+    assert.equal((await d.compressedForm(blob(4), 'gzip-x'))?.size, 44, 'a record after close is still written');
+    await d.close();
   });
 
   test('two writers at once lose nothing', async () => {

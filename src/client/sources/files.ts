@@ -51,6 +51,37 @@ export class DirFiles implements Files {
 }
 
 /**
+ * Bytes [start, end) of an open file as a stream of positioned reads. Several
+ * may run at once on one handle; destroying one never closes the handle
+ * (an fs.ReadStream on a shared fd closes it when destroyed, even with
+ * autoClose off). Reads are fresh whole buffers, so a gzip worker can take
+ * them without a copy.
+ */
+function rangeStream(fh: FileHandle, start: number, end: number, where: string): Readable {
+  let pos = start;
+  return new Readable({
+    highWaterMark: HWM,
+    read() {
+      const n = Math.min(HWM, end - pos);
+      if (n <= 0) {
+        this.push(null);
+        return;
+      }
+      const buf = Buffer.allocUnsafeSlow(n);
+      fh.read(buf, 0, n, pos).then(
+        ({ bytesRead }) => {
+          if (this.destroyed) return;
+          if (bytesRead === 0) return void this.destroy(new ClientError('ERR_SOURCE', `${where}: truncated archive`));
+          pos += bytesRead;
+          this.push(bytesRead === n ? buf : buf.subarray(0, bytesRead));
+        },
+        (err: Error) => this.destroy(err),
+      );
+    },
+  });
+}
+
+/**
  * Members of a tar file, read through one open handle with positioned
  * reads: a 100-layer archive is one open(), not one per layer and look.
  */
@@ -110,9 +141,7 @@ export class TarFiles implements Files {
   open(path: string, start = 0): Readable {
     const e = this.entry(path);
     if (e.size === 0 || start >= e.size) return Readable.from([]);
-    // Positioned reads on the shared descriptor: streams of several members may run at once.
-    // (The numeric fd, not the FileHandle: a FileHandle stream leaves a listener on it per stream.)
-    return createReadStream('', { fd: this.fh.fd, start: e.offset + start, end: e.offset + e.size - 1, highWaterMark: HWM, autoClose: false });
+    return rangeStream(this.fh, e.offset + start, e.offset + e.size, this.where);
   }
   async head(path: string, n: number): Promise<Buffer> {
     const e = this.entry(path);
