@@ -19,17 +19,18 @@ async function prompt(io: Io, question: string, hidden: boolean): Promise<string
       for (const ch of data.toString('utf8')) {
         if (ch === '\r' || ch === '\n' || ch === '\u0004') {
           done();
-          io.stderr.write('\n');
+          // In raw mode the Enter was not echoed.
+          if (hidden) io.stderr.write('\n');
           return resolve(value);
         }
         if (ch === '\u0003') {
           done();
-          io.stderr.write('\n');
+          if (hidden) io.stderr.write('\n');
           return reject(new UsageError('login: cancelled', 130));
         }
+        // Not hidden: the terminal (cooked mode) echoes and edits the line itself.
         if (ch === '\u007f' || ch === '\b') value = value.slice(0, -1);
         else value += ch;
-        if (!hidden) io.stderr.write(ch);
       }
     };
     const done = () => {
