@@ -14,6 +14,7 @@ import { Agent as HttpAgent, request as httpRequest, type IncomingMessage, type 
 import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
 import { Readable } from 'node:stream';
 import { rootCertificates } from 'node:tls';
+import { ClientError } from './errors.js';
 
 export interface PoolRequest {
   /** `http://host:port` or `https://host:port`. */
@@ -57,6 +58,14 @@ class PoolError extends Error {
   }
 }
 
+function readCaFile(path: string): string {
+  try {
+    return readFileSync(path, 'utf8');
+  } catch (cause) {
+    throw new ClientError('ERR_CONFIG', `cannot read the CA certificates in ${path} (--ca-file or SSL_CERT_FILE)`, { cause });
+  }
+}
+
 function abortError(): Error {
   const e = new Error('The operation was aborted');
   e.name = 'AbortError';
@@ -75,7 +84,7 @@ export class HttpPool {
     const files = [...(options.caFiles ?? [])];
     if (env.SSL_CERT_FILE) files.push(env.SSL_CERT_FILE);
     // Extra CAs are added to Node's bundled roots, not instead of them.
-    const ca = files.length > 0 ? [...rootCertificates, ...files.map((f) => readFileSync(f, 'utf8'))] : undefined;
+    const ca = files.length > 0 ? [...rootCertificates, ...files.map(readCaFile)] : undefined;
     // Idle keep-alive sockets close after 30 s (and sooner when the server's Keep-Alive header says so),
     // so a socket the registry has already dropped is rarely picked up after a pause.
     const agent = { keepAlive: true, timeout: 30_000, maxSockets: options.connections ?? 16, maxFreeSockets: options.connections ?? 16, scheduling: 'lifo' as const };

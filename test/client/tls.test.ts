@@ -83,6 +83,10 @@ describe('client TLS', () => {
       const refused = await runPier(['push', '--quiet', `oci:${join(work.dir, 'layout')}:v1`, dest], { env: work.env });
       assert.notEqual(refused.code, 0);
       assert.equal(refused.stderr.trim().split('\n').length, 1, refused.stderr);
+      const missing = await runPier(['push', '--quiet', '--ca-file', join(work.dir, 'no-such-ca.pem'), `oci:${join(work.dir, 'layout')}:v1`, dest], { env: work.env });
+      assert.equal(missing.code, 1);
+      assert.match(missing.stderr, /^pier push: cannot read the CA certificates in .*no-such-ca\.pem.*ENOENT/);
+      assert.equal(missing.stderr.trim().split('\n').length, 1, missing.stderr);
       const ok = await runPier(['push', '--quiet', '--ca-file', caFile, `oci:${join(work.dir, 'layout')}:v1`, dest], { env: work.env });
       assert.equal(ok.code, 0, ok.stderr);
       assert.equal(ok.stdout.trim(), image.manifestDigest);
