@@ -5,6 +5,7 @@
 import { createHash, randomFillSync } from 'node:crypto';
 import type { Hash } from 'node:crypto';
 import { open } from 'node:fs/promises';
+import { tarHeader } from '../../test/client/image-files.js';
 
 export const OCI_MANIFEST = 'application/vnd.oci.image.manifest.v1+json';
 export const OCI_CONFIG = 'application/vnd.oci.image.config.v1+json';
@@ -25,25 +26,6 @@ export function randomBuffer(size: number): Buffer {
   // randomFillSync is limited to 2^31-1 bytes per call.
   for (let off = 0; off < size; off += 1 << 30) randomFillSync(b, off, Math.min(1 << 30, size - off));
   return b;
-}
-
-/** A 512-byte ustar header for one regular file. */
-function tarHeader(name: string, size: number): Buffer {
-  const h = Buffer.alloc(512);
-  h.write(name, 0, 100, 'utf8');
-  h.write('0000644\0', 100);
-  h.write('0000000\0', 108);
-  h.write('0000000\0', 116);
-  h.write(size.toString(8).padStart(11, '0') + '\0', 124);
-  h.write('00000000000\0', 136);
-  h.write('        ', 148); // checksum placeholder: spaces
-  h.write('0', 156);
-  h.write('ustar\0', 257);
-  h.write('00', 263);
-  let sum = 0;
-  for (const byte of h) sum += byte;
-  h.write(sum.toString(8).padStart(6, '0') + '\0 ', 148);
-  return h;
 }
 
 /**

@@ -46,7 +46,7 @@ const PIECES = 4;
  * pieces spread over it (a full pass would cost 15 times the whole stored
  * path). Deterministic in `data`.
  */
-export function compresses(data: Uint8Array): boolean {
+function compresses(data: Uint8Array): boolean {
   if (data.length < PIECE * PIECES * 4) {
     return deflateRawSync(data, { level: 1 }).length <= data.length * 0.97;
   }
@@ -62,7 +62,7 @@ export function compresses(data: Uint8Array): boolean {
  * Raw-deflate stored blocks holding `data` (RFC 1951 3.2.4), byte-aligned
  * as a chunk after a sync flush is; the last block is final when `last`.
  */
-export function storedBlocks(data: Uint8Array, last: boolean): Buffer {
+function storedBlocks(data: Uint8Array, last: boolean): Buffer {
   const blocks = Math.max(1, Math.ceil(data.length / STORED_MAX));
   const out = Buffer.allocUnsafe(data.length + blocks * 5);
   let o = 0;

@@ -7,7 +7,7 @@
  * straight from disk, any number of times, from any offset.
  */
 import { readSync } from 'node:fs';
-import { open, type FileHandle } from 'node:fs/promises';
+import type { FileHandle } from 'node:fs/promises';
 import { ClientError } from './errors.js';
 
 export interface TarEntry {
@@ -36,9 +36,8 @@ function normalise(name: string): string {
   return name.replace(/^\.\//, '').replace(/^\/+/, '');
 }
 
-/** Maps member names (without a leading `./`) to their content's location. Symlinks are resolved. */
-export async function indexTar(path: string, handle?: FileHandle): Promise<Map<string, TarEntry>> {
-  const fh = handle ?? (await open(path, 'r'));
+/** Maps member names (without a leading `./`) of the tar open as `fh` to their content's location. Symlinks are resolved. */
+export async function indexTar(path: string, fh: FileHandle): Promise<Map<string, TarEntry>> {
   const entries = new Map<string, TarEntry>();
   const links = new Map<string, string>();
   try {
@@ -83,8 +82,6 @@ export async function indexTar(path: string, handle?: FileHandle): Promise<Map<s
     }
   } catch (cause) {
     throw new ClientError('ERR_SOURCE', `reading tar ${path}`, { cause });
-  } finally {
-    if (!handle) await fh.close();
   }
   for (const [name, target] of links) {
     let t = target;

@@ -31,7 +31,8 @@ function sha256hex(data: Buffer | string): string {
   return createHash('sha256').update(data).digest('hex');
 }
 
-function tarHeader(name: string, size: number): Buffer {
+/** A 512-byte ustar header for one regular file. */
+export function tarHeader(name: string, size: number): Buffer {
   const h = Buffer.alloc(512);
   h.write(name, 0, 100, 'utf8');
   h.write('0000644\0', 100);
