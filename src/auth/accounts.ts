@@ -2,40 +2,24 @@
  * The account operations behind `pier user`, `pier group`, `pier token` and
  * `pier policy`, callable from TypeScript: they work on the data folder's
  * database directly (a running registry picks the change up within a
- * second, see store.ts).
+ * second, see src/store/meta/accounts.ts). The command opens the
+ * database (it is a composition root); these take the store.
  */
-import type { Kysely } from 'kysely';
-import { openSqliteDatabase } from '../store/meta/sql/sqlite.js';
-import type { Database } from '../store/meta/sql/schema.js';
 import { hashSecret, newAccessTokenSecret } from './gate.js';
 import { hashPassword, isSupportedHash } from './password.js';
 import { validateRule, type Rule } from './policy.js';
-import { parseScope } from './scope.js';
-import { SqlAuthStore, type AuthStore } from './store.js';
+import { formatScope, parseScope } from './scope.js';
+import { PierError } from '../shared/errors.js';
+import type { AuthStore } from './store.js';
 
-export class AccountError extends Error {
+export class AccountError extends PierError {
   readonly code = 'ERR_ACCOUNT_INVALID';
-  constructor(message: string) {
-    super(message);
-    this.name = 'AccountError';
-  }
 }
 
 const NAME = /^[A-Za-z0-9][A-Za-z0-9._@-]{0,99}$/;
 
 function checkName(kind: string, name: string): void {
   if (!NAME.test(name)) throw new AccountError(`${kind} name ${JSON.stringify(name.slice(0, 100))} must be letters, digits, '.', '_', '@' or '-' (at most 100)`);
-}
-
-export interface OpenedAuthStore {
-  store: AuthStore;
-  close(): Promise<void>;
-}
-
-/** Opens (and migrates) the database at `file` for account work. */
-export async function openAuthStore(file: string): Promise<OpenedAuthStore> {
-  const db: Kysely<Database> = await openSqliteDatabase(file);
-  return { store: new SqlAuthStore(db), close: () => db.destroy() };
 }
 
 export async function addUser(store: AuthStore, name: string, password: string, options: { admin?: boolean } = {}): Promise<void> {
@@ -117,11 +101,11 @@ export async function createAccessToken(
   });
   const secret = newAccessTokenSecret();
   const expiresAt = options.expiresIn === undefined ? undefined : new Date(Date.now() + options.expiresIn * 1000);
-  await store.createToken({ name: options.name, secretHash: hashSecret(secret), owner: options.owner, scopes, expiresAt });
+  await store.createToken({ name: options.name, secretHash: hashSecret(secret), owner: options.owner, scopes: scopes.map(formatScope), expiresAt });
   return { secret, expiresAt };
 }
 
 export async function addPolicyRule(store: AuthStore, subject: string, repositories: string, actions: string[]): Promise<number> {
   const rule: Rule = validateRule(subject, repositories, actions, 'cli');
-  return store.addRule(rule);
+  return store.addRule({ subject: rule.subject, repositories: rule.repositories, actions: rule.actions });
 }

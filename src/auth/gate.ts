@@ -3,14 +3,17 @@
  * (Bearer JWT, Basic user password or access token, or nobody) and checks
  * what it needs against the policy.
  *
- * Answers, so that nothing about a repository leaks before the check:
- * - no credentials and not allowed: 401 with a `Bearer` challenge naming
- *   exactly the scope the request needs (the client fetches a token and
- *   retries);
- * - a bearer token without the scope: 401 `error="insufficient_scope"`
- *   (what distribution answers; the client asks again, gets no more);
- * - valid Basic credentials without the right: 403 DENIED;
- * - bad credentials: 401; too many bad ones from one address: 429.
+ * Refusals are {@link AuthError}s (the registry's http-errors.ts makes them
+ * HTTP answers), chosen so that nothing about a repository leaks before the
+ * check:
+ * - no credentials and not allowed: ERR_UNAUTHENTICATED with a challenge
+ *   naming exactly the scope the request needs (401 `Bearer`: the client
+ *   fetches a token and retries);
+ * - a bearer token without the scope: ERR_SCOPE_INSUFFICIENT (401
+ *   `error="insufficient_scope"`, what distribution answers);
+ * - valid Basic credentials without the right: ERR_ACCESS_DENIED (403);
+ * - bad credentials: ERR_CREDENTIALS_INVALID (401); too many bad ones from
+ *   one address: ERR_LOGIN_THROTTLED (429).
  *
  * Costs: a bearer token is verified once and cached until it expires; a
  * Basic credential is verified with the slow hash once, then cached for
@@ -18,12 +21,12 @@
  * cache is dropped when the store's generation changes (polled each second).
  */
 import { createHash, createHmac, randomBytes } from 'node:crypto';
-import { OciError } from '../oci/errors.js';
-import type { AccessGate, Need, Principal, RequestIdentity } from '../registry/access.js';
+import type { AccessGate, Need, Principal, RequestIdentity } from './access.js';
+import { AuthError, type Challenge } from './errors.js';
 import { dummyVerify, verifyPassword } from './password.js';
 import { ANONYMOUS_IDENTITY, grantScopes, identityName, rightsOn, type Identity, type Rule } from './policy.js';
 import type { AccessEntry } from './scope.js';
-import type { AuthStore } from './store.js';
+import { storedRules, tokenScopes, type AuthStore } from './store.js';
 import type { LoginThrottle } from './throttle.js';
 import { TokenError, type TokenClaims, type TokenService } from './tokens.js';
 
@@ -112,7 +115,7 @@ export class AuthGate implements AccessGate {
       try {
         const generation = await this.store.generation();
         if (generation === this.generation) return;
-        const stored = await this.store.listRules();
+        const stored = await storedRules(this.store);
         const counts = await this.store.counts();
         this.rules = [...this.settings.rules, ...stored];
         this.open = this.settings.openWhenEmpty && counts.users === 0 && counts.tokens === 0 && this.rules.length === 0;
@@ -166,7 +169,7 @@ export class AuthGate implements AccessGate {
   async login(user: string, password: string, ip: string): Promise<Identity> {
     const wait = this.throttle.retryAfter(ip);
     if (wait > 0) {
-      throw new OciError('TOOMANYREQUESTS', `too many failed logins from ${ip}; retry in ${wait} s`, { headers: { 'retry-after': String(wait) } });
+      throw new AuthError('ERR_LOGIN_THROTTLED', `too many failed logins from ${ip}; retry in ${wait} s`, { retryAfter: wait });
     }
     const key = createHmac('sha256', this.hmacKey).update(user).update('\0').update(password).digest('base64');
     const now = Date.now();
@@ -189,7 +192,7 @@ export class AuthGate implements AccessGate {
     if (!identity) {
       this.throttle.failed(ip);
       this.audit({ actor: user.slice(0, 100) || '(empty)', ip, action: 'login', outcome: 'failed' });
-      throw new OciError('UNAUTHORIZED', 'invalid username or password', { headers: { 'www-authenticate': this.challenge(undefined, undefined, undefined) } });
+      throw new AuthError('ERR_CREDENTIALS_INVALID', 'invalid username or password', { challenge: this.challenge(undefined, undefined, undefined) });
     }
     this.throttle.succeeded(ip);
     return identity;
@@ -204,7 +207,7 @@ export class AuthGate implements AccessGate {
     if (subject.startsWith('token:')) {
       const record = await this.store.getToken(subject.slice(6));
       if (record && record.revokedAt === undefined && (record.expiresAt === undefined || record.expiresAt.getTime() > Date.now())) {
-        identity = await this.tokenIdentity(record.name, record.owner, record.scopes, record.expiresAt);
+        identity = await this.tokenIdentity(record.name, record.owner, tokenScopes(record), record.expiresAt);
       }
     } else {
       const user = await this.store.getUser(subject);
@@ -214,18 +217,14 @@ export class AuthGate implements AccessGate {
     return identity;
   }
 
-  /** A `WWW-Authenticate: Bearer` challenge. */
-  challenge(request: RequestIdentity | undefined, scope: string | undefined, error: string | undefined): string {
+  /** Where and for what a client gets a token (the registry answers it as `WWW-Authenticate: Bearer`). */
+  challenge(request: RequestIdentity | undefined, scope: string | undefined, error: Challenge['error']): Challenge {
     let realm = this.settings.realm;
     if (realm === undefined) {
       const host = request?.headers.host ?? 'localhost';
       realm = `${this.settings.https ? 'https' : 'http'}://${host}/auth/token`;
     }
-    const q = (s: string) => s.replace(/["\\]/g, '');
-    let out = `Bearer realm="${q(realm)}",service="${q(this.settings.service)}"`;
-    if (scope !== undefined) out += `,scope="${q(scope)}"`;
-    if (error !== undefined) out += `,error="${error}"`;
-    return out;
+    return { realm, service: this.settings.service, scope, error };
   }
 
   // --- internals ---
@@ -247,7 +246,7 @@ export class AuthGate implements AccessGate {
     if (password.startsWith(ACCESS_TOKEN_PREFIX)) {
       const record = await this.store.findToken(hashSecret(password));
       if (!record || record.revokedAt !== undefined || (record.expiresAt !== undefined && record.expiresAt.getTime() <= Date.now())) return undefined;
-      return this.tokenIdentity(record.name, record.owner, record.scopes, record.expiresAt);
+      return this.tokenIdentity(record.name, record.owner, tokenScopes(record), record.expiresAt);
     }
     const record = await this.store.getUser(user);
     if (!record) {
@@ -261,7 +260,7 @@ export class AuthGate implements AccessGate {
   private async authenticate(request: RequestIdentity, need: Need): Promise<AuthPrincipal> {
     const header = request.headers.authorization;
     if (header === undefined || header === '') {
-      if ('base' in need) throw new OciError('UNAUTHORIZED', 'authentication required', { headers: { 'www-authenticate': this.challenge(request, undefined, undefined) } });
+      if ('base' in need) throw new AuthError('ERR_UNAUTHENTICATED', 'authentication required', { challenge: this.challenge(request, undefined, undefined) });
       return { name: 'anonymous', identity: ANONYMOUS_IDENTITY, via: 'anonymous', admin: false };
     }
     const space = header.indexOf(' ');
@@ -273,39 +272,39 @@ export class AuthGate implements AccessGate {
         claims = await this.tokens.verify(value);
       } catch (err) {
         if (!(err instanceof TokenError)) throw err;
-        throw new OciError('UNAUTHORIZED', err.message, { headers: { 'www-authenticate': this.challenge(request, scopeOf(need), 'invalid_token') } });
+        throw new AuthError('ERR_TOKEN_INVALID', err.message, { challenge: this.challenge(request, scopeOf(need), 'invalid_token'), cause: err });
       }
       const identity = await this.identityOf(claims.sub);
       if (!identity) {
-        throw new OciError('UNAUTHORIZED', 'the token\'s subject no longer exists or was revoked', { headers: { 'www-authenticate': this.challenge(request, scopeOf(need), 'invalid_token') } });
+        throw new AuthError('ERR_TOKEN_INVALID', 'the token\'s subject no longer exists or was revoked', { challenge: this.challenge(request, scopeOf(need), 'invalid_token') });
       }
       return { name: identityName(identity), identity, via: 'bearer', claims, admin: isAdmin(identity) };
     }
     if (scheme === 'basic') {
       const decoded = Buffer.from(value, 'base64').toString('utf8');
       const colon = decoded.indexOf(':');
-      if (colon === -1) throw new OciError('UNAUTHORIZED', 'malformed Basic credentials', { headers: { 'www-authenticate': this.challenge(request, scopeOf(need), undefined) } });
+      if (colon === -1) throw new AuthError('ERR_CREDENTIALS_INVALID', 'malformed Basic credentials', { challenge: this.challenge(request, scopeOf(need), undefined) });
       const identity = await this.login(decoded.slice(0, colon), decoded.slice(colon + 1), request.ip).catch((err: unknown) => {
         // Name the scope in the challenge, as for any other 401 here.
-        if (err instanceof OciError && err.code === 'UNAUTHORIZED') {
-          throw new OciError('UNAUTHORIZED', err.message, { headers: { 'www-authenticate': this.challenge(request, scopeOf(need), undefined) } });
+        if (err instanceof AuthError && err.code === 'ERR_CREDENTIALS_INVALID') {
+          throw new AuthError('ERR_CREDENTIALS_INVALID', err.message, { challenge: this.challenge(request, scopeOf(need), undefined) });
         }
         throw err;
       });
       return { name: identityName(identity), identity, via: 'basic', admin: isAdmin(identity) };
     }
-    throw new OciError('UNAUTHORIZED', `unsupported authorization scheme ${JSON.stringify(scheme.slice(0, 20))}`, { headers: { 'www-authenticate': this.challenge(request, scopeOf(need), undefined) } });
+    throw new AuthError('ERR_CREDENTIALS_INVALID', `unsupported authorization scheme ${JSON.stringify(scheme.slice(0, 20))}`, { challenge: this.challenge(request, scopeOf(need), undefined) });
   }
 
-  private refusal(request: RequestIdentity, principal: AuthPrincipal, scope: string, repository: string | undefined): OciError {
+  private refusal(request: RequestIdentity, principal: AuthPrincipal, scope: string, repository: string | undefined): AuthError {
     if (principal.via === 'anonymous') {
-      return new OciError('UNAUTHORIZED', 'authentication required', { headers: { 'www-authenticate': this.challenge(request, scope, undefined) } });
+      return new AuthError('ERR_UNAUTHENTICATED', 'authentication required', { challenge: this.challenge(request, scope, undefined) });
     }
     this.audit({ actor: principal.name, ip: request.ip, action: scope.slice(scope.lastIndexOf(':') + 1), repository, target: scope, outcome: 'denied' });
     if (principal.via === 'bearer') {
-      return new OciError('UNAUTHORIZED', 'the token does not grant this access', { headers: { 'www-authenticate': this.challenge(request, scope, 'insufficient_scope') } });
+      return new AuthError('ERR_SCOPE_INSUFFICIENT', 'the token does not grant this access', { challenge: this.challenge(request, scope, 'insufficient_scope') });
     }
-    return new OciError('DENIED', `${principal.name} may not ${scope.split(':').pop() ?? ''} ${repository ?? 'the catalog'}`);
+    return new AuthError('ERR_ACCESS_DENIED', `${principal.name} may not ${scope.split(':').pop() ?? ''} ${repository ?? 'the catalog'}`);
   }
 
   private audit(entry: { actor: string; ip: string; action: string; repository?: string | undefined; target?: string; outcome: 'denied' | 'failed' }): void {

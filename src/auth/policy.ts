@@ -10,7 +10,7 @@
  * (`team/*` covers `team/app` and `team/app/cache`); `*` alone is every
  * repository. Admins may do everything.
  */
-import type { Action } from '../registry/access.js';
+import type { Action } from './access.js';
 import { ACTIONS, isAction, type AccessEntry } from './scope.js';
 
 export interface Rule {

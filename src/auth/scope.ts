@@ -3,7 +3,7 @@
  * `repository:team/app:pull,push`, `registry:catalog:*`. Parsed once where
  * they enter (query string, token, CLI) into {@link AccessEntry} values.
  */
-import type { Action } from '../registry/access.js';
+import type { Action } from './access.js';
 
 export const ACTIONS: readonly Action[] = ['pull', 'push', 'delete'];
 

@@ -4,37 +4,22 @@
  * Pier serves everyone only on a loopback address; on any other address it
  * refuses to start unless `auth.insecureOpen` (`--insecure-open`) says so.
  */
-import { isIP } from 'node:net';
-import type { Kysely } from 'kysely';
-import type { RegistryConfig } from '../registry/config.js';
-import type { Database } from '../store/meta/sql/schema.js';
+import { PierError } from '../shared/errors.js';
+import { isLoopback } from '../shared/loopback.js';
+import type { AuthSetup } from './config.js';
 import { AuthGate } from './gate.js';
 import { loadKeySet } from './keys.js';
-import { SqlAuthStore } from './store.js';
+import type { AuthStore } from './store.js';
 import { LoginThrottle } from './throttle.js';
 import { TokenService } from './tokens.js';
 
-export class AuthSetupError extends Error {
+export class AuthSetupError extends PierError {
   readonly code = 'ERR_AUTH_REQUIRED';
-  constructor(message: string) {
-    super(message);
-    this.name = 'AuthSetupError';
-  }
-}
-
-/** Whether `host` (from `listen`) only accepts connections from this machine. */
-export function isLoopback(host: string): boolean {
-  const h = host.replace(/^\[|\]$/g, '');
-  if (h === 'localhost') return true;
-  if (isIP(h) === 4) return h.startsWith('127.');
-  if (isIP(h) === 6) return h === '::1' || /^::ffff:127\./i.test(h);
-  return false;
 }
 
 type Logger = { warn(obj: object, msg: string): void; error(obj: object, msg: string): void; info(obj: object, msg: string): void };
 
-export async function createAuthGate(config: RegistryConfig, db: Kysely<Database>, log: Logger): Promise<AuthGate> {
-  const store = new SqlAuthStore(db);
+export async function createAuthGate(config: AuthSetup, store: AuthStore, log: Logger): Promise<AuthGate> {
   const host = config.listen.slice(0, config.listen.lastIndexOf(':'));
   const loopback = isLoopback(host);
   const counts = await store.counts();
@@ -53,7 +38,7 @@ export async function createAuthGate(config: RegistryConfig, db: Kysely<Database
     store,
     tokens,
     throttle,
-    { service: config.auth.service, realm: config.auth.realm, https: config.tls !== undefined, cacheTtl: config.auth.cacheTtl, rules: config.policy, openWhenEmpty: loopback || config.auth.insecureOpen },
+    { service: config.auth.service, realm: config.auth.realm, https: config.https, cacheTtl: config.auth.cacheTtl, rules: config.policy, openWhenEmpty: loopback || config.auth.insecureOpen },
     log,
   );
   await gate.start();

@@ -22,13 +22,12 @@
  * commit holds a claim on the fence, so GC never deletes a digest while a
  * push is making it visible.
  */
-import { sql, type Transaction } from 'kysely';
 import type { Logger } from 'pino';
 import { Digest } from '../oci/digest.js';
 import type { BlobDeleter, BlobLister } from '../store/blob/blob-store.js';
+import type { GcQueries } from '../store/meta/lifecycle-store.js';
 import type { BlobFence } from './fence.js';
 import { tagVersions, type HistoryPolicy } from './history.js';
-import type { LifecycleDatabase, LifecycleDb } from './schema.js';
 
 export interface GcOptions {
   /** Seconds. */
@@ -64,7 +63,7 @@ export class GarbageCollector {
   private queue: Promise<unknown> = Promise.resolve();
 
   constructor(
-    private readonly db: LifecycleDb,
+    private readonly db: GcQueries,
     private readonly blobs: BlobLister & BlobDeleter,
     private readonly fence: BlobFence,
     private readonly options: GcOptions,
@@ -99,15 +98,15 @@ export class GarbageCollector {
     };
 
     // ---- mark
-    const watermark = Number((await this.db.selectFrom('tag_history').select((eb) => eb.fn.max('id').as('m')).executeTakeFirst())?.m ?? 0);
+    const watermark = await this.db.historyWatermark();
     const kept = await this.markManifests(started);
-    const manifests = await this.db.selectFrom('manifests').select(['repository_id', 'digest', 'created_at']).execute();
+    const manifests = await this.db.manifests();
     report.manifests.scanned = manifests.length;
     report.manifests.kept = kept.size;
     const candidates = new Map<number, string[]>();
     for (const m of manifests) {
-      const id = Number(m.repository_id);
-      if (kept.has(key(id, m.digest)) || Number(m.created_at) >= cutoff) continue;
+      const id = m.repositoryId;
+      if (kept.has(key(id, m.digest)) || m.createdAt >= cutoff) continue;
       let list = candidates.get(id);
       if (!list) candidates.set(id, (list = []));
       list.push(m.digest);
@@ -121,7 +120,7 @@ export class GarbageCollector {
     let group: [number, string[]][] = [];
     let groupSize = 0;
     const flush = async () => {
-      for (const [repositoryId, deleted] of dryRun ? group : await this.deleteManifests(group, watermark, cutoff)) {
+      for (const [repositoryId, deleted] of dryRun ? group : await this.db.deleteUnreachableManifests(group, watermark, cutoff)) {
         for (const d of deleted) deletedManifests.add(key(repositoryId, d));
       }
       group = [];
@@ -138,12 +137,11 @@ export class GarbageCollector {
 
     // ---- sweep 2: repository links no surviving manifest references
     const referenced = new Set<string>();
-    for (const r of await this.db.selectFrom('manifest_references').select(['repository_id', 'manifest_digest', 'child_digest']).where('kind', '=', 'blob').execute()) {
-      const id = Number(r.repository_id);
-      if (!deletedManifests.has(key(id, r.manifest_digest))) referenced.add(key(id, r.child_digest));
+    for (const r of await this.db.blobReferences()) {
+      if (!deletedManifests.has(key(r.repositoryId, r.parent))) referenced.add(key(r.repositoryId, r.child));
     }
-    const links = await this.db.selectFrom('repository_blobs').select(['repository_id', 'digest', 'created_at']).execute();
-    const doomedLinks = links.filter((l) => Number(l.created_at) < cutoff && !referenced.has(key(Number(l.repository_id), l.digest)));
+    const links = await this.db.links();
+    const doomedLinks = links.filter((l) => l.createdAt < cutoff && !referenced.has(key(l.repositoryId, l.digest)));
     referenced.clear();
     if (dryRun) report.links.deleted = doomedLinks.length;
     else for (const batch of chunks(doomedLinks, BATCH)) report.links.deleted += await this.deleteLinks(batch, cutoff);
@@ -151,12 +149,12 @@ export class GarbageCollector {
     phase('links');
 
     // ---- sweep 3: blob files nothing links
-    const linked = new Set<string>();
+    let linked = new Set<string>();
     if (dryRun) {
-      const doomed = new Set(doomedLinks.map((l) => key(Number(l.repository_id), l.digest)));
-      for (const l of links) if (!doomed.has(key(Number(l.repository_id), l.digest))) linked.add(l.digest);
+      const doomed = new Set(doomedLinks.map((l) => key(l.repositoryId, l.digest)));
+      for (const l of links) if (!doomed.has(key(l.repositoryId, l.digest))) linked.add(l.digest);
     } else {
-      for (const l of await this.db.selectFrom('repository_blobs').select('digest').distinct().execute()) linked.add(l.digest);
+      linked = await this.db.linkedDigests();
     }
     const orphans: string[] = [];
     for await (const digest of this.blobs.list()) {
@@ -168,7 +166,7 @@ export class GarbageCollector {
     for (const batch of chunks(orphans, BATCH)) await this.deleteBlobs(batch, cutoff, dryRun, report);
     phase('blobs');
 
-    report.uploadsInProgress = Number((await this.db.selectFrom('uploads').select((eb) => eb.fn.countAll().as('n')).executeTakeFirst())?.n ?? 0);
+    report.uploadsInProgress = await this.db.uploadsInProgress();
     report.durationMs = Date.now() - started;
     this.log.info({ gc: report }, dryRun ? 'garbage collection (dry run)' : 'garbage collection');
     return report;
@@ -178,39 +176,27 @@ export class GarbageCollector {
   private async markManifests(now: number): Promise<Set<string>> {
     const kept = new Set<string>();
     const existing = new Set<string>();
-    for (const t of await this.db.selectFrom('tags').select(['repository_id', 'name', 'manifest_digest']).execute()) {
-      kept.add(key(Number(t.repository_id), t.manifest_digest));
-      existing.add(`${Number(t.repository_id)} ${t.name}`);
+    for (const t of await this.db.tags()) {
+      kept.add(key(t.repositoryId, t.digest));
+      existing.add(`${t.repositoryId} ${t.name}`);
     }
-    const history = await this.db
-      .selectFrom('tag_history')
-      .select(['repository_id', 'tag', 'action', 'new_digest', 'at'])
-      .orderBy('repository_id')
-      .orderBy('tag')
-      .orderBy('id', 'desc')
-      .execute();
+    const history = await this.db.tagHistoryRows();
     for (let i = 0; i < history.length; ) {
       const first = history[i]!;
       let j = i;
-      while (j < history.length && history[j]!.repository_id === first.repository_id && history[j]!.tag === first.tag) j++;
-      const id = Number(first.repository_id);
+      while (j < history.length && history[j]!.repositoryId === first.repositoryId && history[j]!.tag === first.tag) j++;
+      const id = first.repositoryId;
       if (existing.has(`${id} ${first.tag}`)) {
-        for (const v of tagVersions(history.slice(i, j), true, this.options.history, now)) if (v.kept) kept.add(key(id, v.digest));
+        for (const v of tagVersions(history.slice(i, j).map((h) => ({ action: h.action, new_digest: h.newDigest, at: h.at })), true, this.options.history, now)) if (v.kept) kept.add(key(id, v.digest));
       }
       i = j;
     }
     // Children of kept indexes and referrers of kept manifests, transitively.
     const children = new Map<string, string[]>();
-    for (const r of await this.db.selectFrom('manifest_references').select(['repository_id', 'manifest_digest', 'child_digest']).where('kind', '=', 'manifest').execute()) {
-      const k = key(Number(r.repository_id), r.manifest_digest);
+    for (const r of [...(await this.db.indexChildren()), ...(await this.db.referrers())]) {
+      const k = key(r.repositoryId, r.parent);
       const list = children.get(k) ?? [];
-      list.push(key(Number(r.repository_id), r.child_digest));
-      children.set(k, list);
-    }
-    for (const m of await this.db.selectFrom('manifests').select(['repository_id', 'digest', 'subject_digest']).where('subject_digest', 'is not', null).execute()) {
-      const k = key(Number(m.repository_id), m.subject_digest!);
-      const list = children.get(k) ?? [];
-      list.push(key(Number(m.repository_id), m.digest));
+      list.push(key(r.repositoryId, r.child));
       children.set(k, list);
     }
     const stack = [...kept];
@@ -225,88 +211,15 @@ export class GarbageCollector {
     return kept;
   }
 
-  /** Deletes the candidates still unreachable, in one transaction; returns those deleted per repository. */
-  private async deleteManifests(groups: [number, string[]][], watermark: number, cutoff: number): Promise<[number, string[]][]> {
-    if (groups.length === 0) return [];
-    return this.db.transaction().execute(async (tx) => {
-      const out: [number, string[]][] = [];
-      for (const [repositoryId, digests] of groups) out.push([repositoryId, await this.deleteManifestsIn(tx, repositoryId, digests, watermark, cutoff)]);
-      return out;
-    });
-  }
-
-  private async deleteManifestsIn(tx: Transaction<LifecycleDatabase>, repositoryId: number, digests: string[], watermark: number, cutoff: number): Promise<string[]> {
-    const doomed = new Set(digests);
-    const initial = new Set(digests);
-    const refs: [string, string][] = [];
-    const subjects: [string, string][] = [];
-    for (const chunk of chunks(digests, BATCH)) {
-      for (const r of await tx.selectFrom('tags').select('manifest_digest').where('repository_id', '=', repositoryId).where('manifest_digest', 'in', chunk).execute()) doomed.delete(r.manifest_digest);
-      for (const r of await tx.selectFrom('tag_history').select('new_digest').where('repository_id', '=', repositoryId).where('id', '>', watermark).where('new_digest', 'in', chunk).execute()) {
-        if (r.new_digest) doomed.delete(r.new_digest);
-      }
-      for (const r of await tx.selectFrom('manifests').select(['digest', 'created_at', 'subject_digest']).where('repository_id', '=', repositoryId).where('digest', 'in', chunk).execute()) {
-        if (Number(r.created_at) >= cutoff) doomed.delete(r.digest);
-        if (r.subject_digest) subjects.push([r.digest, r.subject_digest]);
-      }
-      for (const r of await tx
-        .selectFrom('manifest_references')
-        .select(['manifest_digest', 'child_digest'])
-        .where('repository_id', '=', repositoryId)
-        .where('kind', '=', 'manifest')
-        .where('child_digest', 'in', chunk)
-        .execute()) {
-        refs.push([r.manifest_digest, r.child_digest]);
-      }
-    }
-    const outsideSubjects = [...new Set(subjects.map(([, s]) => s).filter((s) => !initial.has(s)))];
-    const existingSubjects = new Set<string>();
-    for (const chunk of chunks(outsideSubjects, BATCH)) {
-      for (const r of await tx.selectFrom('manifests').select('digest').where('repository_id', '=', repositoryId).where('digest', 'in', chunk).execute()) existingSubjects.add(r.digest);
-    }
-    // A candidate listed by a surviving index, or referring to a surviving subject, survives too.
-    for (let changed = true; changed; ) {
-      changed = false;
-      for (const [parent, child] of refs) {
-        if (doomed.has(child) && !doomed.has(parent)) changed = doomed.delete(child) || changed;
-      }
-      for (const [referrer, subject] of subjects) {
-        if (doomed.has(referrer) && !doomed.has(subject) && (initial.has(subject) || existingSubjects.has(subject))) changed = doomed.delete(referrer) || changed;
-      }
-    }
-    const list = [...doomed];
-    for (const chunk of chunks(list, BATCH)) {
-      await tx.deleteFrom('manifests').where('repository_id', '=', repositoryId).where('digest', 'in', chunk).execute();
-      await tx.deleteFrom('manifest_references').where('repository_id', '=', repositoryId).where('manifest_digest', 'in', chunk).execute();
-    }
-    return list;
-  }
-
   /** Deletes links that are still old and unreferenced, for digests no push holds. */
-  private async deleteLinks(links: { repository_id: number; digest: string }[], cutoff: number): Promise<number> {
+  private async deleteLinks(links: { repositoryId: number; digest: string }[], cutoff: number): Promise<number> {
     const { fenced, lift } = this.fence.fence(new Set(links.map((l) => l.digest)));
     try {
       const allowed = new Set(fenced);
-      const pairs = links.filter((l) => allowed.has(l.digest)).map((l) => sql`(${Number(l.repository_id)}, ${l.digest})`);
-      if (pairs.length === 0) return 0;
-      // One statement; its WHERE re-checks age and references at delete time.
-      const result = await this.db
-        .deleteFrom('repository_blobs as b')
-        .where(sql<boolean>`(b.repository_id, b.digest) in (values ${sql.join(pairs)})`)
-        .where('b.created_at', '<', cutoff)
-        .where((eb) =>
-          eb.not(
-            eb.exists(
-              eb
-                .selectFrom('manifest_references as r')
-                .select('r.child_digest')
-                .whereRef('r.repository_id', '=', 'b.repository_id')
-                .whereRef('r.child_digest', '=', 'b.digest'),
-            ),
-          ),
-        )
-        .executeTakeFirst();
-      return Number(result.numDeletedRows);
+      return await this.db.deleteUnreferencedLinks(
+        links.filter((l) => allowed.has(l.digest)),
+        cutoff,
+      );
     } finally {
       lift();
     }
@@ -317,9 +230,7 @@ export class GarbageCollector {
     const { fenced, lift } = dryRun ? { fenced: digests, lift: () => undefined } : this.fence.fence(digests);
     try {
       report.blobs.skippedInUse += digests.length - fenced.length;
-      const stillLinked = new Set(
-        dryRun || fenced.length === 0 ? [] : (await this.db.selectFrom('repository_blobs').select('digest').where('digest', 'in', fenced).execute()).map((r) => r.digest),
-      );
+      const stillLinked = dryRun || fenced.length === 0 ? new Set<string>() : await this.db.linkedDigests(fenced);
       report.blobs.skippedInUse += stillLinked.size;
       const todo = fenced.filter((d) => !stillLinked.has(d));
       for (const group of chunks(todo, DELETE_CONCURRENCY)) {

@@ -1,14 +1,14 @@
 /**
  * Tag history and rollback. The metadata store writes a tag_history row in
- * the same transaction as every tag change; this module reads it as a list
- * of *versions* (the digests a tag pointed at, newest first), decides which
- * are kept (history.keep, history.maxAge), and moves a tag back to an
- * earlier version as one recorded change (`rollback`), re-uploading nothing.
+ * the same transaction as every tag change (MetaStore.moveTag); this module
+ * reads it as a list of *versions* (the digests a tag pointed at, newest
+ * first), decides which are kept (history.keep, history.maxAge), and plans
+ * a move back to an earlier version (`rollback`), re-uploading nothing. The
+ * repository service makes the move.
  */
 import type { RepositoryName, Tag } from '../oci/reference.js';
-import type { TagAction } from '../store/meta/meta-store.js';
+import type { ManifestStore, TagAction } from '../store/meta/meta-store.js';
 import { LifecycleError } from './errors.js';
-import type { LifecycleDb } from './schema.js';
 
 export interface HistoryPolicy {
   /** Distinct versions kept per existing tag, the current one included. */
@@ -88,74 +88,47 @@ export interface RollbackResult {
 
 export class TagHistory {
   constructor(
-    private readonly db: LifecycleDb,
+    private readonly meta: Pick<ManifestStore, 'tagHistory' | 'getTaggedManifest'>,
     private readonly policy: HistoryPolicy,
   ) {}
 
-  private async repositoryId(repository: string): Promise<number | undefined> {
-    const row = await this.db.selectFrom('repositories').select('id').where('name', '=', repository).executeTakeFirst();
-    return row ? Number(row.id) : undefined;
-  }
-
   /** Every change of the tag, newest first, and its versions. Throws ERR_TAG_UNKNOWN if it never existed. */
   async history(repository: RepositoryName, tag: Tag, limit = 1000): Promise<{ current: string | undefined; changes: HistoryEntry[]; versions: TagVersion[] }> {
-    const id = await this.repositoryId(repository);
-    const rows = id === undefined ? [] : await this.db.selectFrom('tag_history').selectAll().where('repository_id', '=', id).where('tag', '=', tag).orderBy('id', 'desc').execute();
+    const rows = await this.meta.tagHistory(repository, tag, Number.MAX_SAFE_INTEGER);
     if (rows.length === 0) throw new LifecycleError('ERR_TAG_UNKNOWN', `tag ${tag} has no history in repository ${repository}`);
-    const current = await this.db.selectFrom('tags').select('manifest_digest').where('repository_id', '=', id!).where('name', '=', tag).executeTakeFirst();
+    const current = (await this.meta.getTaggedManifest(repository, tag))?.digest.toString();
     return {
-      current: current?.manifest_digest,
-      changes: rows.slice(0, limit).map((r) => ({
-        id: Number(r.id),
-        action: r.action,
-        oldDigest: r.old_digest ?? undefined,
-        newDigest: r.new_digest ?? undefined,
-        actor: r.actor,
-        at: new Date(Number(r.at)),
-      })),
-      versions: tagVersions(rows, current !== undefined, this.policy, Date.now()),
+      current,
+      changes: rows.slice(0, limit).map((r) => ({ id: r.id, action: r.action, oldDigest: r.oldDigest, newDigest: r.newDigest, actor: r.actor, at: r.at })),
+      versions: tagVersions(
+        rows.map((r) => ({ action: r.action, new_digest: r.newDigest ?? null, at: r.at.getTime() })),
+        current !== undefined,
+        this.policy,
+        Date.now(),
+      ),
     };
   }
 
   /**
-   * Points the tag at an earlier version: `{ steps: N }` goes N versions
-   * back (1 = the previous one), `{ to }` names a digest the tag pointed at
-   * before. One transaction moves the tag and records a `rollback` change.
-   * The caller checks immutable-tag rules first.
+   * Where a rollback moves the tag: `{ steps: N }` goes N versions back
+   * (1 = the previous one), `{ to }` names a digest the tag pointed at
+   * before. Returns the tag's current digest (the move is conditional on
+   * it) and the target. The caller checks immutable-tag rules first.
    */
-  async rollback(repository: RepositoryName, tag: Tag, target: RollbackTarget, actor: string): Promise<RollbackResult> {
-    const id = await this.repositoryId(repository);
-    if (id === undefined) throw new LifecycleError('ERR_TAG_UNKNOWN', `repository ${repository} is unknown`);
-    return this.db.transaction().execute(async (tx) => {
-      const rows = await tx.selectFrom('tag_history').select(['action', 'new_digest', 'at']).where('repository_id', '=', id).where('tag', '=', tag).orderBy('id', 'desc').execute();
-      if (rows.length === 0) throw new LifecycleError('ERR_TAG_UNKNOWN', `tag ${tag} has no history in repository ${repository}`);
-      const current = (await tx.selectFrom('tags').select('manifest_digest').where('repository_id', '=', id).where('name', '=', tag).executeTakeFirst())?.manifest_digest;
-      const versions = tagVersions(rows, current !== undefined, this.policy, Date.now());
-      let to: string;
-      if ('to' in target) {
-        if (!versions.some((v) => v.digest === target.to)) throw new LifecycleError('ERR_VERSION_UNKNOWN', `tag ${tag} never pointed at ${target.to}`);
-        to = target.to;
-      } else {
-        if (!Number.isSafeInteger(target.steps) || target.steps < 1) throw new LifecycleError('ERR_INVALID_REQUEST', 'steps must be a whole number of at least 1');
-        const index = current === undefined ? target.steps - 1 : target.steps;
-        const version = versions[index];
-        if (!version) throw new LifecycleError('ERR_VERSION_UNKNOWN', `tag ${tag} has only ${versions.length} version(s); cannot go back ${target.steps}`);
-        to = version.digest;
-      }
-      if (to === current) throw new LifecycleError('ERR_VERSION_UNKNOWN', `tag ${tag} already points at ${to}`);
-      const stored = await tx.selectFrom('manifests').select('digest').where('repository_id', '=', id).where('digest', '=', to).executeTakeFirst();
-      if (!stored) throw new LifecycleError('ERR_VERSION_UNKNOWN', `version ${to} of tag ${tag} is no longer stored (beyond history.keep, and collected)`);
-      const now = Date.now();
-      if (current === undefined) {
-        await tx.insertInto('tags').values({ repository_id: id, name: tag, manifest_digest: to, updated_at: now }).execute();
-      } else {
-        await tx.updateTable('tags').set({ manifest_digest: to, updated_at: now }).where('repository_id', '=', id).where('name', '=', tag).execute();
-      }
-      await tx
-        .insertInto('tag_history')
-        .values({ repository_id: id, tag, action: 'rollback', old_digest: current ?? null, new_digest: to, actor, at: now })
-        .execute();
-      return { repository, tag, from: current, to };
-    });
+  async planRollback(repository: RepositoryName, tag: Tag, target: RollbackTarget): Promise<{ from: string | undefined; to: string }> {
+    const { current, versions } = await this.history(repository, tag);
+    let to: string;
+    if ('to' in target) {
+      if (!versions.some((v) => v.digest === target.to)) throw new LifecycleError('ERR_VERSION_UNKNOWN', `tag ${tag} never pointed at ${target.to}`);
+      to = target.to;
+    } else {
+      if (!Number.isSafeInteger(target.steps) || target.steps < 1) throw new LifecycleError('ERR_INVALID_REQUEST', 'steps must be a whole number of at least 1');
+      const index = current === undefined ? target.steps - 1 : target.steps;
+      const version = versions[index];
+      if (!version) throw new LifecycleError('ERR_VERSION_UNKNOWN', `tag ${tag} has only ${versions.length} version(s); cannot go back ${target.steps}`);
+      to = version.digest;
+    }
+    if (to === current) throw new LifecycleError('ERR_VERSION_UNKNOWN', `tag ${tag} already points at ${to}`);
+    return { from: current, to };
   }
 }

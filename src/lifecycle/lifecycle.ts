@@ -14,17 +14,17 @@
 import type { Logger } from 'pino';
 import type { Digest } from '../oci/digest.js';
 import type { RepositoryName, Tag } from '../oci/reference.js';
-import type { RegistryConfig } from '../registry/config.js';
 import type { BlobStore } from '../store/blob/blob-store.js';
-import type { MetaStore } from '../store/meta/meta-store.js';
+import type { LifecycleStore } from '../store/meta/lifecycle-store.js';
+import type { MetaStore, TagWriter } from '../store/meta/meta-store.js';
+import type { LifecycleConfig } from './config.js';
 import { LifecycleError } from './errors.js';
 import { BlobFence } from './fence.js';
 import { GarbageCollector, type GcReport } from './gc.js';
-import { TagHistory, type RollbackResult, type RollbackTarget } from './history.js';
+import { TagHistory } from './history.js';
 import { PullRecorder } from './pulls.js';
 import { Retention, type RetentionReport } from './retention.js';
 import { immutableRule } from './rules.js';
-import type { LifecycleDb } from './schema.js';
 import { StorageAccounting } from './usage.js';
 import { WebhookDispatcher } from './webhooks.js';
 
@@ -45,13 +45,11 @@ export interface LifecycleHooks {
   /**
    * Before a manifest PUT commits: refuses moving an immutable tag and
    * passing a quota. Call the returned function after the commit (or its
-   * failure); it also wakes the webhook queue.
+   * failure).
    */
   beforeManifestPut(repository: RepositoryName, digest: Digest, tags: Tag[], size: number): Promise<() => void>;
   /** Before a DELETE of a tag or manifest: refuses if it would delete an immutable tag. */
   checkDelete(repository: RepositoryName, reference: { tag: Tag } | { digest: Digest }): Promise<void>;
-  /** After a tag or manifest delete committed: wakes the webhook queue. */
-  committed(): void;
   /** A manifest was pulled by tag (for retention's pull age). */
   pulled(repository: RepositoryName, tag: Tag): void;
 }
@@ -62,10 +60,13 @@ export interface PrincipalLike {
 }
 
 export interface LifecycleOptions {
-  db: LifecycleDb;
+  /** GC, usage, retention, pull and webhook queries. */
+  store: LifecycleStore;
   meta: MetaStore;
+  /** Writes retention's deletions: the repository service's, so they are announced like any tag change. */
+  tags: TagWriter;
   blobs: BlobStore;
-  config: RegistryConfig;
+  config: LifecycleConfig;
   log: Logger;
   /** True when the registry has no access control (the open gate): everyone is admin. */
   openAccess: boolean;
@@ -81,20 +82,20 @@ export class Lifecycle implements LifecycleHooks {
   readonly pulls: PullRecorder;
   private readonly tagLocks = new Map<string, Promise<void>>();
   private readonly timers: NodeJS.Timeout[] = [];
-  private readonly config: RegistryConfig;
+  private readonly config: LifecycleConfig;
   private readonly log: Logger;
   private scheduled: Promise<unknown> = Promise.resolve();
 
   private constructor(private readonly options: LifecycleOptions) {
-    const { db, blobs, config, log } = options;
+    const { store, meta, tags, blobs, config, log } = options;
     this.config = config;
     this.log = log;
-    this.history = new TagHistory(db, config.history);
-    this.gc = new GarbageCollector(db, blobs, this.fence, { gracePeriod: config.gc.gracePeriod, history: config.history }, log);
-    this.retention = new Retention(db, config.retention.rules, config.tags.immutable, log);
-    this.usage = new StorageAccounting(db, config.quotas);
-    this.webhooks = new WebhookDispatcher(db, config.webhooks, log);
-    this.pulls = new PullRecorder(db, log);
+    this.history = new TagHistory(meta, config.history);
+    this.gc = new GarbageCollector(store, blobs, this.fence, { gracePeriod: config.gc.gracePeriod, history: config.history }, log);
+    this.retention = new Retention(store, tags, config.retention.rules, config.tags.immutable, log);
+    this.usage = new StorageAccounting(store, config.quotas);
+    this.webhooks = new WebhookDispatcher(store, config.webhooks, log);
+    this.pulls = new PullRecorder(store, log);
   }
 
   /** Starts the webhook queue and the GC and retention schedules. */
@@ -148,10 +149,7 @@ export class Lifecycle implements LifecycleHooks {
       unlock();
       throw err;
     }
-    return () => {
-      unlock();
-      this.webhooks.nudge();
-    };
+    return unlock;
   }
 
   async checkDelete(repository: RepositoryName, reference: { tag: Tag } | { digest: Digest }): Promise<void> {
@@ -160,15 +158,11 @@ export class Lifecycle implements LifecycleHooks {
     if ('tag' in reference) {
       tags = (await this.options.meta.getTaggedManifest(repository, reference.tag)) ? [reference.tag] : [];
     } else {
-      tags = await this.tagsPointingAt(repository, reference.digest);
+      tags = await this.options.meta.tagsPointingAt(repository, reference.digest);
     }
     for (const tag of tags) {
       if (immutableRule(this.config.tags.immutable, repository, tag)) throw this.immutableError(repository, tag, 'it cannot be deleted except by an admin through the Pier API (DELETE /pier/v1/repositories/NAME/tags/TAG?override=immutable)');
     }
-  }
-
-  committed(): void {
-    this.webhooks.nudge();
   }
 
   pulled(repository: RepositoryName, tag: Tag): void {
@@ -177,30 +171,17 @@ export class Lifecycle implements LifecycleHooks {
 
   // ---- services behind the API
 
-  async rollback(repository: RepositoryName, tag: Tag, target: RollbackTarget, actor: string): Promise<RollbackResult> {
+  /** Refuses rolling back a tag an immutable-tag rule protects. */
+  checkRollback(repository: RepositoryName, tag: Tag): void {
     if (immutableRule(this.config.tags.immutable, repository, tag)) throw this.immutableError(repository, tag, 'it cannot be rolled back');
-    const result = await this.history.rollback(repository, tag, target, actor);
-    this.webhooks.nudge();
-    return result;
-  }
-
-  /** Deletes a tag, immutable or not, for an admin who asked to override. */
-  async deleteTag(repository: RepositoryName, tag: Tag, principal: PrincipalLike, override: boolean): Promise<boolean> {
-    if (override) this.requireAdmin(principal, 'deleting an immutable tag');
-    else await this.checkDelete(repository, { tag });
-    const deleted = await this.options.meta.deleteTag(repository, tag, principal.name);
-    this.webhooks.nudge();
-    return deleted;
   }
 
   runGc(dryRun: boolean): Promise<GcReport> {
     return this.gc.run({ dryRun });
   }
 
-  async runRetention(dryRun: boolean): Promise<RetentionReport> {
-    const report = await this.retention.run({ dryRun });
-    this.webhooks.nudge();
-    return report;
+  runRetention(dryRun: boolean): Promise<RetentionReport> {
+    return this.retention.run({ dryRun });
   }
 
   private immutableError(repository: string, tag: string, why: string): LifecycleError {
@@ -210,17 +191,6 @@ export class Lifecycle implements LifecycleHooks {
       `tag ${tag} in ${repository} is immutable (rule: repository ${rule.repository.source}, tags ${rule.tags.map((t) => t.source).join(', ')}); ${why}`,
       { repository, tag },
     );
-  }
-
-  private async tagsPointingAt(repository: RepositoryName, digest: Digest): Promise<string[]> {
-    const rows = await this.options.db
-      .selectFrom('tags as t')
-      .innerJoin('repositories as r', 'r.id', 't.repository_id')
-      .select('t.name')
-      .where('r.name', '=', repository)
-      .where('t.manifest_digest', '=', digest.toString())
-      .execute();
-    return rows.map((r) => r.name);
   }
 
   private async lockTags(keys: string[]): Promise<() => void> {

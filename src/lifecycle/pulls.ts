@@ -4,7 +4,7 @@
  * few seconds (and on close), so a pull costs no database write.
  */
 import type { Logger } from 'pino';
-import type { LifecycleDb } from './schema.js';
+import type { PullLog } from '../store/meta/lifecycle-store.js';
 
 const FLUSH_EVERY_MS = 5_000;
 
@@ -13,7 +13,7 @@ export class PullRecorder {
   private readonly timer: NodeJS.Timeout;
 
   constructor(
-    private readonly db: LifecycleDb,
+    private readonly db: PullLog,
     private readonly log: Logger,
   ) {
     this.timer = setInterval(() => {
@@ -30,17 +30,7 @@ export class PullRecorder {
     if (this.pending.size === 0) return;
     const batch = [...this.pending.values()];
     this.pending = new Map();
-    await this.db.transaction().execute(async (tx) => {
-      for (const p of batch) {
-        const repo = await tx.selectFrom('repositories').select('id').where('name', '=', p.repository).executeTakeFirst();
-        if (!repo) continue;
-        await tx
-          .insertInto('tag_pulls')
-          .values({ repository_id: Number(repo.id), tag: p.tag, pulled_at: p.at })
-          .onConflict((oc) => oc.columns(['repository_id', 'tag']).doUpdateSet({ pulled_at: p.at }))
-          .execute();
-      }
-    });
+    await this.db.recordPulls(batch);
   }
 
   async close(): Promise<void> {

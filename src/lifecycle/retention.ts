@@ -7,8 +7,10 @@
  * since it was evaluated is left alone. The storage is freed by the next GC.
  */
 import type { Logger } from 'pino';
+import { parseRepositoryName, parseTag } from '../oci/reference.js';
+import type { RetentionQueries } from '../store/meta/lifecycle-store.js';
+import type { TagWriter } from '../store/meta/meta-store.js';
 import { immutableRule, type ImmutableTagRule, type RetentionRule } from './rules.js';
-import type { LifecycleDb } from './schema.js';
 
 export const RETENTION_ACTOR = 'retention';
 
@@ -29,7 +31,9 @@ export interface RetentionReport {
 
 export class Retention {
   constructor(
-    private readonly db: LifecycleDb,
+    private readonly db: RetentionQueries,
+    /** The repository service's tag writer: deletions are recorded and announced like any other. */
+    private readonly tags: TagWriter,
     private readonly rules: RetentionRule[],
     private readonly immutable: ImmutableTagRule[],
     private readonly log: Logger,
@@ -39,52 +43,31 @@ export class Retention {
     const now = options.now ?? Date.now();
     const report: RetentionReport = { dryRun: options.dryRun, deleted: [], kept: 0 };
     if (this.rules.length === 0) return report;
-    const repositories = await this.db.selectFrom('repositories').select(['id', 'name']).orderBy('name').execute();
-    for (const repo of repositories) {
-      const rule = this.rules.find((r) => r.repository.matches(repo.name));
+    for (const repository of await this.db.repositoryNames()) {
+      const rule = this.rules.find((r) => r.repository.matches(repository));
       if (!rule) continue;
-      const id = Number(repo.id);
-      const tags = await this.db
-        .selectFrom('tags as t')
-        .leftJoin('tag_pulls as p', (j) => j.onRef('p.repository_id', '=', 't.repository_id').onRef('p.tag', '=', 't.name'))
-        .select(['t.name', 't.manifest_digest', 't.updated_at', 'p.pulled_at'])
-        .where('t.repository_id', '=', id)
-        .orderBy('t.updated_at', 'desc')
-        .orderBy('t.name')
-        .execute();
-      const doomed = tags.filter((t, index) => !keeps(rule, this.immutable, repo.name, t.name, index, Number(t.updated_at), t.pulled_at === null ? undefined : Number(t.pulled_at), now));
+      const tags = await this.db.tagsByAge(repository);
+      const doomed = tags.filter((t, index) => !keeps(rule, this.immutable, repository, t.name, index, t.updatedAt, t.pulledAt, now));
       report.kept += tags.length - doomed.length;
       for (const t of doomed) {
         const decision: RetentionDecision = {
-          repository: repo.name,
+          repository,
           tag: t.name,
-          digest: t.manifest_digest,
-          pushedAt: new Date(Number(t.updated_at)).toISOString(),
-          pulledAt: t.pulled_at === null ? undefined : new Date(Number(t.pulled_at)).toISOString(),
+          digest: t.digest,
+          pushedAt: new Date(t.updatedAt).toISOString(),
+          pulledAt: t.pulledAt === undefined ? undefined : new Date(t.pulledAt).toISOString(),
         };
-        if (options.dryRun || (await this.deleteIfUnchanged(id, t.name, t.manifest_digest, Number(t.updated_at)))) report.deleted.push(decision);
+        if (options.dryRun || (await this.deleteIfUnchanged(repository, t.name, t.digest, t.updatedAt))) report.deleted.push(decision);
       }
     }
     if (!options.dryRun && report.deleted.length > 0) this.log.info({ deleted: report.deleted.length, kept: report.kept }, 'retention deleted tags');
     return report;
   }
 
-  private async deleteIfUnchanged(repositoryId: number, tag: string, digest: string, updatedAt: number): Promise<boolean> {
-    return this.db.transaction().execute(async (tx) => {
-      const result = await tx
-        .deleteFrom('tags')
-        .where('repository_id', '=', repositoryId)
-        .where('name', '=', tag)
-        .where('manifest_digest', '=', digest)
-        .where('updated_at', '=', updatedAt)
-        .executeTakeFirst();
-      if (Number(result.numDeletedRows) === 0) return false;
-      await tx
-        .insertInto('tag_history')
-        .values({ repository_id: repositoryId, tag, action: 'delete', old_digest: digest, new_digest: null, actor: RETENTION_ACTOR, at: Date.now() })
-        .execute();
-      return true;
-    });
+  /** Deletes the tag unless it moved since it was evaluated. */
+  private async deleteIfUnchanged(repository: string, tag: string, digest: string, updatedAt: number): Promise<boolean> {
+    const change = await this.tags.moveTag(parseRepositoryName(repository), parseTag(tag), { to: undefined, actor: RETENTION_ACTOR, expect: { digest, updatedAt } });
+    return change !== undefined;
   }
 }
 

@@ -23,9 +23,9 @@
 import { createHmac } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { TagAction } from '../store/meta/meta-store.js';
+import type { NewDelivery, WebhookOutbox } from '../store/meta/lifecycle-store.js';
 import { LifecycleError } from './errors.js';
 import type { WebhookEndpoint, WebhookEventType } from './rules.js';
-import type { LifecycleDb } from './schema.js';
 
 export interface WebhookSettings {
   endpoints: WebhookEndpoint[];
@@ -69,7 +69,6 @@ export interface AttemptResult {
 
 const TICK_MS = 200;
 const FAN_OUT_BATCH = 500;
-const CURSOR = 'webhook_cursor';
 
 export const EVENT_TYPES: Record<TagAction, WebhookEventType> = { create: 'push', move: 'tag_move', delete: 'delete', rollback: 'rollback' };
 
@@ -85,22 +84,14 @@ export class WebhookDispatcher {
   private closed = false;
 
   constructor(
-    private readonly db: LifecycleDb,
+    private readonly db: WebhookOutbox,
     private readonly settings: WebhookSettings,
     private readonly log: Logger,
   ) {}
 
   async start(): Promise<void> {
-    const cursor = await this.db.selectFrom('lifecycle_state').select('value').where('key', '=', CURSOR).executeTakeFirst();
-    if (!cursor) {
-      // First start: history written before this version is not replayed.
-      const max = await this.db.selectFrom('tag_history').select((eb) => eb.fn.max('id').as('m')).executeTakeFirst();
-      await this.db
-        .insertInto('lifecycle_state')
-        .values({ key: CURSOR, value: Number(max?.m ?? 0) })
-        .onConflict((oc) => oc.column('key').doNothing())
-        .execute();
-    }
+    // First start: history written before this version is not replayed.
+    await this.db.initCursor();
     this.timer = setInterval(() => this.nudge(), TICK_MS);
     this.timer.unref();
     this.nudge();
@@ -135,56 +126,26 @@ export class WebhookDispatcher {
   /** Copies tag_history rows after the cursor into deliveries, moving the cursor, in one transaction. */
   private async fanOut(): Promise<void> {
     for (;;) {
-      const moved = await this.db.transaction().execute(async (tx) => {
-        const cursor = Number((await tx.selectFrom('lifecycle_state').select('value').where('key', '=', CURSOR).executeTakeFirst())?.value ?? 0);
-        const rows = await tx
-          .selectFrom('tag_history as h')
-          .innerJoin('repositories as r', 'r.id', 'h.repository_id')
-          .select(['h.id', 'r.name', 'h.tag', 'h.action', 'h.old_digest', 'h.new_digest', 'h.actor', 'h.at'])
-          .where('h.id', '>', cursor)
-          .orderBy('h.id')
-          .limit(FAN_OUT_BATCH)
-          .execute();
-        if (rows.length === 0) return 0;
-        const now = Date.now();
-        const deliveries = [];
+      const moved = await this.db.fanOut(FAN_OUT_BATCH, (rows) => {
+        const deliveries: NewDelivery[] = [];
         for (const row of rows) {
           const event: WebhookEvent = {
-            id: `tag-history-${Number(row.id)}`,
+            id: `tag-history-${row.id}`,
             type: EVENT_TYPES[row.action],
             action: row.action,
-            repository: row.name,
+            repository: row.repository,
             tag: row.tag,
-            digest: row.new_digest,
-            previousDigest: row.old_digest,
+            digest: row.newDigest,
+            previousDigest: row.oldDigest,
             actor: row.actor,
-            at: new Date(Number(row.at)).toISOString(),
+            at: new Date(row.at).toISOString(),
           };
           for (const endpoint of this.settings.endpoints) {
             if (!endpoint.events.includes(event.type as WebhookEventType) || !endpoint.repository.matches(event.repository)) continue;
-            deliveries.push({
-              endpoint: endpoint.name,
-              event_id: event.id,
-              event_type: event.type,
-              payload: JSON.stringify(event),
-              status: 'pending' as const,
-              attempts: 0,
-              next_at: now,
-              created_at: now,
-              finished_at: null,
-              last_error: null,
-            });
+            deliveries.push({ endpoint: endpoint.name, eventId: event.id, eventType: event.type, payload: JSON.stringify(event) });
           }
         }
-        if (deliveries.length > 0) {
-          await tx
-            .insertInto('webhook_deliveries')
-            .values(deliveries)
-            .onConflict((oc) => oc.columns(['endpoint', 'event_id']).doNothing())
-            .execute();
-        }
-        await tx.updateTable('lifecycle_state').set({ value: Number(rows[rows.length - 1]!.id) }).where('key', '=', CURSOR).execute();
-        return rows.length;
+        return deliveries;
       });
       if (moved < FAN_OUT_BATCH) return;
     }
@@ -193,37 +154,24 @@ export class WebhookDispatcher {
   /** Delivers the endpoint's due deliveries in order; stops at the first that fails or is not yet due. */
   private async drain(endpoint: WebhookEndpoint): Promise<void> {
     while (!this.closed) {
-      const row = await this.db
-        .selectFrom('webhook_deliveries')
-        .selectAll()
-        .where('endpoint', '=', endpoint.name)
-        .where('status', '=', 'pending')
-        .orderBy('id')
-        .limit(1)
-        .executeTakeFirst();
-      if (!row || Number(row.next_at) > Date.now()) return;
-      const result = await this.send(endpoint, row.event_type, row.event_id, row.payload);
-      const attempts = Number(row.attempts) + 1;
+      const row = await this.db.nextPending(endpoint.name);
+      if (!row || row.nextAt > Date.now()) return;
+      const result = await this.send(endpoint, row.eventType, row.eventId, row.payload);
+      const attempts = row.attempts + 1;
       const now = Date.now();
       const failed = !result.ok && attempts >= this.settings.maxAttempts;
-      await this.db.transaction().execute(async (tx) => {
-        await tx
-          .insertInto('webhook_attempts')
-          .values({ delivery_id: Number(row.id), endpoint: endpoint.name, at: now, status_code: result.status ?? null, error: result.error ?? null, ms: result.ms })
-          .execute();
-        await tx
-          .updateTable('webhook_deliveries')
-          .set({
-            attempts,
-            status: result.ok ? 'delivered' : failed ? 'failed' : 'pending',
-            next_at: result.ok || failed ? now : now + this.backoff(attempts),
-            finished_at: result.ok || failed ? now : null,
-            last_error: result.ok ? null : (result.error ?? `HTTP ${result.status}`),
-          })
-          .where('id', '=', Number(row.id))
-          .execute();
-      });
-      if (failed) this.log.warn({ webhook: endpoint.name, event: row.event_id, attempts }, 'webhook delivery gave up');
+      await this.db.recordAttempt(
+        row,
+        { at: now, statusCode: result.status, error: result.error, ms: result.ms },
+        {
+          attempts,
+          status: result.ok ? 'delivered' : failed ? 'failed' : 'pending',
+          nextAt: result.ok || failed ? now : now + this.backoff(attempts),
+          finishedAt: result.ok || failed ? now : undefined,
+          lastError: result.ok ? undefined : (result.error ?? `HTTP ${result.status}`),
+        },
+      );
+      if (failed) this.log.warn({ webhook: endpoint.name, event: row.eventId, attempts }, 'webhook delivery gave up');
       if (!result.ok && !failed) return;
     }
   }
@@ -276,55 +224,29 @@ export class WebhookDispatcher {
     };
     const payload = JSON.stringify(event);
     const result = await this.send(endpoint, 'test', event.id, payload);
-    await this.db.transaction().execute(async (tx) => {
-      const row = await tx
-        .insertInto('webhook_deliveries')
-        .values({
-          endpoint: name,
-          event_id: event.id,
-          event_type: 'test',
-          payload,
-          status: result.ok ? 'delivered' : 'failed',
-          attempts: 1,
-          next_at: now,
-          created_at: now,
-          finished_at: Date.now(),
-          last_error: result.ok ? null : (result.error ?? null),
-        })
-        .returning('id')
-        .executeTakeFirstOrThrow();
-      await tx
-        .insertInto('webhook_attempts')
-        .values({ delivery_id: Number(row.id), endpoint: name, at: now, status_code: result.status ?? null, error: result.error ?? null, ms: result.ms })
-        .execute();
-    });
+    await this.db.recordSent(
+      { endpoint: name, eventId: event.id, eventType: 'test', payload, status: result.ok ? 'delivered' : 'failed', createdAt: now, finishedAt: Date.now(), lastError: result.ok ? undefined : result.error },
+      { at: now, statusCode: result.status, error: result.error, ms: result.ms },
+    );
     return { ...result, event };
   }
 
   /** The endpoint's newest deliveries, and its queue's state. */
   async deliveries(name: string, limit: number): Promise<{ pending: number; failed: number; delivered: number; deliveries: DeliveryRecord[] }> {
     this.endpoint(name);
-    const counts = await this.db
-      .selectFrom('webhook_deliveries')
-      .select(['status', (eb) => eb.fn.countAll<number>().as('n')])
-      .where('endpoint', '=', name)
-      .groupBy('status')
-      .execute();
-    const count = (s: string) => Number(counts.find((c) => c.status === s)?.n ?? 0);
-    const rows = await this.db.selectFrom('webhook_deliveries').selectAll().where('endpoint', '=', name).orderBy('id', 'desc').limit(limit).execute();
+    const counts = await this.db.deliveryCounts(name);
+    const rows = limit > 0 ? await this.db.recentDeliveries(name, limit) : [];
     return {
-      pending: count('pending'),
-      failed: count('failed'),
-      delivered: count('delivered'),
+      ...counts,
       deliveries: rows.map((r) => ({
-        id: Number(r.id),
-        eventId: r.event_id,
-        type: r.event_type,
+        id: r.id,
+        eventId: r.eventId,
+        type: r.eventType,
         status: r.status,
-        attempts: Number(r.attempts),
-        createdAt: new Date(Number(r.created_at)).toISOString(),
-        finishedAt: r.finished_at === null ? undefined : new Date(Number(r.finished_at)).toISOString(),
-        lastError: r.last_error ?? undefined,
+        attempts: r.attempts,
+        createdAt: new Date(r.createdAt).toISOString(),
+        finishedAt: r.finishedAt === undefined ? undefined : new Date(r.finishedAt).toISOString(),
+        lastError: r.lastError,
       })),
     };
   }

@@ -106,7 +106,7 @@ export function buildApp(deps: RegistryDeps, logger: FastifyBaseLogger | false, 
   app.route({ method: ['GET', 'POST', 'DELETE'], url: '/pier/v1/*', handler });
 
   app.get('/healthz', async (_req, reply) => {
-    await deps.meta.repositoryExists('healthz-probe' as never);
+    await deps.service.repositoryExists('healthz-probe' as never);
     return reply.code(200).header('content-type', 'application/json').send('{"status":"ok"}');
   });
   app.get('/metrics', async (_req, reply) => {

@@ -10,7 +10,9 @@
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { parse as parseYaml } from 'yaml';
+import type { AuthConfig } from '../auth/config.js';
 import type { Rule } from '../auth/policy.js';
+import type { LifecycleConfig } from '../lifecycle/config.js';
 import { PolicyConfigError, parsePolicyRules } from '../auth/rules-config.js';
 import {
   RuleError,
@@ -19,13 +21,10 @@ import {
   parseQuotaRules,
   parseRetentionRules,
   parseWebhookEndpoints,
-  type ImmutableTagRule,
-  type QuotaRule,
-  type RetentionRule,
-  type WebhookEndpoint,
 } from '../lifecycle/rules.js';
 
-export interface RegistryConfig {
+/** The whole configuration: the registry's own keys, composed with the auth and lifecycle sections. */
+export interface RegistryConfig extends LifecycleConfig {
   /** `host:port` to listen on. */
   listen: string;
   /** Root folder for the default fs blob store and SQLite database. */
@@ -54,59 +53,7 @@ export interface RegistryConfig {
   deletes: boolean;
   /** Seconds to wait for in-flight requests on SIGTERM before closing connections. */
   shutdownTimeout: number;
-  /** Tag history: versions kept per tag (their manifests and blobs survive GC). */
-  history: {
-    /** The last `keep` distinct versions of every existing tag, the current one included. */
-    keep: number;
-    /** Also every version that was current within this many seconds (0 = count only). */
-    maxAge: number;
-  };
-  gc: {
-    /** Seconds an unreferenced blob link or untagged manifest survives (so a push in progress can finish). */
-    gracePeriod: number;
-    /** Run GC every this many seconds (0 = only on demand: `pier gc`). */
-    schedule: number;
-  };
-  retention: {
-    /** Apply the retention rules every this many seconds (0 = only on demand: `pier retention`). */
-    schedule: number;
-    rules: RetentionRule[];
-  };
-  tags: { immutable: ImmutableTagRule[] };
-  quotas: QuotaRule[];
-  webhooks: {
-    endpoints: WebhookEndpoint[];
-    /** Attempts per event before it is marked failed and the endpoint's queue moves on. */
-    maxAttempts: number;
-    /** Longest wait between attempts, in seconds (backoff doubles from 1 s up to this). */
-    backoffMax: number;
-    /** Seconds to wait for a receiver's response. */
-    timeout: number;
-  };
-  lifecycle: {
-    /** Principal names with admin rights on the /pier/v1 API (besides principals the auth module marks admin). */
-    admins: string[];
-  };
-  auth: {
-    /** The `service` of the Bearer challenge and the `aud` of tokens. */
-    service: string;
-    /** The `iss` of tokens. */
-    issuer: string;
-    /** The token endpoint URL in challenges (default: this registry's /auth/token, from the request's Host). */
-    realm: string | undefined;
-    /** Folder of token signing keys (see src/auth/keys.ts). */
-    keys: string;
-    /** Lifetime of bearer tokens, seconds. */
-    tokenTtl: number;
-    /** Lifetime of refresh tokens (`access_type=offline`), seconds. */
-    refreshTtl: number;
-    /** Seconds a verified Basic credential is trusted without re-hashing. */
-    cacheTtl: number;
-    /** Serve everyone everything on a non-loopback address while no user exists. */
-    insecureOpen: boolean;
-    /** Failed logins from one address within `window` seconds before it gets 429 (0 = never). */
-    throttle: { failures: number; window: number };
-  };
+  auth: AuthConfig;
   /** HTTPS when both are set: PEM files. */
   tls: { cert: string; key: string } | undefined;
   /** Access rules (a YAML list, or JSON in PIER_POLICY); `pier policy` adds more in the database. */

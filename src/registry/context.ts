@@ -1,20 +1,20 @@
-/** What every route handler gets: the stores, config, gate and the request at hand. */
+/** What every route handler gets: the repository service, config, gate and the request at hand. */
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import type { BlobStore } from '../store/blob/blob-store.js';
-import type { MetaStore } from '../store/meta/meta-store.js';
-import type { AccessGate, Action, Principal } from './access.js';
-import type { RegistryConfig } from './config.js';
-import type { Metrics } from './metrics.js';
+import type { AccessGate, Action, Principal } from '../auth/access.js';
 import type { Lifecycle } from '../lifecycle/lifecycle.js';
 import { parseRepositoryName, type RepositoryName } from '../oci/reference.js';
+import type { Actor } from '../service/events.js';
+import type { RepositoryService } from '../service/repository-service.js';
+import type { RegistryConfig } from './config.js';
+import type { Metrics } from './metrics.js';
 
 export interface RegistryDeps {
   config: RegistryConfig;
-  blobs: BlobStore;
-  meta: MetaStore;
+  /** Every read and change of a repository goes through it. */
+  service: RepositoryService;
   gate: AccessGate;
   metrics: Metrics;
-  /** History, rules, GC, quotas, webhooks: routes call its LifecycleHooks where a push or delete commits. */
+  /** The /pier/v1 admin services: history, GC, retention, usage, webhooks. */
   lifecycle: Lifecycle;
 }
 
@@ -40,6 +40,11 @@ export class Call {
     const principal = await this.deps.gate.require(this.identity(), { repository: name, actions });
     this.principal = principal;
     return { name, principal };
+  }
+
+  /** Who is making this request, for tag history and the audit log. */
+  actor(principal: Principal): Actor {
+    return { name: principal.name, ip: this.req.ip };
   }
 
   header(name: string): string | undefined {

@@ -10,6 +10,17 @@ import { InvalidReferenceError } from '../oci/reference.js';
 import { BlobStoreError } from '../store/blob/blob-store.js';
 import { MetaStoreError } from '../store/meta/meta-store.js';
 import { LifecycleError } from '../lifecycle/errors.js';
+import { AuthError, type Challenge } from '../auth/errors.js';
+import { ScopeError } from '../auth/scope.js';
+
+/** The `WWW-Authenticate: Bearer` header of a challenge (Docker token spec). */
+export function bearerChallenge(c: Challenge): string {
+  const q = (s: string) => s.replace(/["\\]/g, '');
+  let out = `Bearer realm="${q(c.realm)}",service="${q(c.service)}"`;
+  if (c.scope !== undefined) out += `,scope="${q(c.scope)}"`;
+  if (c.error !== undefined) out += `,error="${c.error}"`;
+  return out;
+}
 
 export function toOciError(err: unknown): OciError {
   if (err instanceof OciError) return err;
@@ -44,6 +55,17 @@ export function toOciError(err: unknown): OciError {
         return new OciError('NAME_UNKNOWN', err.message, { cause: err });
     }
   }
+  if (err instanceof AuthError) {
+    switch (err.code) {
+      case 'ERR_LOGIN_THROTTLED':
+        return new OciError('TOOMANYREQUESTS', err.message, { cause: err, headers: { 'retry-after': String(err.retryAfter ?? 1) } });
+      case 'ERR_ACCESS_DENIED':
+        return new OciError('DENIED', err.message, { cause: err });
+      default:
+        return new OciError('UNAUTHORIZED', err.message, { cause: err, headers: err.challenge ? { 'www-authenticate': bearerChallenge(err.challenge) } : {} });
+    }
+  }
+  if (err instanceof ScopeError) return new OciError('UNSUPPORTED', err.message, { cause: err, status: 400 });
   if (err instanceof LifecycleError) {
     switch (err.code) {
       case 'ERR_IMMUTABLE_TAG':

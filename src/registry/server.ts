@@ -2,25 +2,33 @@
  * Starts a registry from a configuration: opens the stores, builds the app,
  * listens, and runs the upload janitor. `close()` stops accepting, lets
  * in-flight requests finish (up to `shutdownTimeout`), then closes stores.
+ *
+ * The server's composition root (test/architecture.test.ts names it): the
+ * one place that chooses adapters (the fs blob store, SQLite), builds the
+ * repository service over them, and subscribes audit, metrics and webhooks
+ * to its events.
  */
 import pino, { type Logger } from 'pino';
 import type { FastifyInstance } from 'fastify';
-import { FsBlobStore } from '../store/blob/fs/fs-blob-store.js';
-import { openSqliteDatabase } from '../store/meta/sql/sqlite.js';
-import { SqlMetaStore } from '../store/meta/sql/sql-meta-store.js';
-import { Lifecycle } from '../lifecycle/lifecycle.js';
-import type { LifecycleTables } from '../lifecycle/schema.js';
-import type { BlobStore } from '../store/blob/blob-store.js';
-import type { MetaStore } from '../store/meta/meta-store.js';
 import { readFile } from 'node:fs/promises';
-import { createAuthGate } from '../auth/setup.js';
+import { openGate, type AccessGate } from '../auth/access.js';
 import type { AuthGate } from '../auth/gate.js';
-import { openGate, type AccessGate } from './access.js';
+import { createAuthGate } from '../auth/setup.js';
+import type { AuditLog } from '../auth/store.js';
+import { Lifecycle } from '../lifecycle/lifecycle.js';
+import { DomainEvents } from '../service/events.js';
+import { RepositoryService } from '../service/repository-service.js';
+import type { BlobStore } from '../store/blob/blob-store.js';
+import { FsBlobStore } from '../store/blob/fs/fs-blob-store.js';
+import type { MetaStore } from '../store/meta/meta-store.js';
+import { SqlAccountStore } from '../store/meta/sql/sql-account-store.js';
+import { SqlLifecycleStore } from '../store/meta/sql/sql-lifecycle-store.js';
+import { SqlMetaStore } from '../store/meta/sql/sql-meta-store.js';
+import { openSqliteDatabase } from '../store/meta/sql/sqlite.js';
 import { buildApp } from './app.js';
-import { registerAuditHook } from './audit-hook.js';
-import { registerTokenRoute } from './routes/token.js';
 import type { RegistryConfig } from './config.js';
-import { createMetrics } from './metrics.js';
+import { createMetrics, type Metrics } from './metrics.js';
+import { registerTokenRoute } from './routes/token.js';
 
 export interface RunningRegistry {
   /** `http://host:port` */
@@ -51,7 +59,9 @@ export async function startRegistry(config: RegistryConfig, options: StartOption
   let authGate: AuthGate | undefined;
   let https: { cert: Buffer; key: Buffer } | undefined;
   try {
-    if (!options.gate) authGate = await createAuthGate(config, db, log);
+    if (!options.gate) {
+      authGate = await createAuthGate({ auth: config.auth, policy: config.policy, listen: config.listen, data: config.data, https: config.tls !== undefined }, new SqlAccountStore(db), log);
+    }
     if (config.tls) https = { cert: await readFile(config.tls.cert), key: await readFile(config.tls.key) };
   } catch (err) {
     authGate?.stop();
@@ -60,12 +70,21 @@ export async function startRegistry(config: RegistryConfig, options: StartOption
     throw err;
   }
   const gate = options.gate ?? authGate ?? openGate;
-  const lifecycle = await Lifecycle.start({ db: db.withTables<LifecycleTables>(), meta, blobs, config, log, openAccess: gate === openGate });
-  const app = buildApp({ config, blobs, meta, gate, metrics, lifecycle }, log, https ? { https } : {});
-  if (authGate) {
-    registerTokenRoute(app, authGate, { refreshTtl: config.auth.refreshTtl });
-    registerAuditHook(app, authGate.store, log);
-  }
+  const events = new DomainEvents((err, event) => log.error({ err, event: event.type }, 'an event listener failed'));
+  // Retention deletes tags through the service (tags: below), so its deletions are announced too.
+  const lifecycle = await Lifecycle.start({
+    store: new SqlLifecycleStore(db),
+    meta,
+    tags: { moveTag: (repository, tag, move) => service.moveTag(repository, tag, move) },
+    blobs,
+    config,
+    log,
+    openAccess: gate === openGate,
+  });
+  const service: RepositoryService = new RepositoryService({ meta, blobs, lifecycle, access: gate, events, options: { automaticMount: config.uploads.automaticMount } });
+  subscribe(events, { metrics, lifecycle, audit: authGate?.store, log });
+  const app = buildApp({ config, service, gate, metrics, lifecycle }, log, https ? { https } : {});
+  if (authGate) registerTokenRoute(app, authGate, { refreshTtl: config.auth.refreshTtl });
   const colon = config.listen.lastIndexOf(':');
   const host = config.listen.slice(0, colon).replace(/^\[|\]$/g, '');
   const port = Number(config.listen.slice(colon + 1));
@@ -115,6 +134,30 @@ export async function startRegistry(config: RegistryConfig, options: StartOption
       return closing;
     },
   };
+}
+
+/**
+ * The consumers of the service's events: metrics count, the webhook queue
+ * wakes up (it reads tag_history itself), and the audit log records every
+ * change made through the registry API with who and from where.
+ */
+function subscribe(events: DomainEvents, to: { metrics: Metrics; lifecycle: Lifecycle; audit: AuditLog | undefined; log: Logger }): void {
+  const { metrics, lifecycle, audit, log } = to;
+  events.on('blob-committed', () => metrics.blobsCommitted.inc());
+  events.on('manifest-pushed', () => metrics.manifestsPushed.inc());
+  const wake = () => lifecycle.webhooks.nudge();
+  events.on('manifest-pushed', wake);
+  events.on('manifest-deleted', wake);
+  events.on('tag-changed', wake);
+  if (!audit) return;
+  const record = (action: string, repository: string, target: string, actor: { name: string; ip?: string | undefined }) => {
+    audit
+      .record({ at: new Date(), actor: actor.name, ip: actor.ip, action, repository, target, outcome: 'ok' })
+      .catch((err: unknown) => log.error({ err }, 'writing the audit log failed'));
+  };
+  events.on('manifest-pushed', (e) => record('push', e.repository, e.reference, e.actor));
+  events.on('manifest-deleted', (e) => record('delete', e.repository, e.reference, e.actor));
+  events.on('blob-deleted', (e) => record('delete-blob', e.repository, e.digest, e.actor));
 }
 
 /** Expires upload sessions idle for longer than `uploads.maxAge`, and orphaned upload files. */

@@ -5,7 +5,7 @@
  */
 import { rm } from 'node:fs/promises';
 import path from 'node:path';
-import { openAuthStore } from '../../src/auth/accounts.js';
+import { openSqliteAccountStore as openAuthStore } from '../../src/store/meta/sql/sqlite.js';
 import type { AuthStore } from '../../src/auth/store.js';
 import type { ConfigInput } from '../../src/registry/config.js';
 import type { TestImage } from '../helpers/images.js';

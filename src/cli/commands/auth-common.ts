@@ -1,6 +1,7 @@
 /** Shared by the account commands: the data folder's store, and reading a password. */
 import { loadConfig, type RegistryConfig } from '../../registry/config.js';
-import { openAuthStore, type OpenedAuthStore } from '../../auth/accounts.js';
+import type { AuthStore } from '../../auth/store.js';
+import { openSqliteAccountStore } from '../../store/meta/sql/sqlite.js';
 import { UsageError, type Io } from '../command.js';
 
 export const DATA_FLAGS = {
@@ -11,10 +12,13 @@ export const DATA_FLAGS = {
 export const DATA_USAGE = `  --data DIR          the registry's data folder (default ./.pier-data; env PIER_DATA)
   --config FILE       its YAML configuration file (env PIER_CONFIG)`;
 
-/** Runs `fn` with the auth store of the registry's database. */
-export async function withAuthStore<T>(values: { data?: string | undefined; config?: string | undefined }, io: Io, fn: (opened: OpenedAuthStore, config: RegistryConfig) => Promise<T>): Promise<T> {
+/**
+ * Runs `fn` with the auth store of the registry's database. A composition
+ * root (test/architecture.test.ts names it): it chooses the SQLite adapter.
+ */
+export async function withAuthStore<T>(values: { data?: string | undefined; config?: string | undefined }, io: Io, fn: (opened: { store: AuthStore }, config: RegistryConfig) => Promise<T>): Promise<T> {
   const config = await loadConfig({ file: values.config ?? io.env.PIER_CONFIG, env: io.env, flags: { data: values.data } });
-  const opened = await openAuthStore(config.database.path);
+  const opened = await openSqliteAccountStore(config.database.path);
   try {
     return await fn(opened, config);
   } finally {

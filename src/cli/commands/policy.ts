@@ -1,4 +1,5 @@
 import { addPolicyRule } from '../../auth/accounts.js';
+import { storedRules } from '../../auth/store.js';
 import { parseFlags, UsageError, type Command } from '../command.js';
 import { DATA_FLAGS, DATA_USAGE, withAuthStore } from './auth-common.js';
 
@@ -39,7 +40,7 @@ ${DATA_USAGE}`,
           return 0;
         }
         case 'ls':
-          for (const r of [...config.policy, ...(await store.listRules())]) {
+          for (const r of [...config.policy, ...(await storedRules(store))]) {
             io.stdout.write(`${r.origin}\t${r.subject}\t${r.repositories}\t${r.actions.join(',')}\n`);
           }
           return 0;

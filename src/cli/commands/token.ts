@@ -1,5 +1,4 @@
 import { createAccessToken, parseDuration } from '../../auth/accounts.js';
-import { formatScope } from '../../auth/scope.js';
 import { parseFlags, UsageError, type Command } from '../command.js';
 import { DATA_FLAGS, DATA_USAGE, withAuthStore } from './auth-common.js';
 
@@ -50,7 +49,7 @@ ${DATA_USAGE}`,
           for (const t of await store.listTokens()) {
             const state = t.revokedAt ? `revoked ${t.revokedAt.toISOString()}` : t.expiresAt && t.expiresAt.getTime() <= now ? 'expired' : 'live';
             io.stdout.write(
-              `${t.name}\t${state}\t${t.scopes.map(formatScope).join(' ')}\t${t.owner ?? '-'}\tcreated ${t.createdAt.toISOString()}\texpires ${t.expiresAt?.toISOString() ?? 'never'}\n`,
+              `${t.name}\t${state}\t${t.scopes.join(' ')}\t${t.owner ?? '-'}\tcreated ${t.createdAt.toISOString()}\texpires ${t.expiresAt?.toISOString() ?? 'never'}\n`,
             );
           }
           return 0;

@@ -14,7 +14,7 @@ export async function blobRoute(call: Call, rawName: string, rawDigest: string):
 async function getBlob(call: Call, rawName: string, rawDigest: string, head: boolean): Promise<void> {
   const { name } = await call.repository(rawName, ['pull']);
   const digest = Digest.parse(rawDigest);
-  const linked = await call.deps.meta.linkedBlob(name, digest);
+  const linked = await call.deps.service.linkedBlob(name, digest);
   if (!linked) throw new OciError('BLOB_UNKNOWN', `blob ${digest.toString()} unknown to repository ${name}`, { detail: { digest: digest.toString() } });
   const range = parseRange(call.header('range'), linked.size);
   const reply = call.reply;
@@ -35,15 +35,15 @@ async function getBlob(call: Call, rawName: string, rawDigest: string, head: boo
     await reply.send();
     return;
   }
-  const stream = await call.deps.blobs.open(digest, range);
+  const stream = await call.deps.service.openBlob(digest, range);
   await reply.send(stream);
 }
 
 async function deleteBlob(call: Call, rawName: string, rawDigest: string): Promise<void> {
-  const { name } = await call.repository(rawName, ['delete']);
+  const { name, principal } = await call.repository(rawName, ['delete']);
   if (!call.deps.config.deletes) throw new OciError('UNSUPPORTED', 'deletes are disabled on this registry');
   const digest = Digest.parse(rawDigest);
-  if (!(await call.deps.meta.unlinkBlob(name, digest))) {
+  if (!(await call.deps.service.deleteBlob(name, digest, call.actor(principal)))) {
     throw new OciError('BLOB_UNKNOWN', `blob ${digest.toString()} unknown to repository ${name}`, { detail: { digest: digest.toString() } });
   }
   call.reply.code(202).header('content-length', 0);

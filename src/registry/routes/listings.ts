@@ -24,8 +24,8 @@ export async function tagsRoute(call: Call, rawName: string): Promise<void> {
   const { name } = await call.repository(rawName, ['pull']);
   const page = parsePage(call.query, DEFAULT_PAGE, MAX_PAGE);
   // One more than asked tells whether a next page exists.
-  const tags = page.limit === 0 ? [] : await call.deps.meta.listTags(name, { limit: page.limit + 1, after: page.after });
-  if (tags === undefined || (page.limit === 0 && !(await call.deps.meta.repositoryExists(name)))) {
+  const tags = page.limit === 0 ? [] : await call.deps.service.listTags(name, { limit: page.limit + 1, after: page.after });
+  if (tags === undefined || (page.limit === 0 && !(await call.deps.service.repositoryExists(name)))) {
     throw new OciError('NAME_UNKNOWN', `repository ${name} not known to registry`, { detail: { name } });
   }
   if (tags.length > page.limit) {
@@ -45,7 +45,7 @@ export async function catalogRoute(call: Call): Promise<void> {
   let more = false;
   // Filter by pull rights, reading further until the page is full.
   while (visible.length < page.limit) {
-    const batch = await call.deps.meta.listRepositories({ limit: page.limit + 1, after });
+    const batch = await call.deps.service.listRepositories({ limit: page.limit + 1, after });
     for (const repo of batch) {
       if (visible.length === page.limit) {
         more = true;
@@ -65,7 +65,7 @@ export async function referrersRoute(call: Call, rawName: string, rawDigest: str
   const { name } = await call.repository(rawName, ['pull']);
   const subject = Digest.parse(rawDigest);
   const artifactType = call.query.get('artifactType') ?? undefined;
-  const referrers = await call.deps.meta.listReferrers(name, subject, artifactType === '' ? undefined : artifactType);
+  const referrers = await call.deps.service.listReferrers(name, subject, artifactType === '' ? undefined : artifactType);
   if (artifactType) call.reply.header('oci-filters-applied', 'artifactType');
   await sendJson(
     call,

@@ -92,7 +92,7 @@ async function rollback(call: Call, m: RegExpExecArray) {
     if (typeof steps !== 'number') throw new OciError('UNSUPPORTED', '"steps" must be a number', { status: 400 });
     target = { steps };
   }
-  return call.deps.lifecycle.rollback(name, tag, target, principal.name);
+  return call.deps.service.rollback(name, tag, target, call.actor(principal));
 }
 
 async function deleteTag(call: Call, m: RegExpExecArray) {
@@ -100,7 +100,7 @@ async function deleteTag(call: Call, m: RegExpExecArray) {
   if (!call.deps.config.deletes) throw new OciError('UNSUPPORTED', 'deletes are disabled on this registry');
   const tag = parseTag(m[2]!);
   const override = call.query.get('override') === 'immutable';
-  if (!(await call.deps.lifecycle.deleteTag(name, tag, principal, override))) {
+  if (!(await call.deps.service.deleteTag(name, tag, principal, override))) {
     throw new OciError('MANIFEST_UNKNOWN', `tag ${tag} unknown to repository ${name}`);
   }
   return { repository: name, tag, deleted: true };

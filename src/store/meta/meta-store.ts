@@ -10,17 +10,23 @@
  */
 import type { Digest } from '../../oci/digest.js';
 import type { RepositoryName, Tag } from '../../oci/reference.js';
+import { PierError } from '../../shared/errors.js';
 
-export type MetaStoreErrorCode = 'ERR_MANIFEST_REFERENCE_MISSING' | 'ERR_NOT_FOUND';
+export type MetaStoreErrorCode =
+  /** A manifest references blobs or manifests the repository lacks (detail: the digests). */
+  | 'ERR_MANIFEST_REFERENCE_MISSING'
+  /** The repository is unknown. */
+  | 'ERR_NOT_FOUND'
+  /** A tag move names a manifest the repository does not hold. */
+  | 'ERR_MANIFEST_UNKNOWN';
 
-export class MetaStoreError extends Error {
+export class MetaStoreError extends PierError {
   constructor(
     readonly code: MetaStoreErrorCode,
     message: string,
     readonly detail?: unknown,
   ) {
     super(message);
-    this.name = 'MetaStoreError';
   }
 }
 
@@ -66,6 +72,8 @@ export interface Referrer {
 export type TagAction = 'create' | 'move' | 'delete' | 'rollback';
 
 export interface TagChange {
+  /** Increases with every change (the webhook events' order). */
+  id: number;
   tag: string;
   action: TagAction;
   oldDigest: string | undefined;
@@ -100,9 +108,9 @@ export interface ManifestStore {
    * checking that every referenced blob and child manifest is present in
    * the repository (ERR_MANIFEST_REFERENCE_MISSING with the missing digests
    * as detail; nothing is stored then). Re-putting an existing manifest is
-   * allowed and only moves tags.
+   * allowed and only moves tags. Returns the tag changes it made.
    */
-  putManifest(repository: RepositoryName, manifest: NewManifest, tags: Tag[], actor: string): Promise<void>;
+  putManifest(repository: RepositoryName, manifest: NewManifest, tags: Tag[], actor: string): Promise<TagChange[]>;
   getManifest(repository: RepositoryName, digest: Digest): Promise<ManifestRecord | undefined>;
   /** The manifest a tag points at. */
   getTaggedManifest(repository: RepositoryName, tag: Tag): Promise<ManifestRecord | undefined>;
@@ -116,6 +124,36 @@ export interface ManifestStore {
   listReferrers(repository: RepositoryName, subject: Digest, artifactType?: string): Promise<Referrer[]>;
   /** Every change of a tag, newest first. */
   tagHistory(repository: RepositoryName, tag: Tag, limit: number): Promise<TagChange[]>;
+  /** Names of the tags pointing at `digest`. */
+  tagsPointingAt(repository: RepositoryName, digest: Digest): Promise<string[]>;
+}
+
+/**
+ * One tag change: point `tag` at `to` (a digest the repository holds), or
+ * delete it (`to` undefined). `expect` makes it conditional: it happens
+ * only if the tag still points at `expect.digest` (undefined: the tag does
+ * not exist) and, if given, was last moved at `expect.updatedAt`.
+ */
+export interface TagMove {
+  to: string | undefined;
+  actor: string;
+  /** Recorded as `rollback` instead of `create`/`move`. */
+  rollback?: boolean;
+  expect?: { digest: string | undefined; updatedAt?: number };
+}
+
+export interface TagWriter {
+  /**
+   * The one writer of tags and their history: moves or deletes the tag
+   * and appends its tag_history row (the source of webhook events) in one
+   * transaction. Returns the change, or undefined when nothing changed
+   * (the tag already pointed there, did not exist, or `expect` failed).
+   * Throws ERR_MANIFEST_UNKNOWN when `to` is not a manifest of the repository.
+   *
+   * putManifest, deleteManifest and deleteTag write their tag changes
+   * through the same code, inside their own transactions.
+   */
+  moveTag(repository: RepositoryName, tag: Tag, move: TagMove): Promise<TagChange | undefined>;
 }
 
 export interface UploadSessions {
@@ -127,6 +165,6 @@ export interface UploadSessions {
   uploadsStartedBefore(before: Date): Promise<string[]>;
 }
 
-export interface MetaStore extends RepositoryCatalog, BlobLinks, ManifestStore, UploadSessions {
+export interface MetaStore extends RepositoryCatalog, BlobLinks, ManifestStore, TagWriter, UploadSessions {
   close(): Promise<void>;
 }

@@ -58,7 +58,117 @@ export interface UploadsTable {
   started_at: number;
 }
 
-export interface Database {
+/** Accounts, tokens, policy and the audit log (migration 0002-auth). */
+export interface UsersTable {
+  name: string;
+  password_hash: string;
+  admin: number;
+  created_at: number;
+  updated_at: number;
+}
+export interface GroupsTable {
+  name: string;
+  created_at: number;
+}
+export interface GroupMembersTable {
+  group_name: string;
+  user_name: string;
+}
+export interface AccessTokensTable {
+  name: string;
+  secret_hash: string;
+  owner: string | null;
+  scopes: string;
+  created_at: number;
+  expires_at: number | null;
+  revoked_at: number | null;
+  last_used_at: number | null;
+}
+export interface RefreshTokensTable {
+  secret_hash: string;
+  subject: string;
+  created_at: number;
+  expires_at: number;
+}
+export interface PolicyRulesTable {
+  id: Generated<number>;
+  subject: string;
+  repositories: string;
+  actions: string;
+  created_at: number;
+}
+export interface AuditLogTable {
+  id: Generated<number>;
+  at: number;
+  actor: string;
+  ip: string | null;
+  action: string;
+  repository: string | null;
+  target: string | null;
+  outcome: string;
+}
+export interface AuthStateTable {
+  id: number;
+  generation: number;
+}
+
+// A type alias, not an interface: withTables<T> needs an indexable type.
+export type AuthTables = {
+  users: UsersTable;
+  groups: GroupsTable;
+  group_members: GroupMembersTable;
+  access_tokens: AccessTokensTable;
+  refresh_tokens: RefreshTokensTable;
+  policy_rules: PolicyRulesTable;
+  audit_log: AuditLogTable;
+  auth_state: AuthStateTable;
+};
+
+/** Lifecycle: pull times, named counters, the webhook outbox (migration 0003-lifecycle). */
+export interface TagPullsTable {
+  repository_id: number;
+  tag: string;
+  pulled_at: number;
+}
+
+/** Small named counters: `webhook_cursor` is the last tag_history id fanned out to webhook deliveries. */
+export interface LifecycleStateTable {
+  key: string;
+  value: number;
+}
+
+export interface WebhookDeliveriesTable {
+  id: Generated<number>;
+  endpoint: string;
+  event_id: string;
+  event_type: string;
+  payload: string;
+  status: 'pending' | 'delivered' | 'failed';
+  attempts: number;
+  next_at: number;
+  created_at: number;
+  finished_at: number | null;
+  last_error: string | null;
+}
+
+export interface WebhookAttemptsTable {
+  id: Generated<number>;
+  delivery_id: number;
+  endpoint: string;
+  at: number;
+  status_code: number | null;
+  error: string | null;
+  ms: number;
+}
+
+export type LifecycleTables = {
+  tag_pulls: TagPullsTable;
+  lifecycle_state: LifecycleStateTable;
+  webhook_deliveries: WebhookDeliveriesTable;
+  webhook_attempts: WebhookAttemptsTable;
+};
+
+export interface Database extends AuthTables, LifecycleTables {
   repositories: RepositoriesTable;
   repository_blobs: RepositoryBlobsTable;
   manifests: ManifestsTable;

@@ -18,6 +18,7 @@ import {
   type Page,
   type Referrer,
   type TagChange,
+  type TagMove,
 } from '../meta-store.js';
 import type { Database, ManifestsTable } from './schema.js';
 
@@ -34,6 +35,35 @@ function toRecord(row: Pick<ManifestsTable, 'digest' | 'media_type' | 'size' | '
     annotations: row.annotations ? (JSON.parse(row.annotations) as Record<string, string>) : undefined,
     createdAt: new Date(Number(row.created_at)),
   };
+}
+
+/**
+ * The one place tags and tag_history are written (MetaStore.moveTag's
+ * contract), inside the caller's transaction: a tag change and its history
+ * row commit together or not at all.
+ */
+async function writeTagMove(tx: Transaction<Database>, repositoryId: number, tag: string, move: TagMove, now: number): Promise<TagChange | undefined> {
+  const current = await tx.selectFrom('tags').select(['manifest_digest', 'updated_at']).where('repository_id', '=', repositoryId).where('name', '=', tag).executeTakeFirst();
+  if (move.expect) {
+    if (current?.manifest_digest !== move.expect.digest) return undefined;
+    if (move.expect.updatedAt !== undefined && Number(current?.updated_at) !== move.expect.updatedAt) return undefined;
+  }
+  const from = current?.manifest_digest;
+  if (from === move.to) return undefined;
+  if (move.to === undefined) {
+    await tx.deleteFrom('tags').where('repository_id', '=', repositoryId).where('name', '=', tag).execute();
+  } else if (current) {
+    await tx.updateTable('tags').set({ manifest_digest: move.to, updated_at: now }).where('repository_id', '=', repositoryId).where('name', '=', tag).execute();
+  } else {
+    await tx.insertInto('tags').values({ repository_id: repositoryId, name: tag, manifest_digest: move.to, updated_at: now }).execute();
+  }
+  const action = move.to === undefined ? 'delete' : move.rollback ? 'rollback' : current ? 'move' : 'create';
+  const row = await tx
+    .insertInto('tag_history')
+    .values({ repository_id: repositoryId, tag, action, old_digest: from ?? null, new_digest: move.to ?? null, actor: move.actor, at: now })
+    .returning('id')
+    .executeTakeFirstOrThrow();
+  return { id: Number(row.id), tag, action, oldDigest: from, newDigest: move.to, actor: move.actor, at: new Date(now) };
 }
 
 export class SqlMetaStore implements MetaStore {
@@ -125,8 +155,8 @@ export class SqlMetaStore implements MetaStore {
     return rows.map((r) => r.name);
   }
 
-  async putManifest(repository: RepositoryName, manifest: NewManifest, tags: Tag[], actor: string): Promise<void> {
-    await this.db.transaction().execute(async (tx) => {
+  async putManifest(repository: RepositoryName, manifest: NewManifest, tags: Tag[], actor: string): Promise<TagChange[]> {
+    return this.db.transaction().execute(async (tx) => {
       const id = await this.ensureRepository(tx, repository);
       const digest = manifest.digest.toString();
       const blobDigests = [...new Set(manifest.blobs.map((d) => d.toString()))];
@@ -174,20 +204,35 @@ export class SqlMetaStore implements MetaStore {
           .onConflict((oc) => oc.columns(['repository_id', 'manifest_digest', 'child_digest']).doNothing())
           .execute();
       }
+      const changes: TagChange[] = [];
       for (const tag of new Set(tags)) {
-        const current = await tx.selectFrom('tags').select('manifest_digest').where('repository_id', '=', id).where('name', '=', tag).executeTakeFirst();
-        if (current?.manifest_digest === digest) continue;
-        if (current) {
-          await tx.updateTable('tags').set({ manifest_digest: digest, updated_at: now }).where('repository_id', '=', id).where('name', '=', tag).execute();
-        } else {
-          await tx.insertInto('tags').values({ repository_id: id, name: tag, manifest_digest: digest, updated_at: now }).execute();
-        }
-        await tx
-          .insertInto('tag_history')
-          .values({ repository_id: id, tag, action: current ? 'move' : 'create', old_digest: current?.manifest_digest ?? null, new_digest: digest, actor, at: now })
-          .execute();
+        const change = await writeTagMove(tx, id, tag, { to: digest, actor }, now);
+        if (change) changes.push(change);
       }
+      return changes;
     });
+  }
+
+  async moveTag(repository: RepositoryName, tag: Tag, move: TagMove): Promise<TagChange | undefined> {
+    const id = await this.repositoryId(this.db, repository);
+    if (id === undefined) {
+      if (move.to === undefined) return undefined;
+      throw new MetaStoreError('ERR_MANIFEST_UNKNOWN', `manifest ${move.to} is not stored in ${repository}`);
+    }
+    return this.db.transaction().execute(async (tx) => {
+      if (move.to !== undefined) {
+        const stored = await tx.selectFrom('manifests').select('digest').where('repository_id', '=', id).where('digest', '=', move.to).executeTakeFirst();
+        if (!stored) throw new MetaStoreError('ERR_MANIFEST_UNKNOWN', `manifest ${move.to} is not stored in ${repository}`);
+      }
+      return writeTagMove(tx, id, tag, move, Date.now());
+    });
+  }
+
+  async tagsPointingAt(repository: RepositoryName, digest: Digest): Promise<string[]> {
+    const id = await this.repositoryId(this.db, repository);
+    if (id === undefined) return [];
+    const rows = await this.db.selectFrom('tags').select('name').where('repository_id', '=', id).where('manifest_digest', '=', digest.toString()).execute();
+    return rows.map((r) => r.name);
   }
 
   async getManifest(repository: RepositoryName, digest: Digest): Promise<ManifestRecord | undefined> {
@@ -215,16 +260,6 @@ export class SqlMetaStore implements MetaStore {
     return row ? toRecord(row) : undefined;
   }
 
-  private async removeTags(tx: Transaction<Database>, id: number, tags: { name: string; manifest_digest: string }[], actor: string): Promise<void> {
-    const now = Date.now();
-    for (const t of tags) {
-      await tx.deleteFrom('tags').where('repository_id', '=', id).where('name', '=', t.name).execute();
-      await tx
-        .insertInto('tag_history')
-        .values({ repository_id: id, tag: t.name, action: 'delete', old_digest: t.manifest_digest, new_digest: null, actor, at: now })
-        .execute();
-    }
-  }
 
   async deleteManifest(repository: RepositoryName, digest: Digest, actor: string): Promise<boolean> {
     const id = await this.repositoryId(this.db, repository);
@@ -233,8 +268,9 @@ export class SqlMetaStore implements MetaStore {
     return this.db.transaction().execute(async (tx) => {
       const deleted = await tx.deleteFrom('manifests').where('repository_id', '=', id).where('digest', '=', d).executeTakeFirst();
       if (Number(deleted.numDeletedRows) === 0) return false;
-      const tags = await tx.selectFrom('tags').select(['name', 'manifest_digest']).where('repository_id', '=', id).where('manifest_digest', '=', d).execute();
-      await this.removeTags(tx, id, tags, actor);
+      const tags = await tx.selectFrom('tags').select('name').where('repository_id', '=', id).where('manifest_digest', '=', d).execute();
+      const now = Date.now();
+      for (const t of tags) await writeTagMove(tx, id, t.name, { to: undefined, actor }, now);
       await tx.deleteFrom('manifest_references').where('repository_id', '=', id).where('manifest_digest', '=', d).execute();
       return true;
     });
@@ -243,12 +279,7 @@ export class SqlMetaStore implements MetaStore {
   async deleteTag(repository: RepositoryName, tag: Tag, actor: string): Promise<boolean> {
     const id = await this.repositoryId(this.db, repository);
     if (id === undefined) return false;
-    return this.db.transaction().execute(async (tx) => {
-      const row = await tx.selectFrom('tags').select(['name', 'manifest_digest']).where('repository_id', '=', id).where('name', '=', tag).executeTakeFirst();
-      if (!row) return false;
-      await this.removeTags(tx, id, [row], actor);
-      return true;
-    });
+    return this.db.transaction().execute(async (tx) => (await writeTagMove(tx, id, tag, { to: undefined, actor }, Date.now())) !== undefined);
   }
 
   async listTags(repository: RepositoryName, page: Page): Promise<string[] | undefined> {
@@ -291,6 +322,7 @@ export class SqlMetaStore implements MetaStore {
       .limit(limit)
       .execute();
     return rows.map((r) => ({
+      id: Number(r.id),
       tag: r.tag,
       action: r.action,
       oldDigest: r.old_digest ?? undefined,

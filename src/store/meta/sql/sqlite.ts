@@ -5,6 +5,7 @@ import SQLite from 'better-sqlite3';
 import { Kysely, Migrator, SqliteDialect } from 'kysely';
 import { migrationProvider } from './migrations.js';
 import type { Database } from './schema.js';
+import { SqlAccountStore } from './sql-account-store.js';
 import { SqlMetaStore } from './sql-meta-store.js';
 
 /**
@@ -34,4 +35,10 @@ export async function openSqliteDatabase(file: string, options: { synchronous?: 
 
 export async function openSqliteMetaStore(file: string): Promise<SqlMetaStore> {
   return new SqlMetaStore(await openSqliteDatabase(file));
+}
+
+/** The account store over `file`, for the local administration commands (`pier user`, `token`, `group`, `policy`, `audit`). */
+export async function openSqliteAccountStore(file: string): Promise<{ store: SqlAccountStore; close(): Promise<void> }> {
+  const db = await openSqliteDatabase(file);
+  return { store: new SqlAccountStore(db), close: () => db.destroy() };
 }

@@ -1,0 +1,49 @@
+/**
+ * The access contract: who is asking, and may they do this. The auth
+ * module owns it (the registry's routes and the repository service consume
+ * it); {@link AuthGate} in gate.ts is the real gate, and {@link openGate}
+ * lets everyone do everything (the default only on loopback).
+ *
+ * Nothing here speaks HTTP: a refusal is an {@link AuthError} with a stable
+ * code and the challenge data; src/registry/http-errors.ts turns it into a
+ * 401/403/429 with its `WWW-Authenticate` or `Retry-After`.
+ */
+import type { IncomingHttpHeaders } from 'node:http';
+
+export type Action = 'pull' | 'push' | 'delete';
+
+export interface Principal {
+  /** Shown in logs and tag history: a user name, `token:NAME`, or `anonymous`. */
+  name: string;
+  /** An admin (or anyone, while the registry is open): the lifecycle API's admin check reads this. */
+  admin?: boolean;
+}
+
+/** What a request needs: rights on one repository, the catalog, or just a valid identity (`/v2/`). */
+export type Need = { repository: string; actions: Action[] } | { catalog: true } | { base: true };
+
+export interface RequestIdentity {
+  headers: IncomingHttpHeaders;
+  ip: string;
+}
+
+export interface AccessGate {
+  /**
+   * Authenticates the request and checks `need`. Throws an AuthError
+   * (src/auth/errors.ts) otherwise.
+   */
+  require(request: RequestIdentity, need: Need): Promise<Principal>;
+  /** Whether `principal` may pull `repository` (mount sources, catalog filtering). */
+  canPull(principal: Principal, repository: string): Promise<boolean>;
+}
+
+export const ANONYMOUS: Principal = { name: 'anonymous' };
+
+export const openGate: AccessGate = {
+  async require() {
+    return ANONYMOUS;
+  },
+  async canPull() {
+    return true;
+  },
+};

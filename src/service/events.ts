@@ -1,0 +1,54 @@
+/**
+ * Domain events: what the repository service announces after a change
+ * committed. Audit, metrics and webhooks subscribe (wired by the
+ * composition root, src/registry/server.ts); the scanner will too.
+ *
+ * Delivery is synchronous and in process, after the commit: a listener
+ * that throws is logged and never undoes the change. What must survive a
+ * crash is not an event: webhooks are fanned out from tag_history, which
+ * commits with the change, and an event only wakes that queue.
+ */
+import type { TagChange } from '../store/meta/meta-store.js';
+
+/** Who made a change: the principal's name (as in tag history) and, for a request, its address. */
+export interface Actor {
+  name: string;
+  ip?: string | undefined;
+}
+
+export type DomainEvent =
+  /** A manifest was stored (by tag, or by digest alone: `tags` empty). `reference` is what the client named. */
+  | { type: 'manifest-pushed'; repository: string; digest: string; reference: string; tags: string[]; actor: Actor }
+  /** A manifest (by digest) or a tag (by name) was deleted through the registry API. */
+  | { type: 'manifest-deleted'; repository: string; reference: string; actor: Actor }
+  /** A tag was created, moved, deleted or rolled back (one tag_history row). */
+  | { type: 'tag-changed'; repository: string; change: TagChange }
+  /** An upload became a blob linked into the repository. */
+  | { type: 'blob-committed'; repository: string; digest: string; size: number }
+  /** A blob was unlinked from the repository. */
+  | { type: 'blob-deleted'; repository: string; digest: string; actor: Actor };
+
+export type DomainEventType = DomainEvent['type'];
+type Listener<T extends DomainEventType> = (event: Extract<DomainEvent, { type: T }>) => void;
+
+export class DomainEvents {
+  private readonly listeners = new Map<DomainEventType, ((event: DomainEvent) => void)[]>();
+
+  constructor(private readonly onError: (err: unknown, event: DomainEvent) => void = () => undefined) {}
+
+  on<T extends DomainEventType>(type: T, listener: Listener<T>): void {
+    const list = this.listeners.get(type) ?? [];
+    list.push(listener as (event: DomainEvent) => void);
+    this.listeners.set(type, list);
+  }
+
+  emit(event: DomainEvent): void {
+    for (const listener of this.listeners.get(event.type) ?? []) {
+      try {
+        listener(event);
+      } catch (err) {
+        this.onError(err, event);
+      }
+    }
+  }
+}

@@ -1,0 +1,347 @@
+/**
+ * The repository service: the one place each rule of a repository is
+ * written, between the registry's routes (which parse HTTP and map errors)
+ * and the stores. The routes, the /pier/v1 API, retention and later the
+ * UI, scanner and pull-through cache call it:
+ *
+ * - a blob becomes visible by claim → commit → link ({@link commitUpload},
+ *   {@link putBlob}, {@link mountBlob}): the claim keeps GC off the digest
+ *   until the link exists;
+ * - a manifest is stored by {@link putManifest}: digest check, lifecycle
+ *   rules (immutable tags, quota), one metadata transaction;
+ * - a tag moves by {@link moveTag} (MetaStore.moveTag: tag and history row
+ *   in one transaction), is deleted by {@link deleteTag} and rolled back by
+ *   {@link rollback}.
+ *
+ * After each change commits it emits a {@link DomainEvent}. Errors are
+ * domain errors (store, lifecycle, parse); src/registry/http-errors.ts
+ * maps them.
+ */
+import type { Readable } from 'node:stream';
+import type { AccessGate, Principal } from '../auth/access.js';
+import { LifecycleError } from '../lifecycle/errors.js';
+import type { RollbackResult, RollbackTarget } from '../lifecycle/history.js';
+import type { Lifecycle } from '../lifecycle/lifecycle.js';
+import { Digest, DigestError } from '../oci/digest.js';
+import { parseManifest, referencedDescriptors } from '../oci/manifest.js';
+import { isRepositoryName, type ManifestReference, type RepositoryName, type Tag } from '../oci/reference.js';
+import type { BlobInfo, BlobStore, ByteRange } from '../store/blob/blob-store.js';
+import { MetaStoreError, type ManifestRecord, type MetaStore, type Page, type Referrer, type TagChange, type TagMove, type TagWriter } from '../store/meta/meta-store.js';
+import type { Actor, DomainEvents } from './events.js';
+
+/** How many candidate source repositories a mount without `from` looks at. */
+const MOUNT_CANDIDATES = 20;
+
+export interface RepositoryServiceOptions {
+  /** Mount a blob already in the registry when a mount names no source (`uploads.automaticMount`). */
+  automaticMount: boolean;
+}
+
+export interface RepositoryServiceDeps {
+  meta: MetaStore;
+  blobs: BlobStore;
+  lifecycle: Lifecycle;
+  /** Pull rights on a mount's source repository. */
+  access: Pick<AccessGate, 'canPull'>;
+  events: DomainEvents;
+  options: RepositoryServiceOptions;
+}
+
+export interface PushedManifest {
+  digest: Digest;
+  subject: Digest | undefined;
+  tags: Tag[];
+}
+
+function codeOf(err: unknown): string | undefined {
+  return (err as { code?: string }).code;
+}
+
+export class RepositoryService implements TagWriter {
+  constructor(private readonly deps: RepositoryServiceDeps) {}
+
+  // ---- reads
+
+  repositoryExists(repository: RepositoryName): Promise<boolean> {
+    return this.deps.meta.repositoryExists(repository);
+  }
+
+  /** The manifest a tag or digest names; a read by tag counts as a pull (retention). */
+  async getManifest(repository: RepositoryName, reference: ManifestReference): Promise<ManifestRecord | undefined> {
+    const { meta, lifecycle } = this.deps;
+    const record = reference.kind === 'tag' ? await meta.getTaggedManifest(repository, reference.tag) : await meta.getManifest(repository, reference.digest);
+    if (record && reference.kind === 'tag') lifecycle.pulled(repository, reference.tag);
+    return record;
+  }
+
+  /** Repositories that hold at least one manifest, in lexical order (the catalog). */
+  listRepositories(page: Page): Promise<string[]> {
+    return this.deps.meta.listRepositories(page);
+  }
+
+  /** Tags in lexical order, or undefined if the repository is unknown. */
+  listTags(repository: RepositoryName, page: Page): Promise<string[] | undefined> {
+    return this.deps.meta.listTags(repository, page);
+  }
+
+  listReferrers(repository: RepositoryName, subject: Digest, artifactType?: string): Promise<Referrer[]> {
+    return this.deps.meta.listReferrers(repository, subject, artifactType);
+  }
+
+  /** The blob's size if the repository links it. */
+  linkedBlob(repository: RepositoryName, digest: Digest): Promise<{ size: number } | undefined> {
+    return this.deps.meta.linkedBlob(repository, digest);
+  }
+
+  openBlob(digest: Digest, range?: ByteRange): Promise<Readable> {
+    return this.deps.blobs.open(digest, range);
+  }
+
+  // ---- uploads and blobs
+
+  /**
+   * Before accepting `bytes` for `repository`: refuses past its namespace
+   * quota (ERR_QUOTA_EXCEEDED), else how many more bytes the quota allows
+   * (undefined: no quota).
+   */
+  checkQuota(repository: RepositoryName, bytes: number): Promise<number | undefined> {
+    return this.deps.lifecycle.checkUpload(repository, bytes);
+  }
+
+  /** Starts a resumable upload session belonging to `repository`. */
+  async startUpload(repository: RepositoryName): Promise<string> {
+    const id = await this.deps.blobs.startUpload();
+    await this.deps.meta.createUpload(id, repository);
+    return id;
+  }
+
+  /** The repository an upload session belongs to (undefined: none). */
+  uploadRepository(id: string): Promise<string | undefined> {
+    return this.deps.meta.uploadRepository(id);
+  }
+
+  async uploadSize(id: string): Promise<number> {
+    return (await this.deps.blobs.uploadInfo(id)).size;
+  }
+
+  /**
+   * Appends `data` at `offset` (the upload's size) and returns the new
+   * size. `declared` is the chunk's Content-Length, `limit` the most it
+   * may hold, `announced` whether its length was stated at all (length or
+   * range). The quota is checked first, and a chunk of unannounced length
+   * is cut where the quota ends (ERR_QUOTA_EXCEEDED).
+   */
+  async appendUpload(repository: RepositoryName, id: string, offset: number, data: Readable, chunk: { declared: number | undefined; limit: number | undefined; announced: boolean }): Promise<number> {
+    const allowed = await this.deps.lifecycle.checkUpload(repository, offset + (chunk.declared ?? 0));
+    const capped = allowed !== undefined && !chunk.announced && (chunk.limit === undefined || allowed < chunk.limit);
+    const limit = capped ? allowed : chunk.limit;
+    try {
+      return (await this.deps.blobs.append(id, offset, data, limit === undefined ? {} : { maxBytes: limit })).size;
+    } catch (err) {
+      if (capped && codeOf(err) === 'ERR_SIZE_MISMATCH') {
+        throw new LifecycleError('ERR_QUOTA_EXCEEDED', `quota exceeded: this upload passed the quota of its namespace after ${limit} more bytes`);
+      }
+      throw err;
+    }
+  }
+
+  /**
+   * Finishes an upload session as blob `digest` of `repository`: verify,
+   * commit and link under a claim, then end the session. A failed
+   * verification ends the session too (the store discarded its bytes).
+   */
+  async commitUpload(repository: RepositoryName, id: string, digest: Digest): Promise<BlobInfo> {
+    const info = await this.commitAndLink(repository, digest, async () => {
+      try {
+        return await this.deps.blobs.commit(id, digest);
+      } catch (err) {
+        if (codeOf(err) === 'ERR_DIGEST_MISMATCH' || codeOf(err) === 'ERR_SIZE_MISMATCH') await this.deps.meta.deleteUpload(id);
+        throw err;
+      }
+    });
+    await this.deps.meta.deleteUpload(id);
+    return info;
+  }
+
+  /** A monolithic upload: the whole blob in one stream, of `declaredSize` bytes if known. */
+  async putBlob(repository: RepositoryName, digest: Digest, data: Readable, declaredSize: number | undefined): Promise<BlobInfo> {
+    const { blobs } = this.deps;
+    const id = await blobs.startUpload();
+    try {
+      await blobs.append(id, 0, data);
+      return await this.commitAndLink(repository, digest, () => blobs.commit(id, digest, declaredSize));
+    } catch (err) {
+      await blobs.cancelUpload(id);
+      throw err;
+    }
+  }
+
+  /** Bytes received by an upload session that is being appended to, or was, whatever its outcome. */
+  async cancelUpload(id: string): Promise<void> {
+    await this.deps.blobs.cancelUpload(id);
+    await this.deps.meta.deleteUpload(id);
+  }
+
+  /**
+   * Links `digest` into `repository` from `from` (or, with automatic
+   * mounts, from any repository that has it), if `principal` may pull
+   * the source and the bytes are stored. False when it cannot: the client
+   * then uploads.
+   */
+  async mountBlob(repository: RepositoryName, digest: Digest, principal: Principal, from: string | null): Promise<boolean> {
+    const { meta, blobs } = this.deps;
+    let candidates: string[];
+    if (from !== null && from !== '') {
+      if (!isRepositoryName(from)) return false;
+      candidates = [from];
+    } else if (this.deps.options.automaticMount) {
+      candidates = await meta.repositoriesWithBlob(digest, MOUNT_CANDIDATES);
+    } else {
+      return false;
+    }
+    // Hold GC off the digest from the source check until the new link exists.
+    const release = await this.deps.lifecycle.claimBlob(digest);
+    try {
+      for (const source of candidates) {
+        if (source === repository) {
+          if (await meta.linkedBlob(repository, digest)) return true;
+          continue;
+        }
+        if (!(await this.deps.access.canPull(principal, source))) continue;
+        if (!(await meta.linkedBlob(source as RepositoryName, digest))) continue;
+        // The bytes must really be there: never link a repository to nothing.
+        const stored = await blobs.stat(digest);
+        if (!stored) continue;
+        await meta.linkBlob(repository, digest, stored.size);
+        return true;
+      }
+      return false;
+    } finally {
+      release();
+    }
+  }
+
+  /** Unlinks a blob from the repository (its bytes go at the next GC); false if it was not linked. */
+  async deleteBlob(repository: RepositoryName, digest: Digest, actor: Actor): Promise<boolean> {
+    if (!(await this.deps.meta.unlinkBlob(repository, digest))) return false;
+    this.deps.events.emit({ type: 'blob-deleted', repository, digest: digest.toString(), actor });
+    return true;
+  }
+
+  /** claim → commit → link: GC cannot delete the digest between the commit and the link. */
+  private async commitAndLink(repository: RepositoryName, digest: Digest, commit: () => Promise<BlobInfo>): Promise<BlobInfo> {
+    const release = await this.deps.lifecycle.claimBlob(digest);
+    let info: BlobInfo;
+    try {
+      info = await commit();
+      await this.deps.meta.linkBlob(repository, digest, info.size);
+    } finally {
+      release();
+    }
+    this.deps.events.emit({ type: 'blob-committed', repository, digest: digest.toString(), size: info.size });
+    return info;
+  }
+
+  // ---- manifests
+
+  /**
+   * Stores a manifest named by `reference` (its tag, or its digest, which
+   * the content must match) and points the reference's tag and `tags` at
+   * it. Lifecycle rules first (immutable tags, quota), then one metadata
+   * transaction; every referenced blob and child must be in the repository.
+   */
+  async putManifest(repository: RepositoryName, reference: ManifestReference, content: Buffer, contentType: string | undefined, tags: Tag[], actor: Actor): Promise<PushedManifest> {
+    const parsed = parseManifest(content, contentType);
+    let digest: Digest;
+    const allTags: Tag[] = [];
+    if (reference.kind === 'digest') {
+      digest = Digest.of(content, reference.digest.algorithm);
+      if (!digest.equals(reference.digest)) {
+        throw new DigestError('ERR_DIGEST_INVALID', `manifest content has digest ${digest.toString()}, not ${reference.digest.toString()}`);
+      }
+    } else {
+      digest = Digest.of(content);
+      allTags.push(reference.tag);
+    }
+    allTags.push(...tags);
+    const refs = referencedDescriptors(parsed);
+    // Immutable tags and quotas; `done` releases the tag locks after the commit.
+    const done = await this.deps.lifecycle.beforeManifestPut(repository, digest, allTags, content.length);
+    let changes: TagChange[];
+    try {
+      changes = await this.deps.meta.putManifest(
+        repository,
+        {
+          digest,
+          mediaType: parsed.mediaType,
+          content,
+          artifactType: parsed.artifactType,
+          subject: parsed.subject?.digest,
+          annotations: parsed.annotations,
+          blobs: refs.blobs.map((d) => d.digest),
+          manifests: refs.manifests.map((d) => d.digest),
+        },
+        allTags,
+        actor.name,
+      );
+    } finally {
+      done();
+    }
+    const rawReference = reference.kind === 'tag' ? reference.tag : reference.digest.toString();
+    this.deps.events.emit({ type: 'manifest-pushed', repository, digest: digest.toString(), reference: rawReference, tags: allTags, actor });
+    for (const change of changes) this.deps.events.emit({ type: 'tag-changed', repository, change });
+    return { digest, subject: parsed.subject?.digest, tags: allTags };
+  }
+
+  /**
+   * Deletes a manifest (by digest, with every tag pointing at it) or a tag
+   * (by name); refuses an immutable tag. False if there was nothing.
+   */
+  async deleteManifest(repository: RepositoryName, reference: ManifestReference, actor: Actor): Promise<boolean> {
+    const { meta, lifecycle } = this.deps;
+    await lifecycle.checkDelete(repository, reference.kind === 'tag' ? { tag: reference.tag } : { digest: reference.digest });
+    let deleted: boolean;
+    if (reference.kind === 'tag') {
+      deleted = (await this.moveTag(repository, reference.tag, { to: undefined, actor: actor.name })) !== undefined;
+    } else {
+      deleted = await meta.deleteManifest(repository, reference.digest, actor.name);
+    }
+    if (deleted) this.deps.events.emit({ type: 'manifest-deleted', repository, reference: reference.kind === 'tag' ? reference.tag : reference.digest.toString(), actor });
+    return deleted;
+  }
+
+  // ---- tags
+
+  /** MetaStore.moveTag, announced: every tag change outside a manifest push goes through here. */
+  async moveTag(repository: RepositoryName, tag: Tag, move: TagMove): Promise<TagChange | undefined> {
+    const change = await this.deps.meta.moveTag(repository, tag, move);
+    if (change) this.deps.events.emit({ type: 'tag-changed', repository, change });
+    return change;
+  }
+
+  /** Deletes a tag; an immutable one only for an admin who asked to `override`. */
+  async deleteTag(repository: RepositoryName, tag: Tag, principal: Principal, override: boolean): Promise<boolean> {
+    const { lifecycle } = this.deps;
+    if (override) lifecycle.requireAdmin(principal, 'deleting an immutable tag');
+    else await lifecycle.checkDelete(repository, { tag });
+    return (await this.moveTag(repository, tag, { to: undefined, actor: principal.name })) !== undefined;
+  }
+
+  /** Points a tag back at an earlier version (not an immutable tag), as one `rollback` change. */
+  async rollback(repository: RepositoryName, tag: Tag, target: RollbackTarget, actor: Actor): Promise<RollbackResult> {
+    const { lifecycle } = this.deps;
+    lifecycle.checkRollback(repository, tag);
+    const { from, to } = await lifecycle.history.planRollback(repository, tag, target);
+    let change: TagChange | undefined;
+    try {
+      change = await this.moveTag(repository, tag, { to, actor: actor.name, rollback: true, expect: { digest: from } });
+    } catch (err) {
+      if (err instanceof MetaStoreError && err.code === 'ERR_MANIFEST_UNKNOWN') {
+        throw new LifecycleError('ERR_VERSION_UNKNOWN', `version ${to} of tag ${tag} is no longer stored (beyond history.keep, and collected)`);
+      }
+      throw err;
+    }
+    if (!change) throw new LifecycleError('ERR_VERSION_UNKNOWN', `tag ${tag} moved while rolling it back; look at its history and try again`);
+    return { repository, tag, from, to };
+  }
+}
