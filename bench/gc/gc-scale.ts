@@ -19,7 +19,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import pino from 'pino';
-import { BlobFence } from '../../src/lifecycle/fence.js';
+import { InProcessCoordinator } from '../../src/store/coordinator/in-process.js';
 import { GarbageCollector, type GcReport } from '../../src/lifecycle/gc.js';
 import { SqlLifecycleStore } from '../../src/store/meta/sql/sql-lifecycle-store.js';
 import { FsBlobStore } from '../../src/store/blob/fs/fs-blob-store.js';
@@ -124,7 +124,7 @@ interface Measured {
 async function collect(dir: string, keep: number): Promise<void> {
   const db = await openSqliteDatabase(path.join(dir, 'pier.db'));
   const blobs = await FsBlobStore.open(path.join(dir, 'blobs'));
-  const gc = new GarbageCollector(new SqlLifecycleStore(db), blobs, new BlobFence(), { gracePeriod: 3600, history: { keep, maxAge: 0 } }, pino({ level: 'silent' }));
+  const gc = new GarbageCollector(new SqlLifecycleStore(db), blobs, new InProcessCoordinator(), { gracePeriod: 3600, history: { keep, maxAge: 0 } }, pino({ level: 'silent' }));
   global.gc?.();
   const startRssMb = process.memoryUsage().rss / 2 ** 20;
   let peakHeap = 0;

@@ -19,14 +19,14 @@
  *     last written before the grace period.
  * Uploads in progress keep their bytes under the blob store's uploads/,
  * which GC never touches (the upload janitor expires idle ones); their
- * commit holds a claim on the fence, so GC never deletes a digest while a
- * push is making it visible.
+ * commit holds a claim (the coordinator's BlobClaims), so GC never deletes
+ * a digest while a push is making it visible.
  */
 import type { Logger } from 'pino';
 import { Digest } from '../oci/digest.js';
 import type { BlobDeleter, BlobLister } from '../store/blob/blob-store.js';
 import type { GcQueries } from '../store/meta/lifecycle-store.js';
-import type { BlobFence } from './fence.js';
+import type { BlobClaims } from '../store/coordinator/coordinator.js';
 import { tagVersions, type HistoryPolicy } from './history.js';
 
 export interface GcOptions {
@@ -65,7 +65,7 @@ export class GarbageCollector {
   constructor(
     private readonly db: GcQueries,
     private readonly blobs: BlobLister & BlobDeleter,
-    private readonly fence: BlobFence,
+    private readonly fence: BlobClaims,
     private readonly options: GcOptions,
     private readonly log: Logger,
   ) {}
@@ -213,7 +213,7 @@ export class GarbageCollector {
 
   /** Deletes links that are still old and unreferenced, for digests no push holds. */
   private async deleteLinks(links: { repositoryId: number; digest: string }[], cutoff: number): Promise<number> {
-    const { fenced, lift } = this.fence.fence(new Set(links.map((l) => l.digest)));
+    const { fenced, lift } = await this.fence.fence(new Set(links.map((l) => l.digest)));
     try {
       const allowed = new Set(fenced);
       return await this.db.deleteUnreferencedLinks(
@@ -221,13 +221,13 @@ export class GarbageCollector {
         cutoff,
       );
     } finally {
-      lift();
+      await lift();
     }
   }
 
   /** Deletes blob files that nothing links, that no push holds, and that were written before the grace period. */
   private async deleteBlobs(digests: string[], cutoff: number, dryRun: boolean, report: GcReport): Promise<void> {
-    const { fenced, lift } = dryRun ? { fenced: digests, lift: () => undefined } : this.fence.fence(digests);
+    const { fenced, lift } = dryRun ? { fenced: digests, lift: async () => undefined } : await this.fence.fence(digests);
     try {
       report.blobs.skippedInUse += digests.length - fenced.length;
       const stillLinked = dryRun || fenced.length === 0 ? new Set<string>() : await this.db.linkedDigests(fenced);
@@ -250,7 +250,7 @@ export class GarbageCollector {
         );
       }
     } finally {
-      lift();
+      await lift();
     }
   }
 }

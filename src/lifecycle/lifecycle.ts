@@ -15,11 +15,11 @@ import type { Logger } from 'pino';
 import type { Digest } from '../oci/digest.js';
 import type { RepositoryName, Tag } from '../oci/reference.js';
 import type { BlobStore } from '../store/blob/blob-store.js';
+import type { Coordinator, Release } from '../store/coordinator/coordinator.js';
 import type { LifecycleStore } from '../store/meta/lifecycle-store.js';
 import type { MetaStore, TagWriter } from '../store/meta/meta-store.js';
 import type { LifecycleConfig } from './config.js';
 import { LifecycleError } from './errors.js';
-import { BlobFence } from './fence.js';
 import { GarbageCollector, type GcReport } from './gc.js';
 import { TagHistory } from './history.js';
 import { PullRecorder } from './pulls.js';
@@ -41,13 +41,13 @@ export interface LifecycleHooks {
    * Holds GC off `digest` while a push makes it visible (commit an upload,
    * link it, mount it). Call the returned function when linked (or failed).
    */
-  claimBlob(digest: Digest): Promise<() => void>;
+  claimBlob(digest: Digest): Promise<Release>;
   /**
    * Before a manifest PUT commits: refuses moving an immutable tag and
    * passing a quota. Call the returned function after the commit (or its
    * failure).
    */
-  beforeManifestPut(repository: RepositoryName, digest: Digest, tags: Tag[], size: number): Promise<() => void>;
+  beforeManifestPut(repository: RepositoryName, digest: Digest, tags: Tag[], size: number): Promise<Release>;
   /** Before a DELETE of a tag or manifest: refuses if it would delete an immutable tag. */
   checkDelete(repository: RepositoryName, reference: { tag: Tag } | { digest: Digest }): Promise<void>;
   /** A manifest was pulled by tag (for retention's pull age). */
@@ -66,6 +66,8 @@ export interface LifecycleOptions {
   /** Writes retention's deletions: the repository service's, so they are announced like any tag change. */
   tags: TagWriter;
   blobs: BlobStore;
+  /** Claims for GC, immutable-tag locks, leases for the schedules and webhook delivery. */
+  coordinator: Coordinator;
   config: LifecycleConfig;
   log: Logger;
   /** True when the registry has no access control (the open gate): everyone is admin. */
@@ -78,23 +80,21 @@ export class Lifecycle implements LifecycleHooks {
   readonly retention: Retention;
   readonly usage: StorageAccounting;
   readonly webhooks: WebhookDispatcher;
-  readonly fence = new BlobFence();
   readonly pulls: PullRecorder;
-  private readonly tagLocks = new Map<string, Promise<void>>();
   private readonly timers: NodeJS.Timeout[] = [];
   private readonly config: LifecycleConfig;
   private readonly log: Logger;
   private scheduled: Promise<unknown> = Promise.resolve();
 
   private constructor(private readonly options: LifecycleOptions) {
-    const { store, meta, tags, blobs, config, log } = options;
+    const { store, meta, tags, blobs, coordinator, config, log } = options;
     this.config = config;
     this.log = log;
     this.history = new TagHistory(meta, config.history);
-    this.gc = new GarbageCollector(store, blobs, this.fence, { gracePeriod: config.gc.gracePeriod, history: config.history }, log);
+    this.gc = new GarbageCollector(store, blobs, coordinator, { gracePeriod: config.gc.gracePeriod, history: config.history }, log);
     this.retention = new Retention(store, tags, config.retention.rules, config.tags.immutable, log);
     this.usage = new StorageAccounting(store, config.quotas);
-    this.webhooks = new WebhookDispatcher(store, config.webhooks, log);
+    this.webhooks = new WebhookDispatcher(store, coordinator, config.webhooks, log);
     this.pulls = new PullRecorder(store, log);
   }
 
@@ -108,9 +108,14 @@ export class Lifecycle implements LifecycleHooks {
     return lifecycle;
   }
 
+  /** Runs `job` every `seconds` in the replica that holds its lease (the only one, embedded). */
   private every(seconds: number, what: string, job: () => Promise<unknown>): void {
+    const lease = `schedule:${what}`;
+    const run = async () => {
+      if (await this.options.coordinator.acquireLease(lease, seconds * 1000 * 2)) await job();
+    };
     const timer = setInterval(() => {
-      this.scheduled = this.scheduled.then(job).catch((err: unknown) => this.log.error({ err }, `scheduled ${what} failed`));
+      this.scheduled = this.scheduled.then(run).catch((err: unknown) => this.log.error({ err }, `scheduled ${what} failed`));
     }, seconds * 1000);
     timer.unref();
     this.timers.push(timer);
@@ -130,14 +135,14 @@ export class Lifecycle implements LifecycleHooks {
     return this.usage.check(repository, bytes);
   }
 
-  claimBlob(digest: Digest): Promise<() => void> {
-    return this.fence.claim(digest.toString());
+  claimBlob(digest: Digest): Promise<Release> {
+    return this.options.coordinator.claim(digest.toString());
   }
 
-  async beforeManifestPut(repository: RepositoryName, digest: Digest, tags: Tag[], size: number): Promise<() => void> {
+  async beforeManifestPut(repository: RepositoryName, digest: Digest, tags: Tag[], size: number): Promise<Release> {
     const guarded = tags.filter((t) => immutableRule(this.config.tags.immutable, repository, t));
     // Serialise pushes to the same immutable tag, so two first pushes cannot both "create" it.
-    const unlock = await this.lockTags(guarded.map((t) => `${repository}:${t}`));
+    const unlock = guarded.length === 0 ? async () => undefined : await this.options.coordinator.lock(guarded.map((t) => `${repository}:${t}`));
     try {
       for (const tag of guarded) {
         const current = await this.options.meta.getTaggedManifest(repository, tag);
@@ -146,7 +151,7 @@ export class Lifecycle implements LifecycleHooks {
       const existing = await this.options.meta.getManifest(repository, digest);
       if (!existing) await this.usage.check(repository, size);
     } catch (err) {
-      unlock();
+      await unlock();
       throw err;
     }
     return unlock;
@@ -191,27 +196,6 @@ export class Lifecycle implements LifecycleHooks {
       `tag ${tag} in ${repository} is immutable (rule: repository ${rule.repository.source}, tags ${rule.tags.map((t) => t.source).join(', ')}); ${why}`,
       { repository, tag },
     );
-  }
-
-  private async lockTags(keys: string[]): Promise<() => void> {
-    if (keys.length === 0) return () => undefined;
-    const sorted = [...new Set(keys)].sort();
-    const releases: (() => void)[] = [];
-    for (const k of sorted) {
-      while (this.tagLocks.has(k)) await this.tagLocks.get(k);
-      let release!: () => void;
-      this.tagLocks.set(k, new Promise<void>((resolve) => (release = resolve)));
-      releases.push(() => {
-        this.tagLocks.delete(k);
-        release();
-      });
-    }
-    let done = false;
-    return () => {
-      if (done) return;
-      done = true;
-      for (const r of releases) r();
-    };
   }
 
   async close(): Promise<void> {

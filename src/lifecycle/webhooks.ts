@@ -7,7 +7,9 @@
  * (after a cursor kept in lifecycle_state) into one webhook_deliveries row
  * per matching endpoint, moving the cursor in the same transaction.
  *
- * Each endpoint's queue is delivered strictly in order, one at a time:
+ * Each endpoint's queue is delivered strictly in order, one at a time (by
+ * the replica holding the `webhook-delivery` lease, under a lock per
+ * endpoint, both from the coordinator):
  * the oldest pending delivery is retried with exponential backoff (1 s
  * doubling up to webhooks.backoffMax) and blocks the ones behind it, so a
  * receiver sees every tag's events in order. After webhooks.maxAttempts
@@ -23,6 +25,7 @@
 import { createHmac } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { TagAction } from '../store/meta/meta-store.js';
+import type { Coordinator } from '../store/coordinator/coordinator.js';
 import type { NewDelivery, WebhookOutbox } from '../store/meta/lifecycle-store.js';
 import { LifecycleError } from './errors.js';
 import type { WebhookEndpoint, WebhookEventType } from './rules.js';
@@ -69,6 +72,8 @@ export interface AttemptResult {
 
 const TICK_MS = 200;
 const FAN_OUT_BATCH = 500;
+/** How long the delivering replica keeps the lease without renewing it (each tick renews). */
+const DELIVERY_LEASE_MS = 10_000;
 
 export const EVENT_TYPES: Record<TagAction, WebhookEventType> = { create: 'push', move: 'tag_move', delete: 'delete', rollback: 'rollback' };
 
@@ -78,13 +83,15 @@ export function sign(secret: string, body: string): string {
 
 export class WebhookDispatcher {
   private timer: NodeJS.Timeout | undefined;
-  private readonly inflight = new Map<string, Promise<void>>();
+  /** This process's delivery runs, for close() to wait on (which endpoint is being drained is the coordinator's). */
+  private readonly running = new Set<Promise<void>>();
   private fanning: Promise<void> | undefined;
   private again = false;
   private closed = false;
 
   constructor(
     private readonly db: WebhookOutbox,
+    private readonly coordinator: Pick<Coordinator, 'tryLock' | 'acquireLease'>,
     private readonly settings: WebhookSettings,
     private readonly log: Logger,
   ) {}
@@ -109,12 +116,18 @@ export class WebhookDispatcher {
         this.again = false;
         await this.fanOut();
       } while (this.again && !this.closed);
+      // One delivering replica (the lease), one drain per endpoint (the lock): each queue stays in order.
+      if (this.settings.endpoints.length === 0 || !(await this.coordinator.acquireLease('webhook-delivery', DELIVERY_LEASE_MS))) return;
       for (const endpoint of this.settings.endpoints) {
-        if (this.inflight.has(endpoint.name)) continue;
-        const run = this.drain(endpoint)
+        const release = await this.coordinator.tryLock(`webhook:${endpoint.name}`);
+        if (!release) continue;
+        const run: Promise<void> = this.drain(endpoint)
           .catch((err: unknown) => this.log.error({ err, webhook: endpoint.name }, 'webhook delivery failed'))
-          .finally(() => this.inflight.delete(endpoint.name));
-        this.inflight.set(endpoint.name, run);
+          .finally(async () => {
+            this.running.delete(run);
+            await release();
+          });
+        this.running.add(run);
       }
     })()
       .catch((err: unknown) => this.log.error({ err }, 'webhook fan-out failed'))
@@ -256,6 +269,6 @@ export class WebhookDispatcher {
     this.closed = true;
     if (this.timer) clearInterval(this.timer);
     await this.fanning;
-    await Promise.all(this.inflight.values());
+    await Promise.all(this.running);
   }
 }

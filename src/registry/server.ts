@@ -20,6 +20,7 @@ import { DomainEvents } from '../service/events.js';
 import { RepositoryService } from '../service/repository-service.js';
 import type { BlobStore } from '../store/blob/blob-store.js';
 import { FsBlobStore } from '../store/blob/fs/fs-blob-store.js';
+import { InProcessCoordinator } from '../store/coordinator/in-process.js';
 import type { MetaStore } from '../store/meta/meta-store.js';
 import { SqlAccountStore } from '../store/meta/sql/sql-account-store.js';
 import { SqlLifecycleStore } from '../store/meta/sql/sql-lifecycle-store.js';
@@ -77,6 +78,8 @@ export async function startRegistry(config: RegistryConfig, options: StartOption
     meta,
     tags: { moveTag: (repository, tag, move) => service.moveTag(repository, tag, move) },
     blobs,
+    // Embedded: one process, so claims, locks and leases live in it (a SQL coordinator for replicas).
+    coordinator: new InProcessCoordinator(),
     config,
     log,
     openAccess: gate === openGate,

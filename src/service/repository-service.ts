@@ -217,7 +217,7 @@ export class RepositoryService implements TagWriter {
       }
       return false;
     } finally {
-      release();
+      await release();
     }
   }
 
@@ -236,7 +236,7 @@ export class RepositoryService implements TagWriter {
       info = await commit();
       await this.deps.meta.linkBlob(repository, digest, info.size);
     } finally {
-      release();
+      await release();
     }
     this.deps.events.emit({ type: 'blob-committed', repository, digest: digest.toString(), size: info.size });
     return info;
@@ -285,7 +285,7 @@ export class RepositoryService implements TagWriter {
         actor.name,
       );
     } finally {
-      done();
+      await done();
     }
     const rawReference = reference.kind === 'tag' ? reference.tag : reference.digest.toString();
     this.deps.events.emit({ type: 'manifest-pushed', repository, digest: digest.toString(), reference: rawReference, tags: allTags, actor });

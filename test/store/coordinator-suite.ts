@@ -1,0 +1,132 @@
+/**
+ * The behaviour every Coordinator implementation must have. The
+ * in-process one runs it today; the SQL one (lease and claim rows) runs
+ * the same suite when it lands. `open` gives coordinators over one shared
+ * state (replicas), all reading the clock `now`.
+ */
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import type { Coordinator } from '../../src/store/coordinator/coordinator.js';
+
+export interface CoordinatorFixture {
+  /** Coordinators sharing state, as replicas would; an in-process one has exactly one. */
+  replicas: Coordinator[];
+  close(): Promise<void>;
+}
+
+/** Resolves when `p` settles, or reports that it is still pending after the event loop has run a few turns. */
+async function settled(p: Promise<unknown>): Promise<boolean> {
+  let done = false;
+  void p.then(
+    () => (done = true),
+    () => (done = true),
+  );
+  for (let i = 0; i < 20; i++) await new Promise((r) => setImmediate(r));
+  return done;
+}
+
+export function coordinatorSuite(name: string, open: (clock: { now: () => number }) => Promise<CoordinatorFixture>): void {
+  const withCoordinator = (fn: (c: Coordinator[], clock: { t: number }) => Promise<void>) => async () => {
+    const clock = { t: 1_000_000 };
+    const fixture = await open({ now: () => clock.t });
+    try {
+      await fn(fixture.replicas, clock);
+    } finally {
+      await fixture.close();
+    }
+  };
+
+  describe(`Coordinator: ${name}`, () => {
+    test(
+      'a fence skips claimed digests, and a claim waits for a fence to lift',
+      withCoordinator(async ([c]) => {
+        const release = await c!.claim('sha256:a');
+        const first = await c!.fence(['sha256:a', 'sha256:b']);
+        assert.deepEqual(first.fenced, ['sha256:b'], 'the claimed digest is not fenced');
+        const second = await c!.fence(['sha256:b', 'sha256:c']);
+        assert.deepEqual(second.fenced, ['sha256:c'], 'a fenced digest is not fenced twice');
+        const waiting = c!.claim('sha256:b');
+        assert.equal(await settled(waiting), false, 'a claim on a fenced digest waits');
+        await first.lift();
+        assert.equal(await settled(waiting), true, 'and goes ahead once the fence is lifted');
+        await (await waiting)();
+        await release();
+        await release(); // a second release does nothing
+        await second.lift();
+        const again = await c!.fence(['sha256:a', 'sha256:b']);
+        assert.deepEqual(again.fenced.sort(), ['sha256:a', 'sha256:b'], 'released claims no longer protect');
+        await again.lift();
+      }),
+    );
+
+    test(
+      'claims on one digest count: the digest stays claimed until the last is released',
+      withCoordinator(async ([c]) => {
+        const r1 = await c!.claim('sha256:x');
+        const r2 = await c!.claim('sha256:x');
+        await r1();
+        assert.deepEqual((await c!.fence(['sha256:x'])).fenced, []);
+        await r2();
+        const f = await c!.fence(['sha256:x']);
+        assert.deepEqual(f.fenced, ['sha256:x']);
+        await f.lift();
+      }),
+    );
+
+    test(
+      'locks exclude each other and are taken whole',
+      withCoordinator(async ([c]) => {
+        const held = await c!.lock(['r:b', 'r:a']);
+        assert.equal(await c!.tryLock('r:a'), undefined, 'tryLock on a held lock fails at once');
+        const waiting = c!.lock(['r:a', 'r:c']);
+        assert.equal(await settled(waiting), false, 'a lock on a held key waits');
+        const other = await c!.tryLock('r:d');
+        assert.ok(other, 'other keys are free');
+        await other();
+        await held();
+        assert.equal(await settled(waiting), true);
+        await (await waiting)();
+        const free = await c!.tryLock('r:a');
+        assert.ok(free);
+        await free();
+      }),
+    );
+
+    test(
+      'a lease has one holder until released or lapsed',
+      withCoordinator(async (replicas, clock) => {
+        const [a, b] = replicas;
+        assert.equal(await a!.acquireLease('gc', 1000), true);
+        assert.equal(await a!.acquireLease('gc', 1000), true, 'the holder renews');
+        if (b) {
+          assert.equal(await b.acquireLease('gc', 1000), false, 'another replica waits');
+          clock.t += 1001;
+          assert.equal(await b.acquireLease('gc', 1000), true, 'a lapsed lease passes on');
+          assert.equal(await a!.acquireLease('gc', 1000), false);
+          await b.releaseLease('gc');
+          assert.equal(await a!.acquireLease('gc', 1000), true, 'a released lease is free');
+        }
+        await a!.releaseLease('gc');
+        assert.equal(await a!.acquireLease('gc', 1000), true);
+      }),
+    );
+
+    test(
+      'counters count within their window and start over after it',
+      withCoordinator(async ([c], clock) => {
+        assert.equal(await c!.read('ip:1', 60_000), undefined);
+        assert.deepEqual(await c!.increment('ip:1', 60_000), { count: 1, since: clock.t });
+        const start = clock.t;
+        clock.t += 10_000;
+        assert.deepEqual(await c!.increment('ip:1', 60_000), { count: 2, since: start });
+        assert.deepEqual(await c!.read('ip:1', 60_000), { count: 2, since: start });
+        assert.equal(await c!.read('ip:2', 60_000), undefined, 'keys are independent');
+        clock.t = start + 60_000;
+        assert.equal(await c!.read('ip:1', 60_000), undefined, 'the window passed');
+        await c!.increment('ip:1', 60_000);
+        await c!.reset('ip:1');
+        assert.equal(await c!.read('ip:1', 60_000), undefined, 'reset clears');
+      }),
+    );
+  });
+}
