@@ -9,7 +9,7 @@ import { hashSecret, newAccessTokenSecret } from './gate.js';
 import { hashPassword, isSupportedHash } from './password.js';
 import { validateRule, type Rule } from './policy.js';
 import { formatScope, parseScope } from './scope.js';
-import { PierError } from '../shared/errors.js';
+import { PierError } from '../oci/pier-error.js';
 import type { AuthStore } from './store.js';
 
 export class AccountError extends PierError {

@@ -5,7 +5,7 @@
  * errors: 401 with a `WWW-Authenticate` challenge, 403 DENIED, or 429 with
  * `Retry-After`.
  */
-import { PierError } from '../shared/errors.js';
+import { PierError } from '../oci/pier-error.js';
 
 export type AuthErrorCode =
   /** No credentials, and the request needs some. */

@@ -12,6 +12,7 @@
  */
 import type { Action } from './access.js';
 import { ACTIONS, isAction, type AccessEntry } from './scope.js';
+import { PierError } from '../oci/pier-error.js';
 
 export interface Rule {
   subject: string;
@@ -48,7 +49,7 @@ export function identityName(identity: Identity): string {
   }
 }
 
-export class PolicyError extends Error {
+export class PolicyError extends PierError {
   readonly code = 'ERR_POLICY_INVALID';
   constructor(message: string) {
     super(message);

@@ -4,6 +4,7 @@
  * they enter (query string, token, CLI) into {@link AccessEntry} values.
  */
 import type { Action } from './access.js';
+import { PierError } from '../oci/pier-error.js';
 
 export const ACTIONS: readonly Action[] = ['pull', 'push', 'delete'];
 
@@ -14,7 +15,7 @@ export interface AccessEntry {
   actions: string[];
 }
 
-export class ScopeError extends Error {
+export class ScopeError extends PierError {
   readonly code = 'ERR_SCOPE_INVALID';
   constructor(scope: string) {
     super(`invalid scope ${JSON.stringify(scope.slice(0, 200))}: expected TYPE:NAME:ACTIONS such as repository:team/app:pull,push`);

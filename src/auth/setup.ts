@@ -4,7 +4,7 @@
  * Pier serves everyone only on a loopback address; on any other address it
  * refuses to start unless `auth.insecureOpen` (`--insecure-open`) says so.
  */
-import { PierError } from '../shared/errors.js';
+import { PierError } from '../oci/pier-error.js';
 import { isLoopback } from '../shared/loopback.js';
 import type { AuthSetup } from './config.js';
 import { AuthGate } from './gate.js';

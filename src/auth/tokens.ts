@@ -15,6 +15,7 @@ import { randomUUID } from 'node:crypto';
 import { errors as joseErrors, jwtVerify, SignJWT, type JWTHeaderParameters, type KeyObject as JoseKey } from 'jose';
 import type { KeySet } from './keys.js';
 import type { AccessEntry } from './scope.js';
+import { PierError } from '../oci/pier-error.js';
 
 export interface TokenClaims {
   sub: string;
@@ -23,7 +24,7 @@ export interface TokenClaims {
   exp: number;
 }
 
-export class TokenError extends Error {
+export class TokenError extends PierError {
   readonly code = 'ERR_TOKEN_INVALID';
   constructor(message: string, options?: { cause?: unknown }) {
     super(message, options);

@@ -3,6 +3,7 @@
  * arguments, call the library, and print. `main` turns errors into exit codes.
  */
 import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { PierError } from '../oci/pier-error.js';
 
 export interface Io {
   stdout: NodeJS.WritableStream & { isTTY?: boolean; columns?: number };
@@ -24,7 +25,7 @@ export interface Command {
  * A mistake by the user (bad flag, missing argument, unreachable registry):
  * printed as one line, exit code `exitCode`, never a stack trace.
  */
-export class UsageError extends Error {
+export class UsageError extends PierError {
   readonly code = 'ERR_USAGE';
   constructor(
     message: string,

@@ -4,6 +4,7 @@
  * transport.Error.Temporary(). Wrap with context and keep the cause:
  * `new ClientError('ERR_PUSH', \`pushing ${ref}\`, { cause })`.
  */
+import { PierError } from '../oci/pier-error.js';
 
 export type ClientErrorCode =
   | 'ERR_NETWORK' // connection refused/reset, timeouts
@@ -21,7 +22,7 @@ export type ClientErrorCode =
   | 'ERR_DAEMON' // the Docker Engine API failed
   | 'ERR_ABORTED'; // cancelled by the user (Ctrl-C)
 
-export class ClientError extends Error {
+export class ClientError extends PierError {
   readonly retryable: boolean;
   /** HTTP status when the error came from a response. */
   readonly status: number | undefined;

@@ -15,6 +15,7 @@ import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
 import { Readable } from 'node:stream';
 import { rootCertificates } from 'node:tls';
 import { ClientError } from './errors.js';
+import { PierError } from '../oci/pier-error.js';
 
 export interface PoolRequest {
   /** `http://host:port` or `https://host:port`. */
@@ -48,7 +49,7 @@ export interface HttpPoolOptions {
 }
 
 /** A failure before a response: carries a Node-style `code` so errors.ts can classify it. */
-class PoolError extends Error {
+class PoolError extends PierError {
   constructor(
     message: string,
     readonly code: string,

@@ -3,6 +3,7 @@
  * is the one place that turns them into OCI errors (DENIED for rules,
  * NAME_UNKNOWN / MANIFEST_UNKNOWN for what is missing).
  */
+import { PierError } from '../oci/pier-error.js';
 export type LifecycleErrorCode =
   /** Pushing over, deleting or rolling back a tag an immutable-tag rule protects. */
   | 'ERR_IMMUTABLE_TAG'
@@ -19,7 +20,7 @@ export type LifecycleErrorCode =
   /** A malformed API request (bad JSON, steps < 1, ...). */
   | 'ERR_INVALID_REQUEST';
 
-export class LifecycleError extends Error {
+export class LifecycleError extends PierError {
   constructor(
     readonly code: LifecycleErrorCode,
     message: string,

@@ -1,6 +1,6 @@
 /**
  * Online garbage collection: runs while pushes and pulls continue
- * (docs/decisions/0020-online-gc.md).
+ * (docs/decisions/0021-online-gc.md).
  *
  * Mark (reads only, no locks): the roots are every tag, every kept
  * version in a tag's history (history.keep / history.maxAge); from them,

@@ -9,8 +9,10 @@
  * character. `app/*` matches `app/web` but not `app/web/api`; `**` matches
  * every repository.
  */
+import { PierError } from '../oci/pier-error.js';
 
-export class RuleError extends Error {
+export class RuleError extends PierError {
+  readonly code = 'ERR_RULE_INVALID';
   constructor(
     /** Where in the list: `[2].keepLast`. */
     readonly at: string,

@@ -6,13 +6,14 @@
  * {@link DigestError}, which servers report as DIGEST_INVALID or UNSUPPORTED.
  */
 import { createHash, type Hash } from 'node:crypto';
+import { PierError } from './pier-error.js';
 
 export type DigestAlgorithm = 'sha256' | 'sha512';
 
 const ENCODED_LENGTH: Record<DigestAlgorithm, number> = { sha256: 64, sha512: 128 };
 const GRAMMAR = /^[a-z0-9]+(?:[+._-][a-z0-9]+)*:[a-zA-Z0-9=_-]+$/;
 
-export class DigestError extends Error {
+export class DigestError extends PierError {
   readonly code: 'ERR_DIGEST_INVALID' | 'ERR_DIGEST_UNSUPPORTED';
   constructor(code: DigestError['code'], message: string) {
     super(message);

@@ -3,6 +3,7 @@
  * with, its HTTP status and message. The one list; docs/errors.md documents
  * it and a test keeps the two in step.
  */
+import { PierError } from './pier-error.js';
 export const OCI_ERROR_CODES = {
   BLOB_UNKNOWN: { status: 404, message: 'blob unknown to registry' },
   BLOB_UPLOAD_INVALID: { status: 400, message: 'blob upload invalid' },
@@ -39,7 +40,7 @@ export interface OciErrorBody {
  * a few endpoints answer one code with another status (416 for a bad
  * Content-Range is BLOB_UPLOAD_INVALID in distribution).
  */
-export class OciError extends Error {
+export class OciError extends PierError {
   readonly status: number;
   readonly headers: Record<string, string>;
   readonly detail: unknown;

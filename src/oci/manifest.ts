@@ -5,6 +5,7 @@
  */
 import { Digest } from './digest.js';
 import { MediaTypes, isIndexMediaType, isManifestMediaType, isValidMediaType } from './media-types.js';
+import { PierError } from './pier-error.js';
 
 export interface Platform {
   architecture: string;
@@ -41,7 +42,7 @@ export interface ParsedManifest {
   annotations?: Record<string, string>;
 }
 
-export class ManifestError extends Error {
+export class ManifestError extends PierError {
   readonly code = 'ERR_MANIFEST_INVALID';
   constructor(message: string) {
     super(message);

@@ -6,6 +6,7 @@
  * (`ubuntu` → `docker.io/library/ubuntu:latest`).
  */
 import { Digest } from './digest.js';
+import { PierError } from './pier-error.js';
 
 const PATH_COMPONENT = '[a-z0-9]+(?:(?:\\.|_|__|-+)[a-z0-9]+)*';
 const REPOSITORY = new RegExp(`^${PATH_COMPONENT}(?:/${PATH_COMPONENT})*$`);
@@ -16,7 +17,7 @@ const DOMAIN = new RegExp(`^(?:${DOMAIN_COMPONENT}(?:\\.${DOMAIN_COMPONENT})*|\\
 /** Longest repository name accepted (distribution limits name plus host to 255). */
 export const MAX_REPOSITORY_LENGTH = 255;
 
-export class InvalidReferenceError extends Error {
+export class InvalidReferenceError extends PierError {
   readonly code = 'ERR_REFERENCE_INVALID';
   constructor(message: string) {
     super(message);

@@ -22,6 +22,7 @@ import {
   parseRetentionRules,
   parseWebhookEndpoints,
 } from '../lifecycle/rules.js';
+import { PierError } from '../oci/pier-error.js';
 
 /** The whole configuration: the registry's own keys, composed with the auth and lifecycle sections. */
 export interface RegistryConfig extends LifecycleConfig {
@@ -60,7 +61,7 @@ export interface RegistryConfig extends LifecycleConfig {
   policy: Rule[];
 }
 
-export class ConfigError extends Error {
+export class ConfigError extends PierError {
   readonly code = 'ERR_CONFIG';
   constructor(key: string, message: string) {
     super(`invalid configuration: ${key}: ${message}`);

@@ -12,6 +12,7 @@ import pino, { type Logger } from 'pino';
 import type { FastifyInstance } from 'fastify';
 import { readFile } from 'node:fs/promises';
 import { openGate, type AccessGate } from '../auth/access.js';
+import { PierError } from '../oci/pier-error.js';
 import type { AuthGate } from '../auth/gate.js';
 import { createAuthGate } from '../auth/setup.js';
 import type { AuditLog } from '../auth/store.js';
@@ -30,6 +31,11 @@ import { buildApp } from './app.js';
 import type { RegistryConfig } from './config.js';
 import { createMetrics, type Metrics } from './metrics.js';
 import { registerTokenRoute } from './routes/token.js';
+
+/** The registry cannot listen on its address. */
+export class ListenError extends PierError {
+  readonly code = 'ERR_LISTEN';
+}
 
 export interface RunningRegistry {
   /** `http://host:port` */
@@ -100,8 +106,8 @@ export async function startRegistry(config: RegistryConfig, options: StartOption
     await meta.close();
     await blobs.close();
     const code = (err as NodeJS.ErrnoException).code;
-    if (code === 'EADDRINUSE') throw Object.assign(new Error(`cannot listen on ${config.listen}: address already in use`), { code: 'ERR_LISTEN' });
-    if (code === 'EADDRNOTAVAIL' || code === 'ENOTFOUND') throw Object.assign(new Error(`cannot listen on ${config.listen}: no such local address`), { code: 'ERR_LISTEN' });
+    if (code === 'EADDRINUSE') throw new ListenError(`cannot listen on ${config.listen}: address already in use`);
+    if (code === 'EADDRNOTAVAIL' || code === 'ENOTFOUND') throw new ListenError(`cannot listen on ${config.listen}: no such local address`);
     throw err;
   }
   const address = app.server.address();

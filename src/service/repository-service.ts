@@ -25,7 +25,7 @@ import type { Lifecycle } from '../lifecycle/lifecycle.js';
 import { Digest, DigestError } from '../oci/digest.js';
 import { parseManifest, referencedDescriptors } from '../oci/manifest.js';
 import { isRepositoryName, type ManifestReference, type RepositoryName, type Tag } from '../oci/reference.js';
-import type { BlobInfo, BlobStore, ByteRange } from '../store/blob/blob-store.js';
+import { canLocate, type BlobInfo, type BlobLocation, type BlobStore, type ByteRange } from '../store/blob/blob-store.js';
 import { MetaStoreError, type ManifestRecord, type MetaStore, type Page, type Referrer, type TagChange, type TagMove, type TagWriter } from '../store/meta/meta-store.js';
 import type { Actor, DomainEvents } from './events.js';
 
@@ -95,6 +95,12 @@ export class RepositoryService implements TagWriter {
 
   openBlob(digest: Digest, range?: ByteRange): Promise<Readable> {
     return this.deps.blobs.open(digest, range);
+  }
+
+  /** Where the blob can be read without streaming it through the registry, if the store can say (the BlobLocator role). */
+  async locateBlob(digest: Digest, range?: ByteRange): Promise<BlobLocation | undefined> {
+    const { blobs } = this.deps;
+    return canLocate(blobs) ? blobs.locate(digest, range) : undefined;
   }
 
   // ---- uploads and blobs

@@ -35,6 +35,19 @@ async function getBlob(call: Call, rawName: string, rawDigest: string, head: boo
     await reply.send();
     return;
   }
+  // A store with the BlobLocator role may answer with a location instead of the bytes.
+  const location = await call.deps.service.locateBlob(digest, range);
+  if (location?.kind === 'redirect') {
+    reply.code(307).header('location', location.url).header('content-length', 0).removeHeader('content-range');
+    await reply.send();
+    return;
+  }
+  if (location?.kind === 'internal') {
+    // The proxy serves the file (and the client's Range) itself: no body here.
+    reply.code(200).header('x-accel-redirect', location.path).header('content-length', 0).removeHeader('content-range');
+    await reply.send();
+    return;
+  }
   const stream = await call.deps.service.openBlob(digest, range);
   await reply.send(stream);
 }

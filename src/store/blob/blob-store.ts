@@ -9,6 +9,7 @@
  */
 import type { Readable } from 'node:stream';
 import type { Digest } from '../../oci/digest.js';
+import { PierError } from '../../oci/pier-error.js';
 
 export type BlobStoreErrorCode =
   | 'ERR_BLOB_NOT_FOUND'
@@ -19,7 +20,7 @@ export type BlobStoreErrorCode =
   | 'ERR_SIZE_MISMATCH'
   | 'ERR_RANGE_NOT_SATISFIABLE';
 
-export class BlobStoreError extends Error {
+export class BlobStoreError extends PierError {
   constructor(
     readonly code: BlobStoreErrorCode,
     message: string,
@@ -108,4 +109,25 @@ export interface BlobLister {
 
 export interface BlobStore extends BlobStatter, BlobReader, BlobIngester, BlobDeleter, BlobLister {
   close(): Promise<void>;
+}
+
+/**
+ * Where a client or a front proxy can read a blob without the registry
+ * streaming it: a URL to redirect to (an S3 presigned URL) or an internal
+ * path for the proxy to serve (nginx `X-Accel-Redirect`).
+ */
+export type BlobLocation = { kind: 'redirect'; url: string; expiresAt: Date } | { kind: 'internal'; path: string };
+
+/**
+ * An optional role: a store that can hand out a location for a blob. The
+ * registry checks for the role ({@link canLocate}) and never for an
+ * adapter; the filesystem store does not implement it (it streams).
+ */
+export interface BlobLocator {
+  /** A location for the blob (or `range` of it), or undefined to stream it instead. */
+  locate(digest: Digest, range?: ByteRange): Promise<BlobLocation | undefined>;
+}
+
+export function canLocate(store: object): store is BlobLocator {
+  return typeof (store as Partial<BlobLocator>).locate === 'function';
 }

@@ -12,7 +12,7 @@
  * The store knows nothing of what a scope or rule means: it keeps them as
  * written, and src/auth parses them.
  */
-import { PierError } from '../../shared/errors.js';
+import { PierError } from '../../oci/pier-error.js';
 
 export type AccountStoreErrorCode = 'ERR_USER_EXISTS' | 'ERR_USER_UNKNOWN' | 'ERR_GROUP_EXISTS' | 'ERR_GROUP_UNKNOWN' | 'ERR_TOKEN_EXISTS' | 'ERR_TOKEN_UNKNOWN' | 'ERR_RULE_UNKNOWN';
 

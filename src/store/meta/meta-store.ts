@@ -10,7 +10,7 @@
  */
 import type { Digest } from '../../oci/digest.js';
 import type { RepositoryName, Tag } from '../../oci/reference.js';
-import { PierError } from '../../shared/errors.js';
+import { PierError } from '../../oci/pier-error.js';
 
 export type MetaStoreErrorCode =
   /** A manifest references blobs or manifests the repository lacks (detail: the digests). */

@@ -5,7 +5,7 @@
  * list and the code in step. The registry's src/registry/http-errors.ts
  * maps the server-side ones to OCI errors; the CLI prints the message.
  *
- * A leaf module: it imports nothing, so every other module may use it.
+ * In oci, which imports nothing, so every module (the client too) may use it.
  */
 export abstract class PierError extends Error {
   abstract readonly code: string;
