@@ -2,66 +2,14 @@
  * A client for Pier's own JSON API (/pier/v1, docs/api.md): tag history,
  * rollback, GC, retention, usage and webhook tests. It rides on a
  * {@link Registry}, so credentials, retries and TLS are those of every
- * other registry call. The response types mirror the server's.
+ * other registry call. The response types are the server's (src/api/pier-v1.ts).
  */
+import type { GcResponse, RetentionResponse, RollbackResponse, TagHistoryResponse, WebhookTestResponse } from '../api/pier-v1.js';
 import type { RepositoryName } from '../oci/reference.js';
 import { scope, type Action, type Registry } from './registry.js';
 import { readBody, type HttpRequest } from './transport.js';
 
-export interface HistoryChange {
-  id: number;
-  action: 'create' | 'move' | 'delete' | 'rollback';
-  oldDigest?: string;
-  newDigest?: string;
-  actor: string;
-  at: string;
-}
-
-export interface HistoryVersion {
-  digest: string;
-  since: string;
-  until?: string;
-  kept: boolean;
-}
-
-export interface TagHistoryResponse {
-  repository: string;
-  tag: string;
-  current: string | null;
-  changes: HistoryChange[];
-  versions: HistoryVersion[];
-}
-
-export interface RollbackResponse {
-  repository: string;
-  tag: string;
-  from?: string;
-  to: string;
-}
-
-export interface GcResponse {
-  dryRun: boolean;
-  startedAt: string;
-  durationMs: number;
-  manifests: { scanned: number; kept: number; deleted: number };
-  links: { deleted: number };
-  blobs: { scanned: number; deleted: number; bytesFreed: number; skippedRecent: number; skippedInUse: number };
-  uploadsInProgress: number;
-}
-
-export interface RetentionResponse {
-  dryRun: boolean;
-  deleted: { repository: string; tag: string; digest: string; pushedAt: string; pulledAt?: string }[];
-  kept: number;
-}
-
-export interface WebhookTestResponse {
-  name: string;
-  ok: boolean;
-  status: number | null;
-  error: string | null;
-  ms: number;
-}
+export type { GcResponse, HistoryChange, HistoryVersion, RetentionResponse, RollbackResponse, TagHistoryResponse, WebhookTestResponse } from '../api/pier-v1.js';
 
 export class PierApi {
   constructor(private readonly registry: Registry) {}

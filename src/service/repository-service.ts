@@ -182,7 +182,7 @@ export class RepositoryService implements TagWriter {
     }
   }
 
-  /** Bytes received by an upload session that is being appended to, or was, whatever its outcome. */
+  /** Discards an upload session: its bytes and its row. */
   async cancelUpload(id: string): Promise<void> {
     await this.deps.blobs.cancelUpload(id);
     await this.deps.meta.deleteUpload(id);

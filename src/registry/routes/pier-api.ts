@@ -10,6 +10,7 @@
 import { Digest } from '../../oci/digest.js';
 import { OciError } from '../../oci/errors.js';
 import { parseTag } from '../../oci/reference.js';
+import type { DeleteTagResponse, DeliveriesResponse, GcResponse, RetentionResponse, RollbackResponse, TagHistoryResponse, UsageResponse, WebhookTestResponse, WebhooksResponse } from '../../api/pier-v1.js';
 import type { RollbackTarget } from '../../lifecycle/history.js';
 import type { Call } from '../context.js';
 import { readBody } from '../http.js';
@@ -71,15 +72,21 @@ function flag(call: Call, name: string): boolean {
   return v !== null && v !== 'false' && v !== '0';
 }
 
-async function history(call: Call, m: RegExpExecArray) {
+async function history(call: Call, m: RegExpExecArray): Promise<TagHistoryResponse> {
   const { name } = await call.repository(m[1]!, ['pull']);
   const tag = parseTag(m[2]!);
   const limit = Math.min(Math.max(Number(call.query.get('limit') ?? 1000) || 1000, 1), 10_000);
   const h = await call.deps.lifecycle.history.history(name, tag, limit);
-  return { repository: name, tag, current: h.current ?? null, changes: h.changes, versions: h.versions };
+  return {
+    repository: name,
+    tag,
+    current: h.current ?? null,
+    changes: h.changes.map((c) => ({ ...c, at: c.at.toISOString() })),
+    versions: h.versions.map((v) => ({ ...v, since: v.since.toISOString(), until: v.until?.toISOString() })),
+  };
 }
 
-async function rollback(call: Call, m: RegExpExecArray) {
+async function rollback(call: Call, m: RegExpExecArray): Promise<RollbackResponse> {
   const { name, principal } = await call.repository(m[1]!, ['pull', 'push']);
   const tag = parseTag(m[2]!);
   const body = await jsonBody(call);
@@ -92,10 +99,10 @@ async function rollback(call: Call, m: RegExpExecArray) {
     if (typeof steps !== 'number') throw new OciError('UNSUPPORTED', '"steps" must be a number', { status: 400 });
     target = { steps };
   }
-  return call.deps.service.rollback(name, tag, target, call.actor(principal));
+  return (await call.deps.service.rollback(name, tag, target, call.actor(principal)));
 }
 
-async function deleteTag(call: Call, m: RegExpExecArray) {
+async function deleteTag(call: Call, m: RegExpExecArray): Promise<DeleteTagResponse> {
   const { name, principal } = await call.repository(m[1]!, ['delete']);
   if (!call.deps.config.deletes) throw new OciError('UNSUPPORTED', 'deletes are disabled on this registry');
   const tag = parseTag(m[2]!);
@@ -106,23 +113,23 @@ async function deleteTag(call: Call, m: RegExpExecArray) {
   return { repository: name, tag, deleted: true };
 }
 
-async function usage(call: Call) {
+async function usage(call: Call): Promise<UsageResponse> {
   await admin(call, 'reading storage usage');
-  return call.deps.lifecycle.usage.report();
+  return (await call.deps.lifecycle.usage.report());
 }
 
-async function gc(call: Call) {
+async function gc(call: Call): Promise<GcResponse> {
   await admin(call, 'garbage collection');
   return call.deps.lifecycle.runGc(flag(call, 'dryRun'));
 }
 
-async function retention(call: Call) {
+async function retention(call: Call): Promise<RetentionResponse> {
   await admin(call, 'retention');
   // A dry run unless `apply` is asked for: deleting tags is never a default.
-  return call.deps.lifecycle.runRetention(!flag(call, 'apply'));
+  return (await call.deps.lifecycle.runRetention(!flag(call, 'apply')));
 }
 
-async function webhooks(call: Call) {
+async function webhooks(call: Call): Promise<WebhooksResponse> {
   await admin(call, 'reading webhooks');
   const { endpoints } = call.deps.config.webhooks;
   const out = [];
@@ -133,13 +140,13 @@ async function webhooks(call: Call) {
   return { webhooks: out };
 }
 
-async function deliveries(call: Call, m: RegExpExecArray) {
+async function deliveries(call: Call, m: RegExpExecArray): Promise<DeliveriesResponse> {
   await admin(call, 'reading webhook deliveries');
   const limit = Math.min(Math.max(Number(call.query.get('limit') ?? 50) || 50, 1), 1000);
   return { name: m[1]!, ...(await call.deps.lifecycle.webhooks.deliveries(m[1]!, limit)) };
 }
 
-async function testWebhook(call: Call, m: RegExpExecArray) {
+async function testWebhook(call: Call, m: RegExpExecArray): Promise<WebhookTestResponse> {
   const principal = await admin(call, 'testing a webhook');
   const result = await call.deps.lifecycle.webhooks.test(m[1]!, principal.name);
   return { name: m[1]!, ok: result.ok, status: result.status ?? null, error: result.error ?? null, ms: result.ms, event: result.event };

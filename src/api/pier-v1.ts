@@ -1,0 +1,117 @@
+/**
+ * The wire types of Pier's own JSON API, /pier/v1 (docs/api.md): what the
+ * registry's routes (src/registry/routes/pier-api.ts) send and the client
+ * (src/client/pier-api.ts) reads, and later the UI. One module, shared, so
+ * the two cannot drift. Times are ISO 8601 strings; an absent optional
+ * field is left out of the JSON.
+ *
+ * A leaf: it imports nothing.
+ */
+
+export type TagAction = 'create' | 'move' | 'delete' | 'rollback';
+
+export interface HistoryChange {
+  id: number;
+  action: TagAction;
+  oldDigest?: string;
+  newDigest?: string;
+  actor: string;
+  at: string;
+}
+
+export interface HistoryVersion {
+  digest: string;
+  since: string;
+  until?: string;
+  /** Whether GC keeps this version's manifest (history.keep, history.maxAge). */
+  kept: boolean;
+}
+
+/** GET /pier/v1/repositories/NAME/tags/TAG/history */
+export interface TagHistoryResponse {
+  repository: string;
+  tag: string;
+  current: string | null;
+  changes: HistoryChange[];
+  versions: HistoryVersion[];
+}
+
+/** POST /pier/v1/repositories/NAME/tags/TAG/rollback, body `{ to }` or `{ steps }` */
+export interface RollbackResponse {
+  repository: string;
+  tag: string;
+  from?: string;
+  to: string;
+}
+
+/** DELETE /pier/v1/repositories/NAME/tags/TAG[?override=immutable] */
+export interface DeleteTagResponse {
+  repository: string;
+  tag: string;
+  deleted: true;
+}
+
+/** POST /pier/v1/gc[?dryRun=1] */
+export interface GcResponse {
+  dryRun: boolean;
+  startedAt: string;
+  durationMs: number;
+  manifests: { scanned: number; kept: number; deleted: number };
+  links: { deleted: number };
+  blobs: { scanned: number; deleted: number; bytesFreed: number; skippedRecent: number; skippedInUse: number };
+  /** Upload sessions in progress (their bytes are never collected by GC). */
+  uploadsInProgress: number;
+  /** Milliseconds spent in each phase. */
+  phases: { mark: number; manifests: number; links: number; blobs: number };
+}
+
+/** POST /pier/v1/retention[?apply=1] */
+export interface RetentionResponse {
+  dryRun: boolean;
+  deleted: { repository: string; tag: string; digest: string; pushedAt: string; pulledAt?: string }[];
+  kept: number;
+}
+
+/** GET /pier/v1/usage */
+export interface UsageResponse {
+  repositories: { repository: string; bytes: number; blobs: number; manifests: number }[];
+  namespaces: { namespace: string; bytes: number; limit?: number }[];
+  totalBytes: number;
+}
+
+/** GET /pier/v1/webhooks */
+export interface WebhooksResponse {
+  webhooks: { name: string; url: string; events: string[]; repository: string; signed: boolean; pending: number; failed: number; delivered: number }[];
+}
+
+/** GET /pier/v1/webhooks/NAME/deliveries[?limit=N] */
+export interface DeliveriesResponse {
+  name: string;
+  pending: number;
+  failed: number;
+  delivered: number;
+  deliveries: { id: number; eventId: string; type: string; status: 'pending' | 'delivered' | 'failed'; attempts: number; createdAt: string; finishedAt?: string; lastError?: string }[];
+}
+
+/** A webhook event as POSTed to a receiver (and shown by a test). */
+export interface WebhookEventBody {
+  id: string;
+  type: string;
+  action: TagAction | 'test';
+  repository: string;
+  tag: string;
+  digest: string | null;
+  previousDigest: string | null;
+  actor: string;
+  at: string;
+}
+
+/** POST /pier/v1/webhooks/NAME/test */
+export interface WebhookTestResponse {
+  name: string;
+  ok: boolean;
+  status: number | null;
+  error: string | null;
+  ms: number;
+  event: WebhookEventBody;
+}
