@@ -151,6 +151,40 @@ export function metaStoreSuite(name: string, open: () => Promise<MetaStoreFixtur
     );
 
     test(
+      'moveTag is one change with its history row, conditional when asked',
+      withStore(async (store) => {
+        const v1 = manifest('mv1');
+        const v2 = manifest('mv2');
+        await store.putManifest(repo('mv'), v1, [tag('t')], 'alice');
+        await store.putManifest(repo('mv'), v2, [], 'alice');
+        const d1 = v1.digest.toString();
+        const d2 = v2.digest.toString();
+        assert.deepEqual(await store.tagsPointingAt(repo('mv'), v1.digest), ['t']);
+        assert.equal(await store.moveTag(repo('mv'), tag('t'), { to: d2, actor: 'bob', expect: { digest: d2 } }), undefined, 'a failed expectation changes nothing');
+        const back = await store.moveTag(repo('mv'), tag('t'), { to: d2, actor: 'bob', rollback: true, expect: { digest: d1 } });
+        assert.deepEqual([back?.action, back?.oldDigest, back?.newDigest, back?.actor], ['rollback', d1, d2, 'bob']);
+        assert.equal(await store.moveTag(repo('mv'), tag('t'), { to: d2, actor: 'bob' }), undefined, 'moving to where it points is no change');
+        await assert.rejects(
+          store.moveTag(repo('mv'), tag('t'), { to: manifest('absent').digest.toString(), actor: 'bob' }),
+          (err: unknown) => err instanceof MetaStoreError && err.code === 'ERR_MANIFEST_UNKNOWN',
+        );
+        const gone = await store.moveTag(repo('mv'), tag('t'), { to: undefined, actor: 'carol' });
+        assert.equal(gone?.action, 'delete');
+        assert.equal(await store.getTaggedManifest(repo('mv'), tag('t')), undefined);
+        const history = await store.tagHistory(repo('mv'), tag('t'), 10);
+        assert.deepEqual(
+          history.map((h) => [h.action, h.actor]),
+          [
+            ['delete', 'carol'],
+            ['rollback', 'bob'],
+            ['create', 'alice'],
+          ],
+        );
+        assert.ok(history[0]!.id > history[1]!.id && history[1]!.id > history[2]!.id, 'ids increase with every change');
+      }),
+    );
+
+    test(
       'upload sessions belong to a repository',
       withStore(async (store) => {
         await store.createUpload('u1', repo('up'));
