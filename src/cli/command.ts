@@ -4,6 +4,7 @@
  */
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { PierError } from '../oci/pier-error.js';
+import type { Scope } from './scope.js';
 
 export interface Io {
   stdout: NodeJS.WritableStream & { isTTY?: boolean; columns?: number };
@@ -18,7 +19,8 @@ export interface Command {
   summary: string;
   /** Full usage text for `pier help NAME` and `pier NAME --help`. */
   usage: string;
-  run(args: string[], io: Io): Promise<number>;
+  /** Runs the command; what it registers in `scope` is closed by `main` when it returns or throws. */
+  run(args: string[], io: Io, scope: Scope): Promise<number>;
 }
 
 /**

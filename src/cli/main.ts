@@ -1,12 +1,22 @@
 /**
  * The `pier` entry point: finds the command, runs it, and turns every error
  * into one line on stderr and an exit code. Set PIER_DEBUG=1 for stacks.
+ *
+ * Each run gets a {@link Scope}: what the command opens (clients, sources,
+ * worker threads, renderers) it registers there, and `main` closes it when
+ * the command returns or throws, so the process exits by itself on every
+ * path; nothing calls `process.exit`.
  */
-import { commands } from './commands/index.js';
-import type { Io } from './command.js';
+import { commands, type CommandEntry } from './commands/index.js';
+import type { Command, Io } from './command.js';
 import { describeError } from './errors.js';
+import { withExamples } from './examples.js';
+import { Scope } from './scope.js';
 
 const defaultIo: Io = { stdout: process.stdout, stderr: process.stderr, stdin: process.stdin, env: process.env };
+
+/** How long after its command has finished a process may still be alive before it says why. */
+const LINGER_MS = 10_000;
 
 function helpText(): string {
   const width = Math.max(...commands.map((c) => c.name.length));
@@ -18,48 +28,87 @@ function helpText(): string {
     'Commands:',
     ...commands.map((c) => `  ${c.name.padEnd(width)}  ${c.summary}`),
     '',
-    "Run 'pier help COMMAND' for a command's options.",
+    "Run 'pier help COMMAND' for a command's options, 'pier --version' for the version.",
   ].join('\n');
 }
 
-export async function main(argv: string[], io: Io = defaultIo): Promise<number> {
-  const [name, ...rest] = argv;
-  if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
-    const topic = name === 'help' ? rest[0] : undefined;
-    const command = topic ? commands.find((c) => c.name === topic) : undefined;
-    if (topic && !command) {
-      io.stderr.write(`pier: unknown command '${topic}'\n`);
-      return 2;
-    }
-    io.stdout.write(`${command ? (await command.load()).usage : helpText()}\n`);
-    return name === undefined ? 2 : 0;
-  }
-  if (name === '--version' || name === 'version') {
-    io.stdout.write(`pier ${await version()}\n`);
-    return 0;
-  }
-  const entry = commands.find((c) => c.name === name);
-  if (!entry) {
-    io.stderr.write(`pier: unknown command '${name}' (see 'pier help')\n`);
-    return 2;
-  }
-  const command = await entry.load();
-  if (rest.includes('--help') || rest.includes('-h')) {
-    io.stdout.write(`${command.usage}\n`);
-    return 0;
-  }
-  try {
-    return await command.run(rest, io);
-  } catch (err) {
-    const { message, exitCode } = describeError(err);
-    io.stderr.write(`pier ${name}: ${message}\n`);
-    if (io.env.PIER_DEBUG) io.stderr.write(`${(err as Error).stack ?? String(err)}\n`);
-    return exitCode;
-  }
+function usageOf(command: Command): string {
+  return withExamples(command.name, command.usage);
 }
 
-async function version(): Promise<string> {
-  const { readFile } = await import('node:fs/promises');
-  const pkg = JSON.parse(await readFile(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string };
-  return pkg.version;
+/**
+ * `pier NAME: message`, where a message that already starts with the
+ * command's name (`user add: missing NAME`) is not prefixed again.
+ */
+export function errorLine(name: string, message: string): string {
+  const own = message.startsWith(`${name}:`) || message.startsWith(`${name} `);
+  return own ? `pier ${message}` : `pier ${name}: ${message}`;
+}
+
+export async function main(argv: string[], io: Io = defaultIo): Promise<number> {
+  const [first, ...rest] = argv;
+  if (first === '--version' || first === '-v') return run(find('version')!, [], io);
+  if (first === undefined || first === '--help' || first === '-h' || first === 'help') {
+    const topic = first === 'help' ? rest[0] : undefined;
+    const entry = topic ? find(topic) : undefined;
+    if (topic && !entry) {
+      io.stderr.write(`pier: unknown command '${topic}' (see 'pier help')\n`);
+      return 2;
+    }
+    io.stdout.write(`${entry ? usageOf(await entry.load()) : helpText()}\n`);
+    return first === undefined ? 2 : 0;
+  }
+  const entry = find(first);
+  if (!entry) {
+    io.stderr.write(`pier: unknown command '${first}' (see 'pier help')\n`);
+    return 2;
+  }
+  return run(entry, rest, io);
+}
+
+function find(name: string): CommandEntry | undefined {
+  return commands.find((c) => c.name === name);
+}
+
+async function run(entry: CommandEntry, args: string[], io: Io): Promise<number> {
+  const command = await entry.load();
+  if (args.includes('--help') || args.includes('-h') || (entry.subcommands && args.length === 0)) {
+    // A command with subcommands, alone, lists them.
+    io.stdout.write(`${usageOf(command)}\n`);
+    return 0;
+  }
+  const scope = new Scope();
+  let code: number;
+  try {
+    code = await command.run(args, io, scope);
+  } catch (err) {
+    code = report(entry.name, err, io);
+  }
+  try {
+    await scope.close();
+  } catch (err) {
+    if (code === 0) code = report(entry.name, err, io);
+  }
+  if (io === defaultIo) watchLinger(entry.name, io);
+  return code;
+}
+
+function report(name: string, err: unknown, io: Io): number {
+  const { message, exitCode } = describeError(err);
+  io.stderr.write(`${errorLine(name, message)}\n`);
+  if (io.env.PIER_DEBUG) io.stderr.write(`${(err as Error).stack ?? String(err)}\n`);
+  return exitCode;
+}
+
+/**
+ * A diagnosis, not a cure: if something still holds the process
+ * {@link LINGER_MS} after the command is done, say what (the timer is
+ * unref'd, so it fires only then).
+ */
+function watchLinger(name: string, io: Io): void {
+  const timer = setTimeout(() => {
+    const held = process.getActiveResourcesInfo().filter((r) => r !== 'Timeout');
+    io.stderr.write(`pier ${name}: finished ${LINGER_MS / 1000} s ago but still held open by ${held.join(', ') || 'nothing visible'}; this is a bug, please report it\n`);
+  }, LINGER_MS);
+  timer.unref();
 }

@@ -16,6 +16,7 @@ import { Registry, isLoopback } from './registry.js';
 import { RegistrySource } from './sources/registry-source.js';
 import type { ImageSource } from './sources/source.js';
 import { HttpPool } from './http.js';
+import { GzipWorkers } from './gzip.js';
 import type { RetryPolicy } from './transport.js';
 
 export interface ClientOptions {
@@ -42,6 +43,8 @@ export class Client {
   private readonly ownsPool: boolean;
   private readonly registries = new Map<string, Registry>();
   private readonly env: NodeJS.ProcessEnv;
+  /** Compression threads shared by this client's pushes; ended by {@link close}. */
+  private readonly gzipWorkers = new GzipWorkers();
 
   constructor(private readonly options: ClientOptions = {}) {
     this.env = options.env ?? process.env;
@@ -79,6 +82,7 @@ export class Client {
       ...options,
       registry: this.registry(dest),
       cache: this.cache,
+      gzipWorkers: this.gzipWorkers,
       onEvent: this.options.onEvent,
       retry: this.options.retry,
     });
@@ -140,9 +144,15 @@ export class Client {
     return result;
   }
 
+  /**
+   * Releases everything the client opened: compression threads, the cache's
+   * files, and (when it made it) the connection pool. Every step runs even
+   * when one fails; the first failure is thrown after all.
+   */
   async close(): Promise<void> {
-    await this.cache.close();
-    if (this.ownsPool) await this.pool.close();
+    const steps = [() => this.gzipWorkers.close(), () => this.cache.close(), async () => (this.ownsPool ? this.pool.close() : undefined)];
+    const failures = (await Promise.allSettled(steps.map((s) => s()))).filter((r): r is PromiseRejectedResult => r.status === 'rejected');
+    if (failures[0]) throw failures[0].reason;
   }
 }
 

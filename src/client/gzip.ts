@@ -11,13 +11,15 @@
  * format version, so a change of either never resumes into other bytes.
  *
  * Memory: at most `2 × workers` chunks in flight. Workers: one per core
- * (`PIER_GZIP_WORKERS` overrides, for tuning on shared machines).
+ * (`PIER_GZIP_WORKERS` overrides, for tuning on shared machines), owned by
+ * a {@link GzipWorkers} that its owner closes.
  */
 import { Buffer } from 'node:buffer';
 import { availableParallelism } from 'node:os';
 import { Transform, type TransformCallback } from 'node:stream';
 import { Worker } from 'node:worker_threads';
 import { crc32, deflateRawSync } from 'node:zlib';
+import { ClientError } from './errors.js';
 
 export interface GzipSettings {
   /** zlib level 0-9 (default 1: fastest). */
@@ -78,41 +80,86 @@ function storedBlocks(data: Uint8Array, last: boolean): Buffer {
 }
 
 interface Pending {
+  /** The thread running the job, once it was handed one. */
+  worker?: Worker;
   resolve: (b: Buffer) => void;
   reject: (e: Error) => void;
 }
 
-class DeflatePool {
+/**
+ * The deflate worker threads of one owner (a {@link Client}, a push, or a
+ * lone gzip stream), started at the first chunk that compresses (or by
+ * {@link start}) and ended by {@link close}: the owner that opened them
+ * closes them, so a command never waits on a thread it forgot. While idle
+ * they are also unref'd, so a library caller that never closes does not
+ * keep its process alive. A worker that fails fails its jobs and is
+ * replaced; jobs after `close` are refused.
+ */
+export class GzipWorkers {
   private readonly workers: Worker[] = [];
   private readonly pending = new Map<number, Pending>();
   private readonly idle: Worker[] = [];
   private readonly queue: { id: number; data: Uint8Array; last: boolean; level: number }[] = [];
   private busy = 0;
   private nextId = 0;
+  private closed = false;
 
-  constructor(size: number) {
-    for (let i = 0; i < size; i++) {
-      const w = new Worker(new URL('./gzip-worker.js', import.meta.url));
-      w.unref();
-      w.on('message', (msg: { id: number; data: Uint8Array }) => {
-        const p = this.pending.get(msg.id);
-        this.pending.delete(msg.id);
-        this.busy--;
-        this.idle.push(w);
-        this.pump();
-        if (this.busy === 0 && this.queue.length === 0) for (const x of this.workers) x.unref();
-        p?.resolve(Buffer.from(msg.data.buffer, msg.data.byteOffset, msg.data.byteLength));
-      });
-      w.on('error', (err) => {
-        for (const p of this.pending.values()) p.reject(err);
-        this.pending.clear();
-      });
-      this.workers.push(w);
-      this.idle.push(w);
+  constructor(readonly size: number = workerCount()) {}
+
+  /** Starts the threads now (one takes ~25 ms to boot), for a push that will compress. */
+  start(): void {
+    while (!this.closed && this.workers.length < this.size) this.spawn();
+  }
+
+  private spawn(): void {
+    const w = new Worker(new URL('./gzip-worker.js', import.meta.url));
+    w.unref();
+    w.on('message', (msg: { id: number; data: Uint8Array }) => {
+      const p = this.pending.get(msg.id);
+      this.pending.delete(msg.id);
+      this.release(w);
+      p?.resolve(Buffer.from(msg.data.buffer, msg.data.byteOffset, msg.data.byteLength));
+    });
+    w.on('error', (err) => this.lost(w, err));
+    w.on('exit', (code) => this.lost(w, new Error(`a gzip worker exited (${code})`)));
+    this.workers.push(w);
+    this.idle.push(w);
+  }
+
+  /** A worker died: its job fails, and a new one takes its place. */
+  private lost(w: Worker, err: Error): void {
+    const at = this.workers.indexOf(w);
+    if (at === -1) return;
+    this.workers.splice(at, 1);
+    const idleAt = this.idle.indexOf(w);
+    if (idleAt !== -1) this.idle.splice(idleAt, 1);
+    for (const [id, p] of this.pending) {
+      if (p.worker !== w) continue;
+      this.pending.delete(id);
+      this.busy--;
+      p.reject(err);
     }
+    if (this.closed) return;
+    this.spawn();
+    this.pump();
+    this.settle();
+  }
+
+  private release(w: Worker): void {
+    this.busy--;
+    this.idle.push(w);
+    this.pump();
+    this.settle();
+  }
+
+  /** Idle threads hold nothing: unref them so an unclosed pool never keeps a process alive. */
+  private settle(): void {
+    if (this.busy === 0 && this.queue.length === 0) for (const x of this.workers) x.unref();
   }
 
   deflate(data: Uint8Array, last: boolean, level: number): Promise<Buffer> {
+    if (this.closed) return Promise.reject(new ClientError('ERR_ABORTED', 'compression stopped'));
+    if (this.workers.length === 0) this.start();
     const id = this.nextId++;
     const promise = new Promise<Buffer>((resolve, reject) => this.pending.set(id, { resolve, reject }));
     this.queue.push({ id, data, last, level });
@@ -124,30 +171,39 @@ class DeflatePool {
     while (this.idle.length > 0 && this.queue.length > 0) {
       const w = this.idle.pop()!;
       const job = this.queue.shift()!;
-      this.busy++;
-      w.ref();
+      const p = this.pending.get(job.id);
+      if (!p) continue;
+      p.worker = w;
       // Transfer the input's memory when it is a whole buffer of its own; copy a slice
       // (of a pooled or concatenated buffer) into one.
       const whole = job.data.byteOffset === 0 && job.data.byteLength === job.data.buffer.byteLength && job.data.buffer instanceof ArrayBuffer;
       const data = whole ? job.data : new Uint8Array(job.data);
       const transfer = data.buffer as ArrayBuffer;
-      w.postMessage({ ...job, data }, [transfer]);
+      try {
+        w.postMessage({ ...job, data }, [transfer]);
+      } catch (err) {
+        this.pending.delete(job.id);
+        this.idle.push(w);
+        p.reject(err as Error);
+        continue;
+      }
+      this.busy++;
+      w.ref();
     }
   }
 
-  get size(): number {
-    return this.workers.length;
+  /** Ends the threads; jobs still queued or running fail with ERR_ABORTED. Idempotent. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    const stopped = new ClientError('ERR_ABORTED', 'compression stopped');
+    for (const p of this.pending.values()) p.reject(stopped);
+    this.pending.clear();
+    this.queue.length = 0;
+    const workers = this.workers.splice(0);
+    this.idle.length = 0;
+    await Promise.all(workers.map((w) => w.terminate()));
   }
-}
-
-let pool: DeflatePool | undefined;
-/** Starts the deflate workers now (a worker takes ~25 ms to boot), for a push that will compress. */
-export function warmUpGzip(): void {
-  sharedPool();
-}
-
-function sharedPool(): DeflatePool {
-  return (pool ??= new DeflatePool(workerCount()));
 }
 
 function workerCount(): number {
@@ -156,11 +212,17 @@ function workerCount(): number {
 
 const HEADER = Buffer.from([0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 0xff]);
 
-/** A Transform from uncompressed bytes to one gzip member, deflated on worker threads. */
-export function createParallelGzip(settings: GzipSettings = DEFAULT_GZIP): Transform {
+/**
+ * A Transform from uncompressed bytes to one gzip member, deflated on the
+ * threads of `workers`. Without `workers`, the stream starts threads of its
+ * own (at the first chunk that compresses) and ends them when it ends or is
+ * destroyed.
+ */
+export function createParallelGzip(settings: GzipSettings = DEFAULT_GZIP, workers?: GzipWorkers): Transform {
   // Started at the first chunk that compresses: incompressible layers never start the workers.
-  let deflater: DeflatePool | undefined;
-  const maxInFlight = workerCount() * 2;
+  let own: GzipWorkers | undefined;
+  const pool = (): GzipWorkers => workers ?? (own ??= new GzipWorkers());
+  const maxInFlight = (workers?.size ?? workerCount()) * 2;
   const inFlight: Promise<Buffer>[] = [];
   let buffered: Buffer[] = [];
   let bufferedBytes = 0;
@@ -176,7 +238,12 @@ export function createParallelGzip(settings: GzipSettings = DEFAULT_GZIP): Trans
     crc = crc32(data, crc);
     total += data.length;
     if (settings.level === 0 || !compresses(data)) inFlight.push(Promise.resolve(storedBlocks(data, last)));
-    else inFlight.push((deflater ??= sharedPool()).deflate(data, last, settings.level));
+    else {
+      const p = pool().deflate(data, last, settings.level);
+      // Awaited in order by drainTo; a stream destroyed before then must not leave an unhandled rejection.
+      p.catch(() => undefined);
+      inFlight.push(p);
+    }
   }
 
   async function drainTo(stream: Transform, keep: number): Promise<void> {
@@ -184,6 +251,11 @@ export function createParallelGzip(settings: GzipSettings = DEFAULT_GZIP): Trans
   }
 
   return new Transform({
+    destroy(err, callback) {
+      inFlight.length = 0;
+      if (!own) return callback(err);
+      own.close().then(() => callback(err), () => callback(err));
+    },
     transform(chunk: Buffer, _enc, callback: TransformCallback) {
       buffered.push(chunk);
       bufferedBytes += chunk.length;
@@ -215,6 +287,7 @@ export function createParallelGzip(settings: GzipSettings = DEFAULT_GZIP): Trans
         this.push(trailer);
         callback();
       }, callback);
+      // A stream's own threads end with it (the Transform is destroyed after 'end' by autoDestroy).
     },
   });
 }

@@ -8,7 +8,7 @@ export type { PushEvent, BlobStatus, EventSink } from './events.js';
 export { createRenderer, formatBytes, type ProgressFormat, type Renderer } from './progress.js';
 export { PushEngine, pushImage, type PushOptions, type PushResult, type PushStats, type Compression } from './push.js';
 export { Registry, isLoopback, scope } from './registry.js';
-export { createParallelGzip, gzipCodec, DEFAULT_GZIP, type GzipSettings } from './gzip.js';
+export { createParallelGzip, gzipCodec, GzipWorkers, DEFAULT_GZIP, type GzipSettings } from './gzip.js';
 export { openSource, OciLayoutSource, DockerArchiveSource, DockerDaemonSource, RegistrySource } from './sources/index.js';
 export type { ImageSource } from './sources/index.js';
 export { compose, retry, redirect, userAgent, sender, backoff, type Handler, type Layer, type HttpRequest, type HttpResponse } from './transport.js';

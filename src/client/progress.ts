@@ -1,8 +1,8 @@
 /**
  * Renders push events:
- * - `tty`: one line per layer redrawn in place, like docker
+ * - `tty`: one line per blob (the config too) redrawn in place, like docker
  *   (`Pushing [====>    ] 12.3MB/45.6MB`, `Layer already exists`, `Mounted from x/y`);
- * - `plain`: a line per layer per state change, and a summary every few seconds (CI logs);
+ * - `plain`: a line per blob per state change, and a summary every few seconds (CI logs);
  * - `json`: one JSON event per line;
  * - `quiet`: nothing (the command prints the digest).
  */
@@ -84,7 +84,6 @@ class PlainRenderer implements Renderer {
   event(e: PushEvent): void {
     switch (e.type) {
       case 'blob':
-        if (e.kind === 'config') return;
         if (e.status === 'pushed' || e.status === 'exists' || e.status === 'mounted') this.progress.delete(e.id);
         this.out.write(`${e.id}: ${LABEL[e.status]}${e.from ? ` ${e.from}` : ''}\n`);
         return;
@@ -139,7 +138,6 @@ class TtyRenderer implements Renderer {
   event(e: PushEvent): void {
     switch (e.type) {
       case 'blob':
-        if (e.kind === 'config') return;
         this.set(e.id, `${LABEL[e.status]}${e.from ? ` ${e.from}` : ''}`);
         return;
       case 'progress': {

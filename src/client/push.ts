@@ -24,7 +24,7 @@ import { Digest, Digester, MediaTypes, type Descriptor, type ImageReference, typ
 import type { PierCache } from './cache.js';
 import { ClientError, isRetryable } from './errors.js';
 import { shortId, type EventSink, type PushEvent } from './events.js';
-import { DEFAULT_GZIP, createParallelGzip, gzipCodec, warmUpGzip, type GzipSettings } from './gzip.js';
+import { DEFAULT_GZIP, GzipWorkers, createParallelGzip, gzipCodec, type GzipSettings } from './gzip.js';
 import { Limiter, OrderedLimiter } from './limiter.js';
 import type { Registry, UploadSession } from './registry.js';
 import type { ImageSource, RawLayer, SourceImage, SourceRoot, StoredBlob } from './sources/source.js';
@@ -42,6 +42,8 @@ export interface PushOptions {
   /** How raw layers (docker-archive, daemon) are sent (default gzip). */
   compression?: Compression;
   gzip?: GzipSettings;
+  /** The compression threads to use (a {@link Client}'s); without, the push starts its own and ends them when done. */
+  gzipWorkers?: GzipWorkers;
   /** `os/arch[/variant]`: push one platform of an index. */
   platform?: string;
   signal?: AbortSignal;
@@ -154,6 +156,9 @@ export class PushEngine {
   /** Aborted by the user's signal or by the first failure, so no transfer outlives the push. */
   private readonly abort = new AbortController();
   private readonly signal: AbortSignal;
+  /** Compression threads: the caller's, or this push's own (ended when it ends). */
+  private readonly workers: GzipWorkers;
+  private readonly ownsWorkers: boolean;
 
   constructor(
     private readonly options: PushOptions,
@@ -166,6 +171,8 @@ export class PushEngine {
     this.chunkSize = options.chunkSize;
     this.gzip = options.gzip ?? DEFAULT_GZIP;
     this.compression = options.compression ?? 'gzip';
+    this.ownsWorkers = !options.gzipWorkers;
+    this.workers = options.gzipWorkers ?? new GzipWorkers();
     this.signal = options.signal ? AbortSignal.any([options.signal, this.abort.signal]) : this.abort.signal;
     // Every request in flight listens on the signal: many at once is expected.
     setMaxListeners(0, this.signal, this.abort.signal);
@@ -199,6 +206,8 @@ export class PushEngine {
         throw new ClientError('ERR_ABORTED', 'cancelled; run the same command again to resume', { cause: err });
       }
       throw err;
+    } finally {
+      if (this.ownsWorkers) await this.workers.close();
     }
   }
 
@@ -218,7 +227,7 @@ export class PushEngine {
     // Like crane: when the reference already names this very manifest, every blob is there.
     const predicted = top.kind === 'index' ? top.manifest : await this.predictManifest(top);
     // Layers never compressed before will be: boot the workers while the registry is asked.
-    if (!predicted && this.compression !== 'none' && images.some((i) => i.layers.some((l) => l.kind === 'raw'))) warmUpGzip();
+    if (!predicted && this.compression !== 'none' && images.some((i) => i.layers.some((l) => l.kind === 'raw'))) this.workers.start();
     if (predicted && (await this.alreadyPushed(tagRef, predicted.bytes))) {
       for (const image of images) this.reportExisting(image);
       return this.upToDate(predicted.bytes, predicted.mediaType);
@@ -282,6 +291,8 @@ export class PushEngine {
       this.emit({ type: 'blob', id, kind: 'layer', status: 'exists' });
     }
     this.stats.existed++;
+    const config = image.config.descriptor.digest;
+    this.emit({ type: 'blob', id: shortId(config), kind: 'config', status: 'exists', digest: config.toString() });
   }
 
   /** The result of a push that found everything in place: nothing sent, the manifest reported. */
@@ -360,7 +371,7 @@ export class PushEngine {
     this.emit({ type: 'compress', id, diffID: layer.diffID.toString() });
     const chunks: Buffer[] = [];
     const digester = new Digester();
-    const gz = pipeline(await layer.open(), createParallelGzip(this.gzip), () => undefined);
+    const gz = pipeline(await layer.open(), createParallelGzip(this.gzip, this.workers), () => undefined);
     for await (const c of gz as AsyncIterable<Buffer>) {
       chunks.push(c);
       digester.update(c);
@@ -511,7 +522,7 @@ export class PushEngine {
       });
       // Observed only when the digest is asked for; a destroyed attempt must not be an unhandled rejection.
       finished.catch(() => undefined);
-      pipeline(raw, createParallelGzip(this.gzip), tap, meter(offset, () => {}), out, () => {});
+      pipeline(raw, createParallelGzip(this.gzip, this.workers), tap, meter(offset, () => {}), out, () => {});
       return {
         stream: out,
         digest: async () => {
@@ -640,6 +651,13 @@ export class PushEngine {
         return { digest, size };
       } catch (err) {
         produced?.stream.destroy();
+        if (err instanceof ClientError && err.code === 'ERR_DIGEST_MISMATCH') {
+          // The source failed verification: the session is never closed, and cancelled so the
+          // registry drops what it holds; nothing of it is resumed.
+          if (location) await this.registry.cancelUpload(this.repo, location, AbortSignal.timeout(10_000)).catch(() => undefined);
+          if (journalled) await cache.clearJournal(registryName, this.repo, journalKey);
+          throw err;
+        }
         if (this.signal.aborted || (err instanceof ClientError && err.code === 'ERR_ABORTED')) {
           throw new ClientError('ERR_ABORTED', 'cancelled; run the same command again to resume', { cause: err });
         }

@@ -63,7 +63,6 @@ export interface UploadSession {
   location: URL;
   /** `OCI-Chunk-Min-Length`, when the registry sent it. */
   minChunk?: number;
-  maxChunk?: number;
 }
 
 export interface ManifestResponse {
@@ -200,8 +199,6 @@ export class Registry {
     const s: UploadSession = { location: new URL(location, res.url) };
     const min = Number(header(res, 'oci-chunk-min-length'));
     if (Number.isSafeInteger(min) && min > 0) s.minChunk = min;
-    const max = Number(header(res, 'oci-chunk-max-length'));
-    if (Number.isSafeInteger(max) && max > 0) s.maxChunk = max;
     return s;
   }
 
@@ -263,8 +260,13 @@ export class Registry {
     return next ? new URL(next, res.url) : location;
   }
 
-  async cancelUpload(repository: RepositoryName, location: URL): Promise<void> {
-    const res = await this.request({ method: 'DELETE', url: location, scopes: [scope(repository, 'pull', 'push')] });
+  /**
+   * Cancels an upload session (`DELETE` on its location), so bytes that
+   * failed verification are never committed. A registry that cannot cancel
+   * (404: already gone; 405) is fine: the session was never closed.
+   */
+  async cancelUpload(repository: RepositoryName, location: URL, signal?: AbortSignal): Promise<void> {
+    const res = await this.request({ method: 'DELETE', url: location, scopes: [scope(repository, 'pull', 'push')], signal });
     await drain(res);
   }
 
@@ -285,11 +287,11 @@ export class Registry {
     if (res.status !== 200) throw await this.fail(res, `fetching manifest ${reference}`, repository, actions);
     const bytes = await readBody(res, 4 * 1024 * 1024);
     const digest = Digest.of(bytes);
-    const stated = header(res, 'docker-content-digest');
-    if (reference.includes(':') && Digest.tryParse(reference) && !Digest.parse(reference).equals(digest)) {
+    const asked = Digest.tryParse(reference);
+    if (asked && !asked.equals(digest)) {
       throw new ClientError('ERR_DIGEST_MISMATCH', `${this.registry}/${repository}: manifest ${reference} has digest ${digest.toString()}`);
     }
-    void stated;
+    this.checkStatedDigest(res, digest, `manifest ${reference}`, repository);
     return { bytes, mediaType: baseMediaType(header(res, 'content-type') ?? ''), digest };
   }
 
@@ -320,7 +322,21 @@ export class Registry {
     });
     if (res.status !== 201 && res.status !== 200 && res.status !== 202) throw await this.fail(res, `pushing manifest ${reference}`, repository, ['pull', 'push']);
     await drain(res);
-    return Digest.of(bytes);
+    const digest = Digest.of(bytes);
+    this.checkStatedDigest(res, digest, `manifest ${reference}`, repository);
+    return digest;
+  }
+
+  /** A `Docker-Content-Digest` the registry states must be the digest of the bytes (absent is fine). */
+  private checkStatedDigest(res: HttpResponse, digest: Digest, what: string, repository: string): void {
+    const stated = header(res, 'docker-content-digest');
+    if (stated === undefined) return;
+    const parsed = Digest.tryParse(stated.trim());
+    // Another algorithm cannot be compared without the registry's canonical form: only sha256 is checked.
+    if (parsed && parsed.algorithm !== digest.algorithm) return;
+    if (!parsed || !parsed.equals(digest)) {
+      throw new ClientError('ERR_DIGEST_MISMATCH', `${this.registry}/${repository}: ${what}: the registry reports digest ${stated.slice(0, 100)}, the bytes have ${digest.toString()}`);
+    }
   }
 
   async deleteManifest(repository: RepositoryName, digest: Digest): Promise<void> {

@@ -51,11 +51,6 @@ export function header(res: HttpResponse, name: string): string | undefined {
   return Array.isArray(v) ? v[0] : v;
 }
 
-export function headerAll(res: HttpResponse, name: string): string[] {
-  const v = res.headers[name.toLowerCase()];
-  return v === undefined ? [] : Array.isArray(v) ? v : [v];
-}
-
 /** Reads a (small) response body. */
 export async function readBody(res: HttpResponse, limit = 16 * 1024 * 1024): Promise<Buffer> {
   const chunks: Buffer[] = [];

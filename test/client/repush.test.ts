@@ -58,7 +58,8 @@ for (const kind of ['pier', 'plain'] as const) {
         assert.deepEqual(proxy.requests.map((q) => `${q.method} ${q.path.replace(/\?.*/, '')}`), ['HEAD /v2/repush/oci/manifests/v1']);
         assert.equal(again.events.find((e) => e.type === 'manifest')?.digest, imageA.manifestDigest);
         const exists = again.events.filter((e) => e.type === 'blob' && e.status === 'exists');
-        assert.equal(exists.length, 2, 'every layer reported as already there');
+        assert.equal(exists.filter((e) => e.kind === 'layer').length, 2, 'every layer reported as already there');
+        assert.equal(exists.filter((e) => e.kind === 'config').length, 1, 'and the config');
 
         // The same image under another tag: blobs are checked (and found), the manifest is PUT.
         proxy.requests.length = 0;

@@ -9,15 +9,17 @@ export interface CommandEntry {
   name: string;
   /** One line for `pier help`; must match the command's own summary (a test checks). */
   summary: string;
+  /** The subcommands, for commands that have them: the command alone lists them (and completion offers them). */
+  subcommands?: string[];
   load(): Promise<Command>;
 }
 
 export const commands: CommandEntry[] = [
   { name: "serve", summary: "Run the registry", load: async () => (await import('./serve.js')).serve },
-  { name: "user", summary: "Manage the registry's users (add, passwd, rm, ls, import-htpasswd)", load: async () => (await import('./user.js')).user },
-  { name: "group", summary: "Manage groups of users (add, rm, ls, join, leave)", load: async () => (await import('./group.js')).group },
-  { name: "token", summary: "Manage access tokens for CI and robots (create, ls, revoke)", load: async () => (await import('./token.js')).token },
-  { name: "policy", summary: "Grant pull, push and delete on repositories (add, ls, rm)", load: async () => (await import('./policy.js')).policy },
+  { name: "user", summary: "Manage the registry's users (add, passwd, rm, ls, import-htpasswd)", subcommands: ['add', 'passwd', 'rm', 'ls', 'import-htpasswd', 'admin'], load: async () => (await import('./user.js')).user },
+  { name: "group", summary: "Manage groups of users (add, rm, ls, join, leave)", subcommands: ['add', 'rm', 'ls', 'join', 'leave'], load: async () => (await import('./group.js')).group },
+  { name: "token", summary: "Manage access tokens for CI and robots (create, ls, revoke)", subcommands: ['create', 'ls', 'revoke'], load: async () => (await import('./token.js')).token },
+  { name: "policy", summary: "Grant pull, push and delete on repositories (add, ls, rm)", subcommands: ['add', 'ls', 'rm'], load: async () => (await import('./policy.js')).policy },
   { name: "audit", summary: "Show the audit log: pushes, deletes, denials, failed logins", load: async () => (await import('./audit.js')).audit },
   { name: "login", summary: "Log in to a registry", load: async () => (await import('./login.js')).login },
   { name: "logout", summary: "Log out from a registry", load: async () => (await import('./logout.js')).logout },
@@ -32,4 +34,6 @@ export const commands: CommandEntry[] = [
   { name: "retention", summary: "Apply the retention rules now, or show what they would delete (admin)", load: async () => (await import('./retention.js')).retention },
   { name: "gc", summary: "Collect garbage on a running registry (admin)", load: async () => (await import('./gc.js')).gc },
   { name: "webhook", summary: "Send a sample event to a configured webhook (admin)", load: async () => (await import('./webhook.js')).webhook },
+  { name: "version", summary: "Print pier's version (also: pier --version, pier -v)", load: async () => (await import('./version.js')).version },
+  { name: "completion", summary: "Print a shell completion script (bash)", subcommands: ['bash'], load: async () => (await import('./completion.js')).completion },
 ];

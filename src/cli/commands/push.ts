@@ -29,7 +29,7 @@ Options:
   -q, --quiet             print only the digest
   --digestfile FILE       write the manifest digest to FILE
 ${CONNECTION_USAGE}`,
-  async run(args, io) {
+  async run(args, io, scope) {
     const { values, positionals } = parseFlags('push', args, {
       jobs: { type: 'string', short: 'j' },
       'chunk-size': { type: 'string' },
@@ -49,31 +49,25 @@ ${CONNECTION_USAGE}`,
     const jobs = positiveInt(values.jobs, '--jobs');
     const chunkSize = positiveInt(values['chunk-size'], '--chunk-size');
     const format = progressFormat(io, values.format, values.quiet);
-    const source = await openSource(positionals[0]!, io.env);
-    const out = renderer(io, format);
-    const client = makeClient(io, values, { onEvent: (e) => out.event(e) });
-    try {
-      let destText = positionals[1];
-      if (!destText) {
-        await source.root();
-        destText = source.defaultName;
-        if (!destText) throw new UsageError(`push: ${source.description} carries no image name; give DEST`);
-      }
-      let dest: ImageReference;
-      try {
-        dest = ImageReference.parse(destText);
-      } catch (err) {
-        throw new UsageError(`push: ${(err as Error).message}`);
-      }
-      const result = await withInterrupt((signal) => client.push(source, dest, { jobs, chunkSize, compression, platform: values.platform, signal }));
-      out.close();
-      if (values.digestfile) await writeFile(values.digestfile, `${result.digest.toString()}\n`);
-      if (format === 'quiet') io.stdout.write(`${result.digest.toString()}\n`);
-      return 0;
-    } finally {
-      out.close();
-      await source.close();
-      await client.close();
+    const out = scope.use(renderer(io, format));
+    const source = scope.use(await openSource(positionals[0]!, io.env));
+    const client = scope.use(makeClient(io, values, { onEvent: (e) => out.event(e) }));
+    let destText = positionals[1];
+    if (!destText) {
+      await source.root();
+      destText = source.defaultName;
+      if (!destText) throw new UsageError(`${source.description} carries no image name; give DEST`);
     }
+    let dest: ImageReference;
+    try {
+      dest = ImageReference.parse(destText);
+    } catch (err) {
+      throw new UsageError((err as Error).message);
+    }
+    const result = await withInterrupt((signal) => client.push(source, dest, { jobs, chunkSize, compression, platform: values.platform, signal }));
+    out.close();
+    if (values.digestfile) await writeFile(values.digestfile, `${result.digest.toString()}\n`);
+    if (format === 'quiet') io.stdout.write(`${result.digest.toString()}\n`);
+    return 0;
   },
 };

@@ -14,6 +14,7 @@ import { createGunzip } from 'node:zlib';
 import { Digest, Digester, ImageReference, MediaTypes } from '../../oci/index.js';
 import { ClientError } from '../errors.js';
 import { TarFiles } from './files.js';
+import { verified } from './verify.js';
 import type { ImageSource, SourceImage, SourceLayer, SourceRoot } from './source.js';
 
 interface ArchiveManifestEntry {
@@ -106,6 +107,12 @@ export class DockerArchiveSource implements ImageSource {
     const entry = chosen[0]!;
     this.defaultName = this.image ?? entry.RepoTags?.[0] ?? undefined;
     const configBytes = await files.read(entry.Config);
+    const configDigest = Digest.of(configBytes);
+    // The config's file name is its digest (`<hex>.json`, `blobs/sha256/<hex>`): it must match.
+    const named = /(?:^|\/)(sha256\/)?([a-f0-9]{64})(?:\.json)?$/.exec(entry.Config);
+    if (named && named[2] !== configDigest.encoded) {
+      throw new ClientError('ERR_DIGEST_MISMATCH', `${this.description}: the image config ${entry.Config} does not match the digest in its name; nothing was published`);
+    }
     let diffIDs: Digest[];
     try {
       const config = JSON.parse(configBytes.toString('utf8')) as { rootfs?: { diff_ids?: string[] } };
@@ -120,22 +127,25 @@ export class DockerArchiveSource implements ImageSource {
     for (const [i, layerPath] of entry.Layers.entries()) {
       const size = (await files.size(layerPath)) ?? 0;
       const magic = await files.head(layerPath, 2);
+      const diffID = diffIDs[i]!;
+      const what = `${this.description}: layer ${i + 1} (${layerPath})`;
       if (magic[0] === 0x1f && magic[1] === 0x8b) {
-        // Already compressed: push as is; its digest needs one read.
+        // Already compressed: pushed as is, checked against its digest and, gunzipped, its diff_id.
         const d = new Digester();
         for await (const chunk of files.open(layerPath) as AsyncIterable<Buffer>) d.update(chunk);
+        const digest = d.digest();
         layers.push({
           kind: 'stored',
-          descriptor: { mediaType: MediaTypes.dockerLayerGzip, digest: d.digest(), size },
-          open: async (start = 0) => files.open(layerPath, start),
+          descriptor: { mediaType: MediaTypes.dockerLayerGzip, digest, size },
+          open: async (start = 0) => verified(files.open(layerPath), { digest, diffID, size, what }, start),
         });
       } else {
-        layers.push({ kind: 'raw', diffID: diffIDs[i]!, size, open: async () => files.open(layerPath) });
+        layers.push({ kind: 'raw', diffID, size, open: async () => verified(files.open(layerPath), { digest: diffID, digestName: 'diff_id', size, what }) });
       }
     }
     const image: SourceImage = {
       kind: 'image',
-      config: { descriptor: { mediaType: MediaTypes.dockerConfig, digest: Digest.of(configBytes), size: configBytes.length }, bytes: configBytes },
+      config: { descriptor: { mediaType: MediaTypes.dockerConfig, digest: configDigest, size: configBytes.length }, bytes: configBytes },
       layers,
     };
     return image;

@@ -7,6 +7,7 @@ import { Digest, MediaTypes, isIndexMediaType, parseManifest, type Descriptor } 
 import { ClientError } from '../errors.js';
 import { DirFiles, TarFiles, type Files } from './files.js';
 import type { ImageSource, SourceImage, SourceRoot, StoredBlob } from './source.js';
+import { verified } from './verify.js';
 
 const REF_NAME = 'org.opencontainers.image.ref.name';
 
@@ -20,17 +21,18 @@ export class OciLayoutSource implements ImageSource {
   private constructor(
     private readonly files: Files,
     private readonly tag: string | undefined,
+    transport: 'oci' | 'oci-archive',
   ) {
-    this.description = `${files.where}${tag ? `:${tag}` : ''}`;
+    this.description = `${transport}:${files.where}${tag ? `:${tag}` : ''}`;
     this.defaultName = undefined;
   }
 
   static dir(path: string, tag?: string): OciLayoutSource {
-    return new OciLayoutSource(new DirFiles(path), tag);
+    return new OciLayoutSource(new DirFiles(path), tag, 'oci');
   }
 
   static async archive(path: string, tag?: string): Promise<OciLayoutSource> {
-    return new OciLayoutSource(await TarFiles.open(path), tag);
+    return new OciLayoutSource(await TarFiles.open(path), tag, 'oci-archive');
   }
 
   async close(): Promise<void> {
@@ -40,14 +42,16 @@ export class OciLayoutSource implements ImageSource {
   private async readBlob(d: Descriptor, limit = 8 * 1024 * 1024): Promise<Buffer> {
     if (d.size > limit) throw new ClientError('ERR_SOURCE', `${this.files.where}: ${d.digest.toString()} is too large to be a manifest or config`);
     const bytes = await this.files.read(blobPath(d.digest));
-    if (!Digest.of(bytes, d.digest.algorithm).equals(d.digest)) {
-      throw new ClientError('ERR_DIGEST_MISMATCH', `${this.files.where}: ${blobPath(d.digest)} does not match its digest`);
+    if (bytes.length !== d.size || !Digest.of(bytes, d.digest.algorithm).equals(d.digest)) {
+      throw new ClientError('ERR_DIGEST_MISMATCH', `${this.description}: ${blobPath(d.digest)} does not match its digest; nothing was published`);
     }
     return bytes;
   }
 
-  private stored(d: Descriptor): StoredBlob {
-    return { kind: 'stored', descriptor: d, open: async (start = 0) => this.files.open(blobPath(d.digest), start) };
+  /** A blob streamed from the layout, checked against its descriptor as it is read (the whole file, also when resuming). */
+  private stored(d: Descriptor, what: string): StoredBlob {
+    const expected = { digest: d.digest, size: d.size, what: `${this.description}: ${what} (${blobPath(d.digest)})` };
+    return { kind: 'stored', descriptor: d, open: async (start = 0) => verified(this.files.open(blobPath(d.digest)), expected, start) };
   }
 
   private rootPromise: Promise<SourceRoot> | undefined;
@@ -62,7 +66,7 @@ export class OciLayoutSource implements ImageSource {
     try {
       index = parseManifest(await this.files.read('index.json'), MediaTypes.ociIndex);
     } catch (cause) {
-      throw new ClientError('ERR_SOURCE', `${this.files.where} is not an OCI image layout`, { cause });
+      throw new ClientError('ERR_SOURCE', `${this.description} is not an OCI image layout`, { cause });
     }
     const candidates = index.manifests.filter((m) => {
       if (!this.tag) return true;
@@ -97,7 +101,7 @@ export class OciLayoutSource implements ImageSource {
       kind: 'image',
       manifest: { bytes, mediaType: m.mediaType, digest: d.digest },
       config: { descriptor: m.config, bytes: configBytes },
-      layers: m.layers.map((l) => this.stored(l)),
+      layers: m.layers.map((l, i) => this.stored(l, `layer ${i + 1}`)),
     };
     if (d.platform) image.platform = d.platform;
     return image;
