@@ -28,12 +28,14 @@ export interface RunOptions {
   killWhen?: (event: Record<string, unknown>) => boolean;
   /** The signal `killWhen` sends (default SIGKILL). */
   killSignal?: NodeJS.Signals;
+  /** Working directory (default: this process's). */
+  cwd?: string;
 }
 
 /** Runs `node bin/pier.js ARGS` asynchronously (the token issuer may live in this process). */
 export function runPier(args: string[], options: RunOptions = {}): Promise<PierRun> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [PIER, ...args], { env: { ...process.env, ...options.env }, stdio: ['pipe', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [PIER, ...args], { env: { ...process.env, ...options.env }, stdio: ['pipe', 'pipe', 'pipe'], ...(options.cwd ? { cwd: options.cwd } : {}) });
     let stdout = '';
     let stderr = '';
     let pending = '';

@@ -33,22 +33,28 @@ export function as(user: string) {
   return (url: string, init: RequestInit = {}) => fetch(url, { ...init, headers: { ...(init.headers as Record<string, string> | undefined), authorization: basic(user) } });
 }
 
-/** An Io for running `pier` commands in-process, capturing output; credentials for `user` on `host`. */
+/**
+ * Runs the built `pier` as a child process (as CI does), with credentials
+ * for `user` on `host` in a private docker config; `run` resolves to the
+ * exit code, `output`/`errors` give what the last run printed.
+ */
 export async function cliIo(dir: string, host: string, user: string) {
   const { mkdir, writeFile } = await import('node:fs/promises');
   const path = await import('node:path');
-  const { PassThrough } = await import('node:stream');
+  const { runPier } = await import('../client/harness.js');
   const config = path.join(dir, `docker-${user}`);
   await mkdir(config, { recursive: true });
   await writeFile(path.join(config, 'config.json'), JSON.stringify({ auths: { [host]: { auth: Buffer.from(`${user}:${PASSWORD}`).toString('base64') } } }));
+  const env = { DOCKER_CONFIG: config, HOME: dir, XDG_CACHE_HOME: path.join(dir, 'cache'), XDG_CONFIG_HOME: path.join(dir, 'xdg') };
   let out = '';
   let err = '';
-  const stdout = new PassThrough();
-  const stderr = new PassThrough();
-  stdout.on('data', (d: Buffer) => (out += d.toString()));
-  stderr.on('data', (d: Buffer) => (err += d.toString()));
   return {
-    io: { stdout, stderr, stdin: new PassThrough(), env: { DOCKER_CONFIG: config, HOME: dir, PIER_CACHE_DIR: path.join(dir, 'cache'), XDG_CONFIG_HOME: path.join(dir, 'xdg') } },
+    async run(args: string[]): Promise<number | null> {
+      const r = await runPier(args, { env, timeoutMs: 60_000 });
+      out = r.stdout;
+      err = r.stderr;
+      return r.code;
+    },
     output: () => out,
     errors: () => err,
   };

@@ -8,7 +8,6 @@ import assert from 'node:assert/strict';
 import { readFile, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { main } from '../../src/cli/main.js';
 import { makeImage, sha256, writeOciLayout, type TestImage } from '../helpers/images.js';
 import { startTestRegistry, tempDir, type TestRegistry } from '../helpers/registry.js';
 import { skopeo } from '../helpers/tools.js';
@@ -43,7 +42,7 @@ describe('rollback', { timeout: 180_000 }, () => {
 
     const blobsBefore = await countBlobFiles(reg);
     const carol = await cliIo(work, reg.host, 'carol');
-    const code = await main(['rollback', `${reg.host}/team/app:stable`], carol.io);
+    const code = await carol.run(['rollback', `${reg.host}/team/app:stable`]);
     assert.equal(code, 0, carol.errors());
     assert.match(carol.output(), new RegExp(`${v2.digest} -> ${v1.digest}`));
     assert.equal(await countBlobFiles(reg), blobsBefore, 'a rollback uploads nothing');
@@ -60,7 +59,7 @@ describe('rollback', { timeout: 180_000 }, () => {
 
     // History through the CLI (JSON and text) and the API.
     const viewer = await cliIo(work, reg.host, 'dave');
-    assert.equal(await main(['history', `${reg.host}/team/app:stable`, '--format', 'json'], viewer.io), 0, viewer.errors());
+    assert.equal(await viewer.run(['history', `${reg.host}/team/app:stable`, '--format', 'json']), 0, viewer.errors());
     const h = JSON.parse(viewer.output()) as { current: string; changes: { action: string; actor: string; oldDigest?: string; newDigest?: string }[]; versions: { digest: string; kept: boolean }[] };
     assert.equal(h.current, v1.digest);
     assert.deepEqual(
@@ -80,15 +79,15 @@ describe('rollback', { timeout: 180_000 }, () => {
       ],
     );
     const text = await cliIo(work, reg.host, 'dave');
-    assert.equal(await main(['history', `${reg.host}/team/app:stable`], text.io), 0);
+    assert.equal(await text.run(['history', `${reg.host}/team/app:stable`]), 0);
     for (const actor of ['alice', 'bob', 'carol']) assert.match(text.output(), new RegExp(`\\b${actor}\\b`));
 
     // --to goes to a named version; --steps past the oldest is a clear error.
     const again = await cliIo(work, reg.host, 'erin');
-    assert.equal(await main(['rollback', `${reg.host}/team/app:stable`, '--to', v2.digest], again.io), 0, again.errors());
+    assert.equal(await again.run(['rollback', `${reg.host}/team/app:stable`, '--to', v2.digest]), 0, again.errors());
     assert.equal((await inspect()).Digest, v2.digest);
     const tooFar = await cliIo(work, reg.host, 'erin');
-    assert.equal(await main(['rollback', `${reg.host}/team/app:stable`, '--steps', '9'], tooFar.io), 1);
+    assert.equal(await tooFar.run(['rollback', `${reg.host}/team/app:stable`, '--steps', '9']), 1);
     assert.match(tooFar.errors(), /only 4 version\(s\)/);
   });
 

@@ -13,7 +13,6 @@ import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { main } from '../../src/cli/main.js';
 import { makeImage, pushImage } from '../helpers/images.js';
 import { spawnTestRegistry, tempDir, type SpawnedRegistry } from '../helpers/registry.js';
 import { cliIo } from './helpers.js';
@@ -190,14 +189,14 @@ describe('webhooks', { timeout: 180_000 }, () => {
 
     // `pier webhook test` sends a signed sample now.
     const cli = await cliIo(work, pier.host, 'anyone');
-    const code = await main(['webhook', 'test', 'ci', '--registry', pier.host], cli.io);
+    const code = await cli.run(['webhook', 'test', 'ci', '--registry', pier.host]);
     assert.equal(code, 0, cli.errors());
     assert.match(cli.output(), /Webhook ci: delivered \(HTTP 204/);
     const sample = receiver.events[receiver.events.length - 1]!;
     assert.equal(sample.type, 'test');
     assert.deepEqual(receiver.badSignatures, []);
     const unknown = await cliIo(work, pier.host, 'anyone');
-    assert.equal(await main(['webhook', 'test', 'nope', '--registry', pier.host], unknown.io), 1);
+    assert.equal(await unknown.run(['webhook', 'test', 'nope', '--registry', pier.host]), 1);
     assert.match(unknown.errors(), /no webhook named "nope"/);
   });
 });
