@@ -38,10 +38,11 @@ function usageOf(command: Command): string {
 
 /**
  * `pier NAME: message`, where a message that already starts with the
- * command's name (`user add: missing NAME`) is not prefixed again.
+ * command's name (`push: needs SOURCE`, `user add: missing NAME`) is not
+ * prefixed again.
  */
 export function errorLine(name: string, message: string): string {
-  const own = message.startsWith(`${name}:`) || message.startsWith(`${name} `);
+  const own = message.startsWith(`${name}: `) || new RegExp(`^${name} [a-z][a-z-]*: `).test(message);
   return own ? `pier ${message}` : `pier ${name}: ${message}`;
 }
 

@@ -291,7 +291,7 @@ export class Registry {
     if (asked && !asked.equals(digest)) {
       throw new ClientError('ERR_DIGEST_MISMATCH', `${this.registry}/${repository}: manifest ${reference} has digest ${digest.toString()}`);
     }
-    this.checkStatedDigest(res, digest, `manifest ${reference}`, repository);
+    this.checkStatedDigest(res, digest, `fetching manifest ${reference}`, repository);
     return { bytes, mediaType: baseMediaType(header(res, 'content-type') ?? ''), digest };
   }
 
@@ -323,7 +323,7 @@ export class Registry {
     if (res.status !== 201 && res.status !== 200 && res.status !== 202) throw await this.fail(res, `pushing manifest ${reference}`, repository, ['pull', 'push']);
     await drain(res);
     const digest = Digest.of(bytes);
-    this.checkStatedDigest(res, digest, `manifest ${reference}`, repository);
+    this.checkStatedDigest(res, digest, `pushing manifest ${reference}`, repository);
     return digest;
   }
 
@@ -335,7 +335,7 @@ export class Registry {
     // Another algorithm cannot be compared without the registry's canonical form: only sha256 is checked.
     if (parsed && parsed.algorithm !== digest.algorithm) return;
     if (!parsed || !parsed.equals(digest)) {
-      throw new ClientError('ERR_DIGEST_MISMATCH', `${this.registry}/${repository}: ${what}: the registry reports digest ${stated.slice(0, 100)}, the bytes have ${digest.toString()}`);
+      throw new ClientError('ERR_DIGEST_MISMATCH', `${what}: ${this.registry}/${repository}: the registry reports digest ${stated.slice(0, 100)}, the bytes have ${digest.toString()}`);
     }
   }
 

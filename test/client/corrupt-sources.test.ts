@@ -17,6 +17,7 @@ import { indexTar } from '../../src/client/tar-index.js';
 import { startDistribution, type Distribution } from '../helpers/distribution.js';
 import { spawnTestRegistry, type SpawnedRegistry } from '../helpers/registry.js';
 import { run } from '../helpers/tools.js';
+import { startHttpProxy } from './http-proxy.js';
 import { isolatedEnv, registryDigest, runPier } from './harness.js';
 import { generateLayers, imageConfig, writeDockerArchive, writeOciLayout } from './image-files.js';
 
@@ -135,5 +136,22 @@ describe('corrupt sources are refused, naming the layer, and leave no tag', { co
         }),
       );
     });
+  }
+});
+
+test("a registry that reports another digest for the pushed manifest fails the push", { timeout: 120_000 }, async () => {
+  const wrong = `sha256:${'0'.repeat(64)}`;
+  const proxy = await startHttpProxy(pier.host, {
+    maxBody: 1 << 30,
+    rewrite: (req, headers) => (req.method === 'PUT' && req.path.includes('/manifests/') ? { ...headers, 'docker-content-digest': wrong } : headers),
+  });
+  try {
+    const r = await runPier(['push', '--quiet', `oci:${join(work.dir, 'oci-for-archive')}:v1`, `${proxy.host}/lying/app:v1`], { env: { ...work.env, XDG_CACHE_HOME: join(work.dir, 'cache-lying') }, timeoutMs: BOUND_MS });
+    assert.equal(r.signal, null);
+    assert.equal(r.code, 1, r.stderr);
+    assert.equal(r.stdout, '');
+    assert.match(r.stderr, new RegExp(`^pier push: pushing manifest v1: 127\\.0\\.0\\.1:\\d+/lying/app: the registry reports digest ${wrong}, the bytes have sha256:[a-f0-9]{64}\\n$`));
+  } finally {
+    await proxy.close();
   }
 });

@@ -3,7 +3,7 @@
  * `client_max_body_size`: bodies over the limit (or of unknown length) are
  * read and answered with 413. Records every request's method and length.
  */
-import { createServer, request, type Server } from 'node:http';
+import { createServer, request, type IncomingHttpHeaders, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 
 export interface HttpProxy {
@@ -12,7 +12,13 @@ export interface HttpProxy {
   close(): Promise<void>;
 }
 
-export async function startHttpProxy(target: string, options: { maxBody: number }): Promise<HttpProxy> {
+export interface HttpProxyOptions {
+  maxBody: number;
+  /** Changes the response headers the client sees (a registry that misreports something). */
+  rewrite?: (req: { method: string; path: string }, headers: IncomingHttpHeaders) => IncomingHttpHeaders;
+}
+
+export async function startHttpProxy(target: string, options: HttpProxyOptions): Promise<HttpProxy> {
   const requests: HttpProxy['requests'] = [];
   const server: Server = createServer((req, res) => {
     const length = req.headers['content-length'] === undefined ? undefined : Number(req.headers['content-length']);
@@ -31,7 +37,7 @@ export async function startHttpProxy(target: string, options: { maxBody: number 
     const [hostname, port] = target.split(':');
     const up = request({ hostname, port: Number(port), method: req.method, path: req.url, headers: req.headers }, (upRes) => {
       entry.status = upRes.statusCode ?? 0;
-      res.writeHead(upRes.statusCode ?? 502, upRes.headers);
+      res.writeHead(upRes.statusCode ?? 502, options.rewrite ? options.rewrite({ method: entry.method, path: entry.path }, upRes.headers) : upRes.headers);
       upRes.pipe(res);
     });
     up.on('error', () => res.destroy());
