@@ -5,6 +5,7 @@
  *     mounts.log                  registry, blob, repository: where blobs were pushed (mount sources)
  *     diffids.log                 uncompressed layer + codec → digest, size of its compressed form
  *     uploads/<sha256 of key>.json  resume journal: an unfinished upload session
+ *     images/<alg>-<hex>.json     a daemon image seen before: its config bytes and raw layer sizes
  *
  * The two logs are append-only JSON lines, read once per process (later
  * lines win) and appended to through one descriptor, several records per
@@ -22,7 +23,7 @@ import { createHash } from 'node:crypto';
 import { appendFile, mkdir, open, readFile, rename, unlink, writeFile, type FileHandle } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
-import type { Digest } from '../oci/index.js';
+import { Digest } from '../oci/index.js';
 
 export function defaultCacheDir(env: NodeJS.ProcessEnv = process.env): string {
   return join(env.XDG_CACHE_HOME || join(env.HOME ?? homedir(), '.cache'), 'pier');
@@ -32,6 +33,14 @@ export interface CompressedForm {
   digest: string;
   size: number;
   mediaType: string;
+}
+
+/** A Docker daemon image pushed before: enough to push it again without exporting it. */
+export interface KnownImage {
+  /** The image config, exactly (its digest is the daemon's image ID). */
+  config: Buffer;
+  /** The uncompressed size of each layer, in diff_ids order. */
+  layerSizes: number[];
 }
 
 export interface JournalEntry {
@@ -259,6 +268,25 @@ export class PierCache {
 
   async recordCompressedForm(diffID: Digest, codec: string, form: CompressedForm): Promise<void> {
     await this.diffids.append({ diffID: diffID.toString(), codec, digest: form.digest, size: form.size, mediaType: form.mediaType });
+  }
+
+  // --- daemon images ---
+
+  /** The image whose config has digest `configDigest`, if recorded; the bytes are checked against the digest. */
+  async knownImage(configDigest: Digest): Promise<KnownImage | undefined> {
+    const r = await this.readJson<{ config?: unknown; layerSizes?: unknown }>(join(this.dir, 'images', `${configDigest.algorithm}-${configDigest.encoded}.json`));
+    if (!r || typeof r.config !== 'string' || !Array.isArray(r.layerSizes) || !r.layerSizes.every((n) => Number.isSafeInteger(n) && (n as number) >= 0)) return undefined;
+    const config = Buffer.from(r.config, 'base64');
+    if (!configDigest.equals(Digest.of(config, configDigest.algorithm))) return undefined;
+    return { config, layerSizes: r.layerSizes as number[] };
+  }
+
+  async recordKnownImage(configDigest: Digest, image: KnownImage): Promise<void> {
+    try {
+      await this.writeJson(join(this.dir, 'images'), `${configDigest.algorithm}-${configDigest.encoded}.json`, { config: image.config.toString('base64'), layerSizes: image.layerSizes });
+    } catch {
+      // a cache that cannot be written only costs time later
+    }
   }
 
   // --- resume journal ---
