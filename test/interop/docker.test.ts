@@ -7,7 +7,7 @@
  * Every client is a child process with a timeout.
  */
 import assert from 'node:assert/strict';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -168,11 +168,19 @@ describe('docker (Engine 20.10) against a private Pier', T, () => {
       assert.ok(moved.events.some((e) => e.status === 'mounted'), 'blobs were mounted');
       assert.equal(await registryDigest(p().host, 'app/repush-2', '1.0', p().adminBasic), digest);
 
+      // A record that does not match the daemon's image ID is ignored: export, and the record is rewritten.
+      const record = join(cache, 'pier', 'images', `${imageId.replace(':', '-')}.json`);
+      await writeFile(record, JSON.stringify({ config: Buffer.from('{"rootfs":{"diff_ids":[]}}').toString('base64'), layerSizes: [] }));
+      const stale = await runPier(['push', '--format', 'json', LOCAL, dest], { env, timeoutMs: 60_000 });
+      assert.equal(stale.code, 0, stale.stderr);
+      assert.equal(exports(), 2, `a stale record means an export: ${proxy.requests.join(', ')}`);
+      assert.equal(stale.events.find((e) => e.type === 'manifest')?.digest, digest);
+
       // A registry without the blobs: the layers must be read, so the image is exported.
       other = await spawnTestRegistry({ dataDir: otherData });
       const fresh = await runPier(['push', '--format', 'json', LOCAL, `${other.host}/app/repush:1.0`], { env, timeoutMs: 60_000 });
       assert.equal(fresh.code, 0, fresh.stderr);
-      assert.equal(exports(), 2, `a registry lacking the layers gets an export: ${proxy.requests.join(', ')}`);
+      assert.equal(exports(), 3, `a registry lacking the layers gets an export: ${proxy.requests.join(', ')}`);
       assert.equal(fresh.events.find((e) => e.type === 'manifest')?.digest, digest, 'the compressed forms are reused');
       assert.equal(await registryDigest(other.host, 'app/repush', '1.0'), digest);
     } finally {
