@@ -29,14 +29,16 @@ let outside: string;
 before(async () => {
   dir = await mkdtemp(join(tmpdir(), 'pier-cri-test-'));
   work = await isolatedEnv();
-  [cri, pier] = await Promise.all([startCriContainerd(), startPrivatePier()]);
+  // Both are waited for and kept, so `after` stops the one that started when the other fails.
+  const started = await Promise.allSettled([startCriContainerd().then((x) => (cri = x)), startPrivatePier().then((x) => (pier = x))]);
+  for (const s of started) if (s.status === 'rejected') throw s.reason;
   const layers = await generateLayers(join(dir, 'layers'), [{ size: 1 << 20 }, { size: 200_000, kind: 'text' }]);
   const layout = join(dir, 'layout');
   configDigest = (await writeOciLayout(layout, layers, { tag: 'v1', gzip: true })).configDigest;
-  const login = await runPier(['login', pier.host, '-u', pier.admin.user, '--password-stdin'], { env: work.env, stdin: `${pier.admin.password}\n`, timeoutMs: 30_000 });
+  const login = await runPier(['login', p().host, '-u', p().admin.user, '--password-stdin'], { env: work.env, stdin: `${p().admin.password}\n`, timeoutMs: 30_000 });
   assert.equal(login.code, 0, login.stderr);
-  image = `${pier.host}/app/k8s:1.0`;
-  outside = `${pier.host}/secret/k8s:1.0`;
+  image = `${p().host}/app/k8s:1.0`;
+  outside = `${p().host}/secret/k8s:1.0`;
   for (const ref of [image, outside]) {
     const r = await runPier(['push', '--format', 'json', `oci:${layout}:v1`, ref], { env: work.env, timeoutMs: 60_000 });
     assert.equal(r.code, 0, r.stderr);

@@ -30,11 +30,13 @@ const LOCAL = 'local/app:v1';
 before(async () => {
   dir = await mkdtemp(join(tmpdir(), 'pier-docker-test-'));
   work = await isolatedEnv();
-  [dockerd, pier] = await Promise.all([startDockerd(), startPrivatePier()]);
+  // Both are waited for and kept, so `after` stops the one that started when the other fails.
+  const started = await Promise.allSettled([startDockerd().then((x) => (dockerd = x)), startPrivatePier().then((x) => (pier = x))]);
+  for (const s of started) if (s.status === 'rejected') throw s.reason;
   const layers = await generateLayers(join(dir, 'layers'), [{ size: 2 << 20 }, { size: 300_000, kind: 'text' }]);
   const archive = join(dir, 'app.tar');
   imageId = (await writeDockerArchive(archive, layers, { repoTag: LOCAL })).configDigest;
-  await dockerd.docker(['load', '-i', archive]);
+  await d().docker(['load', '-i', archive]);
 });
 
 after(async () => {

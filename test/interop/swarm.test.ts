@@ -53,9 +53,11 @@ async function freeDataPathPort(): Promise<number> {
 
 before(async () => {
   dir = await mkdtemp(join(tmpdir(), 'pier-swarm-test-'));
-  [dockerd, pier] = await Promise.all([startDockerd(), startPrivatePier()]);
+  // Both are waited for and kept, so `after` stops the one that started when the other fails.
+  const started = await Promise.allSettled([startDockerd().then((x) => (dockerd = x)), startPrivatePier().then((x) => (pier = x))]);
+  for (const s of started) if (s.status === 'rejected') throw s.reason;
   const archive = await writeBusyboxArchive(dir, LOCAL);
-  await dockerd.docker(['load', '-i', archive.path]);
+  await d().docker(['load', '-i', archive.path]);
 });
 
 after(async () => {
