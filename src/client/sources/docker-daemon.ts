@@ -96,6 +96,8 @@ export class DockerDaemonSource implements ImageSource {
 
   private rootPromise: Promise<SourceRoot> | undefined;
   private exportPromise: Promise<SourceImage> | undefined;
+  /** Stops an export still streaming when the source is closed (a failed or interrupted push). */
+  private readonly closing = new AbortController();
 
   /** Reads the source once; later calls share the result. */
   root(): Promise<SourceRoot> {
@@ -189,7 +191,7 @@ export class DockerDaemonSource implements ImageSource {
     this.dir = await mkdtemp(join(tmpdir(), 'pier-daemon-'));
     const file = join(this.dir, 'image.tar');
     try {
-      const res = await pool.request({ origin, path: `/images/${encodeURIComponent(this.name)}/get`, method: 'GET' });
+      const res = await pool.request({ origin, path: `/images/${encodeURIComponent(this.name)}/get`, method: 'GET', signal: this.closing.signal });
       if (res.statusCode === 404) {
         res.body.resume();
         throw new ClientError('ERR_NOT_FOUND', `the Docker daemon at ${where} has no image ${this.name}`);
@@ -198,9 +200,10 @@ export class DockerDaemonSource implements ImageSource {
         const text = (await readBody({ status: res.statusCode, headers: res.headers, body: res.body, url: new URL(origin) }, 64 * 1024)).toString('utf8').slice(0, 300);
         throw new ClientError('ERR_DAEMON', `the Docker daemon at ${where} answered HTTP ${res.statusCode} for ${this.name}: ${text}`);
       }
-      await pipeline(res.body, createWriteStream(file));
+      await pipeline(res.body, createWriteStream(file), { signal: this.closing.signal });
     } catch (err) {
       if (err instanceof ClientError) throw err;
+      if (this.closing.signal.aborted) throw new ClientError('ERR_ABORTED', `export of ${this.name} stopped`, { cause: err });
       throw new ClientError('ERR_DAEMON', `cannot reach the Docker daemon at ${where} (set DOCKER_HOST)`, { cause: err });
     } finally {
       await pool.close();
@@ -212,7 +215,8 @@ export class DockerDaemonSource implements ImageSource {
   }
 
   async close(): Promise<void> {
-    // A deferred export still running must finish before its folder goes.
+    // An export still running is stopped, and has ended, before its folder goes.
+    this.closing.abort();
     await this.exportPromise?.catch(() => undefined);
     await this.archive?.close();
     if (this.dir) await rm(this.dir, { recursive: true, force: true });
