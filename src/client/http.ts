@@ -5,6 +5,11 @@
  * process (~85 ms here) after ~30 ms of loading — most of a re-push's time
  * for a command that lives a fraction of a second (decision 0023).
  *
+ * TLS: an error raised on a new connection after TCP connected and before
+ * the TLS handshake finished is thrown as a {@link TlsHandshakeError} (its
+ * cause is Node's error), so the transport can tell "this port does not
+ * speak TLS" from a network failure (decision 0040).
+ *
  * Timeouts: `headersTimeout` counts from the end of the request body to the
  * response headers; `idleTimeout` is the longest silence on a socket in
  * either direction (a stalled upload or download).
@@ -12,8 +17,9 @@
 import { readFileSync } from 'node:fs';
 import { Agent as HttpAgent, request as httpRequest, type IncomingMessage, type OutgoingHttpHeaders } from 'node:http';
 import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
+import type { Socket } from 'node:net';
 import { Readable } from 'node:stream';
-import { rootCertificates } from 'node:tls';
+import { rootCertificates, type TLSSocket } from 'node:tls';
 import { ClientError } from './errors.js';
 import { PierError } from '../oci/pier-error.js';
 
@@ -56,6 +62,15 @@ class PoolError extends PierError {
   ) {
     super(message);
     this.name = 'PoolError';
+  }
+}
+
+/** An error before the TLS handshake finished, on a connection whose TCP connect succeeded. */
+export class TlsHandshakeError extends Error {
+  readonly code = 'ERR_TLS_HANDSHAKE';
+  constructor(cause: unknown) {
+    super(`TLS handshake failed: ${cause instanceof Error ? cause.message : String(cause)}`, { cause });
+    this.name = 'TlsHandshakeError';
   }
 }
 
@@ -108,12 +123,14 @@ export class HttpPool {
       let settled = false;
       let answeredEarly = false;
       let headersTimer: NodeJS.Timeout | undefined;
+      // A new TLS connection: 'connected' once TCP is up, 'secure' once the handshake is done.
+      let tlsStage: 'none' | 'connecting' | 'connected' | 'secure' = 'none';
       const fail = (err: Error) => {
         clearTimeout(headersTimer);
         if (body instanceof Readable) body.destroy();
         if (settled) return;
         settled = true;
-        reject(req.signal?.aborted ? abortError() : err);
+        reject(req.signal?.aborted ? abortError() : tlsStage === 'connected' && !(err instanceof PoolError) ? new TlsHandshakeError(err) : err);
       };
       const options = {
         method: req.method,
@@ -143,6 +160,18 @@ export class HttpPool {
         }
         resolve({ statusCode: res.statusCode ?? 0, headers: out, body: res });
       });
+      if (secure) {
+        r.on('socket', (socket: Socket) => {
+          if (r.reusedSocket || (socket as TLSSocket).encrypted === undefined) return;
+          tlsStage = socket.connecting ? 'connecting' : 'connected';
+          socket.once('connect', () => {
+            if (tlsStage === 'connecting') tlsStage = 'connected';
+          });
+          socket.once('secureConnect', () => {
+            tlsStage = 'secure';
+          });
+        });
+      }
       r.on('error', fail);
       r.on('timeout', () => r.destroy(new PoolError(`no data for ${Math.round(this.idleTimeout / 1000)} s`, 'ETIMEDOUT')));
       r.on('finish', () => {
