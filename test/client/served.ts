@@ -9,6 +9,7 @@ import { rm } from 'node:fs/promises';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { addUser, openAuthStore } from '../../src/auth/accounts.js';
+import type { AuthStore } from '../../src/auth/store.js';
 import { PIER_BIN, tempDir } from '../helpers/registry.js';
 
 export interface ServedPier {
@@ -23,6 +24,8 @@ export interface ServedPier {
 export interface ServeOptions {
   listen?: string;
   users?: { name: string; password: string; admin?: boolean }[];
+  /** More accounts, rules or tokens, written before the registry starts. */
+  setup?: (store: AuthStore) => Promise<void>;
   tls?: { cert: string; key: string };
   /** Extra environment (configuration keys as PIER_* variables). */
   env?: NodeJS.ProcessEnv;
@@ -32,10 +35,11 @@ export interface ServeOptions {
 export async function servePier(options: ServeOptions = {}): Promise<ServedPier> {
   const data = await tempDir('pier-served-');
   try {
-    if (options.users?.length) {
+    if (options.users?.length || options.setup) {
       const db = await openAuthStore(path.join(data, 'pier.db'));
       try {
-        for (const u of options.users) await addUser(db.store, u.name, u.password, u.admin ? { admin: true } : {});
+        for (const u of options.users ?? []) await addUser(db.store, u.name, u.password, u.admin ? { admin: true } : {});
+        await options.setup?.(db.store);
       } finally {
         await db.close();
       }
