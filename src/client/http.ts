@@ -19,7 +19,7 @@ import { Agent as HttpAgent, request as httpRequest, type IncomingMessage, type 
 import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
 import type { Socket } from 'node:net';
 import { Readable } from 'node:stream';
-import { rootCertificates, type TLSSocket } from 'node:tls';
+import { createSecureContext, rootCertificates, type SecureContext, type TLSSocket } from 'node:tls';
 import { ClientError } from './errors.js';
 import { PierError } from '../oci/pier-error.js';
 
@@ -33,6 +33,12 @@ export interface PoolRequest {
   signal?: AbortSignal;
   /** Milliseconds from the end of the request body to the response headers. */
   headersTimeout?: number;
+  /**
+   * Only find out whether the server speaks TLS: the handshake trusts no
+   * certificate, so it always fails — as `not-tls` when the port speaks
+   * plain HTTP, on the certificate when it speaks TLS. Costs no CA parsing.
+   */
+  tlsProbe?: boolean;
 }
 
 export interface PoolResponse {
@@ -94,18 +100,22 @@ export class HttpPool {
   private readonly headersTimeout: number;
   private readonly idleTimeout: number;
   private readonly socketPath: string | undefined;
+  /** Node's roots plus the extra CA files, when there are extra files. */
+  private readonly ca: string[] | undefined;
+  private context: SecureContext | undefined;
+  private probeContext: SecureContext | undefined;
 
   constructor(options: HttpPoolOptions = {}) {
     const env = options.env ?? process.env;
     const files = [...(options.caFiles ?? [])];
     if (env.SSL_CERT_FILE) files.push(env.SSL_CERT_FILE);
     // Extra CAs are added to Node's bundled roots, not instead of them.
-    const ca = files.length > 0 ? [...rootCertificates, ...files.map(readCaFile)] : undefined;
+    this.ca = files.length > 0 ? [...rootCertificates, ...files.map(readCaFile)] : undefined;
     // Idle keep-alive sockets close after 30 s (and sooner when the server's Keep-Alive header says so),
     // so a socket the registry has already dropped is rarely picked up after a pause.
     const agent = { keepAlive: true, timeout: 30_000, maxSockets: options.connections ?? 16, maxFreeSockets: options.connections ?? 16, scheduling: 'lifo' as const };
     this.http = new HttpAgent(agent);
-    this.https = new HttpsAgent(ca ? { ...agent, ca } : agent);
+    this.https = new HttpsAgent(agent);
     this.headersTimeout = options.headersTimeout ?? 300_000;
     this.idleTimeout = options.idleTimeout ?? 300_000;
     this.socketPath = options.socketPath;
@@ -137,6 +147,7 @@ export class HttpPool {
         path: req.path,
         headers,
         agent: secure ? this.https : this.http,
+        ...(secure && req.tlsProbe ? { secureContext: (this.probeContext ??= createSecureContext({ ca: [] })) } : secure && this.ca ? { secureContext: this.secureContext(this.ca) } : {}),
         timeout: this.idleTimeout,
         ...(this.socketPath ? { socketPath: this.socketPath } : { hostname: url.hostname.replace(/^\[|\]$/g, ''), port: url.port || (secure ? 443 : 80) }),
         ...(req.signal ? { signal: req.signal } : {}),
@@ -193,6 +204,15 @@ export class HttpPool {
         r.end(body);
       }
     });
+  }
+
+  /**
+   * One TLS context for every connection, built at the first HTTPS request.
+   * Given as `ca` to the agent instead, Node would parse the ~150 roots
+   * plus the files again for each new connection (~150 ms each here).
+   */
+  private secureContext(ca: string[]): SecureContext {
+    return (this.context ??= createSecureContext({ ca }));
   }
 
   /** Closes idle connections; requests in flight are cut. */

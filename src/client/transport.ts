@@ -29,6 +29,8 @@ export interface HttpRequest {
   /** Per-request timeout for the response headers, in ms. */
   headersTimeout?: number;
   signal?: AbortSignal;
+  /** Only learn whether the server speaks TLS (see PoolRequest.tlsProbe); set by {@link httpsFirst}. */
+  tlsProbe?: boolean;
 }
 
 export interface HttpResponse {
@@ -94,6 +96,7 @@ export function sender(pool: HttpPool): Handler {
         body,
         signal: req.signal,
         headersTimeout: req.headersTimeout,
+        ...(req.tlsProbe ? { tlsProbe: true } : {}),
       });
       return { status: res.statusCode, headers: res.headers, body: res.body, url: req.url };
     } catch (err) {
@@ -228,13 +231,14 @@ export function redirect(maxRedirects = 5): Layer {
 }
 
 /**
- * HTTPS first, like docker: requests to `host` go over HTTPS, and when the
- * TLS handshake fails because the server does not speak TLS (or closed the
- * connection during the handshake) and `plainAllowed()` says the host may
- * be reached over plain HTTP (loopback, `--insecure`), the request is sent
- * again over HTTP and every later request to `host` goes there directly.
- * A certificate the client does not trust is never a reason to fall back.
- * The first request decides; requests started meanwhile wait for it.
+ * HTTPS first, like docker: requests to `host` go over HTTPS. When
+ * `plainAllowed()` says the host may be reached over plain HTTP (loopback,
+ * `--insecure`), the first request is preceded by a TLS probe (a handshake
+ * that trusts nothing, so no CA bundle is parsed): a port that does not
+ * speak TLS (or closes during the handshake) puts every request to `host`
+ * on plain HTTP; one that presents a certificate stays on HTTPS, verified
+ * as usual. A certificate the client does not trust is never a reason to
+ * fall back. The first request decides; requests started meanwhile wait.
  */
 export function httpsFirst(host: string, plainAllowed: () => Promise<boolean>): Layer {
   let scheme: 'unknown' | 'https' | 'http' = 'unknown';
@@ -252,14 +256,19 @@ export function httpsFirst(host: string, plainAllowed: () => Promise<boolean>): 
     let done!: () => void;
     probe = new Promise<void>((resolve) => (done = resolve));
     try {
-      const res = await next(req);
-      scheme = 'https';
-      return res;
-    } catch (err) {
-      if (!(err instanceof TlsError) || err.failure === 'certificate' || !(await plainAllowed())) throw err;
-      scheme = 'http';
-      if (!isReplayable(req.body)) throw new ClientError('ERR_NETWORK', `${host}: switched to plain HTTP after a failed TLS handshake`, { retryable: true, cause: err });
-      return next(plain(req));
+      if (!(await plainAllowed())) {
+        scheme = 'https';
+        return await next(req);
+      }
+      try {
+        // A probe trusts no certificate, so an answer is not expected; take it as TLS.
+        await drain(await next({ method: 'HEAD', url: new URL('/v2/', req.url), headers: {}, retry: false, tlsProbe: true, ...(req.signal ? { signal: req.signal } : {}) }));
+        scheme = 'https';
+      } catch (err) {
+        if (!(err instanceof TlsError)) throw err;
+        scheme = err.failure === 'not-tls' || err.failure === 'closed' ? 'http' : 'https';
+      }
+      return await next(scheme === 'http' ? plain(req) : req);
     } finally {
       probe = undefined;
       done();
