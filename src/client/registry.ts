@@ -14,6 +14,7 @@
 import { Buffer } from 'node:buffer';
 import { lookup } from 'node:dns/promises';
 import { isIP } from 'node:net';
+import { isLoopback } from '../shared/loopback.js';
 import type { Readable } from 'node:stream';
 import type { HttpPool } from './http.js';
 import { Digest, baseMediaType, type RepositoryName } from '../oci/index.js';
@@ -68,18 +69,6 @@ function hostname(host: string): string {
   return m ? m[1]! : host.replace(/:\d+$/, '');
 }
 
-/** 127.0.0.0/8, ::1, and 127.0.0.0/8 mapped into IPv6 (`::ffff:127.0.0.1`). */
-export function isLoopbackAddress(address: string): boolean {
-  const a = address.toLowerCase();
-  return /^127\.\d+\.\d+\.\d+$/.test(a) || a === '::1' || a === '0:0:0:0:0:0:0:1' || /^::ffff:127\.\d+\.\d+\.\d+$/.test(a) || /^::ffff:7f[0-9a-f]{2}:[0-9a-f]{1,4}$/.test(a);
-}
-
-/** A loopback name or address, without resolving (`localhost`, `*.localhost`, 127.0.0.0/8, ::1). */
-export function isLoopback(host: string): boolean {
-  const name = hostname(host);
-  return name === 'localhost' || name.endsWith('.localhost') || isLoopbackAddress(name);
-}
-
 /**
  * Docker's rule for registries reachable over plain HTTP without being
  * listed: the host is, or resolves to, a loopback address.
@@ -89,11 +78,13 @@ export async function resolvesToLoopback(host: string): Promise<boolean> {
   const name = hostname(host);
   if (isIP(name)) return false;
   try {
-    return (await lookup(name, { all: true })).some((a) => isLoopbackAddress(a.address));
+    return (await lookup(name, { all: true })).some((a) => isLoopback(a.address));
   } catch {
     return false;
   }
 }
+
+export { isLoopback };
 
 export type Action = 'pull' | 'push' | 'delete' | '*';
 

@@ -8,7 +8,8 @@ import { spawn } from 'node:child_process';
 import { rm } from 'node:fs/promises';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
-import { addUser, openAuthStore } from '../../src/auth/accounts.js';
+import { addUser } from '../../src/auth/accounts.js';
+import { openSqliteAccountStore as openAuthStore } from '../../src/store/meta/sql/sqlite.js';
 import type { AuthStore } from '../../src/auth/store.js';
 import { PIER_BIN, tempDir } from '../helpers/registry.js';
 
