@@ -72,7 +72,7 @@ class PoolError extends PierError {
 }
 
 /** An error before the TLS handshake finished, on a connection whose TCP connect succeeded. */
-export class TlsHandshakeError extends Error {
+export class TlsHandshakeError extends PierError {
   readonly code = 'ERR_TLS_HANDSHAKE';
   constructor(cause: unknown) {
     super(`TLS handshake failed: ${cause instanceof Error ? cause.message : String(cause)}`, { cause });
