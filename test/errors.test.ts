@@ -11,7 +11,7 @@ import { test } from 'node:test';
 import { REPO_ROOT } from './helpers/registry.js';
 
 /** Node's own codes that Pier reads but does not define. */
-const NODE_CODES = new Set(['ERR_STREAM_PREMATURE_CLOSE']);
+const NODE_CODES = new Set(['ERR_STREAM_PREMATURE_CLOSE', 'ERR_TLS_CERT', 'ERR_TLS_CERT_ALTNAME_INVALID']);
 
 async function sourceTexts(dir: string): Promise<Map<string, string>> {
   const out = new Map<string, string>();

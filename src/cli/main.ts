@@ -10,6 +10,7 @@
 import { commands, type CommandEntry } from './commands/index.js';
 import type { Command, Io } from './command.js';
 import { describeError } from './errors.js';
+import { failureEvent } from './commands/client-flags.js';
 import { withExamples } from './examples.js';
 import { Scope } from './scope.js';
 
@@ -83,20 +84,23 @@ async function run(entry: CommandEntry, args: string[], io: Io): Promise<number>
   try {
     code = await command.run(args, io, scope);
   } catch (err) {
-    code = report(entry.name, err, io);
+    code = report(entry.name, err, io, args);
   }
   try {
     await scope.close();
   } catch (err) {
-    if (code === 0) code = report(entry.name, err, io);
+    if (code === 0) code = report(entry.name, err, io, args);
   }
   if (io === defaultIo) watchLinger(entry.name, io);
   return code;
 }
 
-function report(name: string, err: unknown, io: Io): number {
+function report(name: string, err: unknown, io: Io, args: string[]): number {
   const { message, exitCode } = describeError(err);
   io.stderr.write(`${errorLine(name, message)}\n`);
+  // With --format json the failure is also a JSON event on stdout.
+  const event = failureEvent(name, args, err, message, exitCode);
+  if (event) io.stdout.write(event);
   if (io.env.PIER_DEBUG) io.stderr.write(`${(err as Error).stack ?? String(err)}\n`);
   return exitCode;
 }

@@ -9,7 +9,7 @@
  * scopes share one token request.
  */
 import { Buffer } from 'node:buffer';
-import { ClientError } from './errors.js';
+import { ClientError, loginRequired, refusalError, reportedError, wrongPassword } from './errors.js';
 import { drain, header, isReplayable, readBody, type Handler, type HttpRequest, type Layer } from './transport.js';
 
 export interface Credential {
@@ -94,6 +94,17 @@ export class Authenticator {
     return (this.credentialPromise ??= this.options.credential());
   }
 
+  /**
+   * What this authenticator presents once challenged: a user name and
+   * password, a token (identity or registry token), or nothing. Messages
+   * use it: a 401 after a password is a wrong password.
+   */
+  async presented(): Promise<'password' | 'token' | 'none'> {
+    const cred = await this.credential().catch(() => undefined);
+    if (cred?.registryToken || cred?.identityToken) return 'token';
+    return cred?.username ? 'password' : 'none';
+  }
+
   /** The Authorization header for these scopes, or undefined when none is known to be needed. */
   private async authorization(scopes: string[], force: boolean): Promise<string | undefined> {
     const challenge = this.challenge;
@@ -150,13 +161,26 @@ export class Authenticator {
     const res = await this.options.send(req);
     if (res.status === 401 || res.status === 403) {
       await drain(res);
-      throw new ClientError(
-        'ERR_UNAUTHORIZED',
-        cred?.username || cred?.identityToken
-          ? `${this.options.registry}: the token server refused the stored credentials (run 'pier login ${this.options.registry}')`
-          : `${this.options.registry}: authentication required (run 'pier login ${this.options.registry}')`,
-        { status: res.status },
-      );
+      const registry = this.options.registry;
+      const message = cred?.identityToken
+        ? `the login for ${registry} has expired or was revoked; run 'pier login ${registry}'`
+        : cred?.username
+          ? wrongPassword(registry)
+          : loginRequired(registry);
+      throw new ClientError('ERR_UNAUTHORIZED', message, { status: res.status });
+    }
+    if (res.status === 429) {
+      const reported = reportedError((await readBody(res, 64 * 1024).catch(() => Buffer.alloc(0))).toString('utf8'));
+      throw refusalError({
+        ...(reported ? { reported } : {}),
+        status: 429,
+        what: 'getting a token',
+        where: this.options.registry,
+        registry: this.options.registry,
+        ...(header(res, 'retry-after') ? { retryAfter: header(res, 'retry-after') } : {}),
+        credentials: Boolean(cred),
+        password: Boolean(cred?.username),
+      });
     }
     if (res.status !== 200) {
       await drain(res);

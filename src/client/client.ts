@@ -12,7 +12,7 @@ import { CredentialStore } from './credentials.js';
 import { ClientError } from './errors.js';
 import type { EventSink } from './events.js';
 import { pushImage, type PushOptions, type PushResult } from './push.js';
-import { Registry, isLoopback } from './registry.js';
+import { Registry } from './registry.js';
 import { RegistrySource } from './sources/registry-source.js';
 import type { ImageSource } from './sources/source.js';
 import { HttpPool } from './http.js';
@@ -21,7 +21,10 @@ import type { RetryPolicy } from './transport.js';
 
 export interface ClientOptions {
   env?: NodeJS.ProcessEnv;
-  /** Hosts reached over plain HTTP besides loopback (`--insecure`, `PIER_INSECURE_REGISTRIES`). */
+  /**
+   * Hosts that may fall back to plain HTTP when the TLS handshake finds no
+   * TLS, besides loopback ones (`--insecure` = all, `PIER_INSECURE_REGISTRIES`).
+   */
   insecure?: string[] | true;
   caFiles?: string[];
   cacheDir?: string;
@@ -31,6 +34,8 @@ export interface ClientOptions {
   /** Connection pool to share (default: one of the client's own). */
   pool?: HttpPool;
   onEvent?: EventSink;
+  /** One line for the user that is not progress (a wait the registry asked for); the CLI writes it to stderr. */
+  onNotice?: (line: string) => void;
 }
 
 /** The push engine's options that a caller chooses (the client supplies registry, cache and events). */
@@ -54,11 +59,11 @@ export class Client {
     this.pool = options.pool ?? new HttpPool({ caFiles: options.caFiles, env: this.env });
   }
 
-  private isInsecure(host: string): boolean {
-    if (isLoopback(host)) return true;
+  /** True when the user listed the host (or all hosts); undefined leaves the loopback rule to the Registry. */
+  private isInsecure(host: string): true | undefined {
     if (this.options.insecure === true) return true;
     const list = [...(this.options.insecure ?? []), ...(this.env.PIER_INSECURE_REGISTRIES ?? '').split(',').map((s) => s.trim()).filter(Boolean)];
-    return list.includes(host);
+    return list.includes(host) ? true : undefined;
   }
 
   registry(ref: Pick<ImageReference, 'registry' | 'apiHost'>): Registry {
@@ -67,10 +72,13 @@ export class Client {
       const explicit = this.options.credential;
       r = new Registry(ref.registry, ref.apiHost, {
         pool: this.pool,
-        insecure: this.isInsecure(ref.apiHost),
+        ...(this.isInsecure(ref.apiHost) ? { insecure: true } : {}),
         credential: explicit ? async () => explicit : () => this.credentials.get(ref.registry),
         retry: this.options.retry,
         onRetry: (i) => this.options.onEvent?.({ type: 'retry', attempt: i.attempt, delay: i.delay, reason: `${i.url.host}: ${i.reason}` }),
+        onWait: (i) => {
+          this.options.onNotice?.(`${i.url.host}: too many requests (HTTP ${i.status}); waiting ${i.seconds} s as the registry asks (Retry-After)`);
+        },
       });
       this.registries.set(ref.registry, r);
     }

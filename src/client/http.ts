@@ -5,6 +5,11 @@
  * process (~85 ms here) after ~30 ms of loading — most of a re-push's time
  * for a command that lives a fraction of a second (decision 0023).
  *
+ * TLS: an error raised on a new connection after TCP connected and before
+ * the TLS handshake finished is thrown as a {@link TlsHandshakeError} (its
+ * cause is Node's error), so the transport can tell "this port does not
+ * speak TLS" from a network failure (decision 0040).
+ *
  * Timeouts: `headersTimeout` counts from the end of the request body to the
  * response headers; `idleTimeout` is the longest silence on a socket in
  * either direction (a stalled upload or download).
@@ -12,8 +17,9 @@
 import { readFileSync } from 'node:fs';
 import { Agent as HttpAgent, request as httpRequest, type IncomingMessage, type OutgoingHttpHeaders } from 'node:http';
 import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
+import type { Socket } from 'node:net';
 import { Readable } from 'node:stream';
-import { rootCertificates } from 'node:tls';
+import { createSecureContext, rootCertificates, type SecureContext, type TLSSocket } from 'node:tls';
 import { ClientError } from './errors.js';
 import { PierError } from '../oci/pier-error.js';
 
@@ -27,6 +33,12 @@ export interface PoolRequest {
   signal?: AbortSignal;
   /** Milliseconds from the end of the request body to the response headers. */
   headersTimeout?: number;
+  /**
+   * Only find out whether the server speaks TLS: the handshake trusts no
+   * certificate, so it always fails — as `not-tls` when the port speaks
+   * plain HTTP, on the certificate when it speaks TLS. Costs no CA parsing.
+   */
+  tlsProbe?: boolean;
 }
 
 export interface PoolResponse {
@@ -59,6 +71,15 @@ class PoolError extends PierError {
   }
 }
 
+/** An error before the TLS handshake finished, on a connection whose TCP connect succeeded. */
+export class TlsHandshakeError extends PierError {
+  readonly code = 'ERR_TLS_HANDSHAKE';
+  constructor(cause: unknown) {
+    super(`TLS handshake failed: ${cause instanceof Error ? cause.message : String(cause)}`, { cause });
+    this.name = 'TlsHandshakeError';
+  }
+}
+
 function readCaFile(path: string): string {
   try {
     return readFileSync(path, 'utf8');
@@ -79,18 +100,22 @@ export class HttpPool {
   private readonly headersTimeout: number;
   private readonly idleTimeout: number;
   private readonly socketPath: string | undefined;
+  /** Node's roots plus the extra CA files, when there are extra files. */
+  private readonly ca: string[] | undefined;
+  private context: SecureContext | undefined;
+  private probeContext: SecureContext | undefined;
 
   constructor(options: HttpPoolOptions = {}) {
     const env = options.env ?? process.env;
     const files = [...(options.caFiles ?? [])];
     if (env.SSL_CERT_FILE) files.push(env.SSL_CERT_FILE);
     // Extra CAs are added to Node's bundled roots, not instead of them.
-    const ca = files.length > 0 ? [...rootCertificates, ...files.map(readCaFile)] : undefined;
+    this.ca = files.length > 0 ? [...rootCertificates, ...files.map(readCaFile)] : undefined;
     // Idle keep-alive sockets close after 30 s (and sooner when the server's Keep-Alive header says so),
     // so a socket the registry has already dropped is rarely picked up after a pause.
     const agent = { keepAlive: true, timeout: 30_000, maxSockets: options.connections ?? 16, maxFreeSockets: options.connections ?? 16, scheduling: 'lifo' as const };
     this.http = new HttpAgent(agent);
-    this.https = new HttpsAgent(ca ? { ...agent, ca } : agent);
+    this.https = new HttpsAgent(agent);
     this.headersTimeout = options.headersTimeout ?? 300_000;
     this.idleTimeout = options.idleTimeout ?? 300_000;
     this.socketPath = options.socketPath;
@@ -108,18 +133,21 @@ export class HttpPool {
       let settled = false;
       let answeredEarly = false;
       let headersTimer: NodeJS.Timeout | undefined;
+      // A new TLS connection: 'connected' once TCP is up, 'secure' once the handshake is done.
+      let tlsStage: 'none' | 'connecting' | 'connected' | 'secure' = 'none';
       const fail = (err: Error) => {
         clearTimeout(headersTimer);
         if (body instanceof Readable) body.destroy();
         if (settled) return;
         settled = true;
-        reject(req.signal?.aborted ? abortError() : err);
+        reject(req.signal?.aborted ? abortError() : tlsStage === 'connected' && !(err instanceof PoolError) ? new TlsHandshakeError(err) : err);
       };
       const options = {
         method: req.method,
         path: req.path,
         headers,
         agent: secure ? this.https : this.http,
+        ...(secure && req.tlsProbe ? { secureContext: (this.probeContext ??= createSecureContext({ ca: [] })) } : secure && this.ca ? { secureContext: this.secureContext(this.ca) } : {}),
         timeout: this.idleTimeout,
         ...(this.socketPath ? { socketPath: this.socketPath } : { hostname: url.hostname.replace(/^\[|\]$/g, ''), port: url.port || (secure ? 443 : 80) }),
         ...(req.signal ? { signal: req.signal } : {}),
@@ -143,6 +171,18 @@ export class HttpPool {
         }
         resolve({ statusCode: res.statusCode ?? 0, headers: out, body: res });
       });
+      if (secure) {
+        r.on('socket', (socket: Socket) => {
+          if (r.reusedSocket || (socket as TLSSocket).encrypted === undefined) return;
+          tlsStage = socket.connecting ? 'connecting' : 'connected';
+          socket.once('connect', () => {
+            if (tlsStage === 'connecting') tlsStage = 'connected';
+          });
+          socket.once('secureConnect', () => {
+            tlsStage = 'secure';
+          });
+        });
+      }
       r.on('error', fail);
       r.on('timeout', () => r.destroy(new PoolError(`no data for ${Math.round(this.idleTimeout / 1000)} s`, 'ETIMEDOUT')));
       r.on('finish', () => {
@@ -164,6 +204,15 @@ export class HttpPool {
         r.end(body);
       }
     });
+  }
+
+  /**
+   * One TLS context for every connection, built at the first HTTPS request.
+   * Given as `ca` to the agent instead, Node would parse the ~150 roots
+   * plus the files again for each new connection (~150 ms each here).
+   */
+  private secureContext(ca: string[]): SecureContext {
+    return (this.context ??= createSecureContext({ ca }));
   }
 
   /** Closes idle connections; requests in flight are cut. */

@@ -3,13 +3,13 @@ export { Client, type ClientOptions, type ClientPushOptions, type Inspection } f
 export { Authenticator, parseChallenge, mergeScopes, type Credential, type Challenge } from './auth.js';
 export { CredentialStore, authKey } from './credentials.js';
 export { PierCache, defaultCacheDir } from './cache.js';
-export { ClientError, isRetryable, type ClientErrorCode } from './errors.js';
+export { ClientError, TlsError, isRetryable, type ClientErrorCode, type TlsFailure } from './errors.js';
 export type { PushEvent, BlobStatus, EventSink } from './events.js';
 export { createRenderer, formatBytes, type ProgressFormat, type Renderer } from './progress.js';
 export { PushEngine, pushImage, type PushOptions, type PushResult, type PushStats, type Compression } from './push.js';
-export { Registry, isLoopback, scope } from './registry.js';
+export { Registry, isLoopback, resolvesToLoopback, scope } from './registry.js';
 export { createParallelGzip, gzipCodec, GzipWorkers, DEFAULT_GZIP, type GzipSettings } from './gzip.js';
 export { openSource, OciLayoutSource, DockerArchiveSource, DockerDaemonSource, RegistrySource } from './sources/index.js';
 export type { ImageSource } from './sources/index.js';
-export { compose, retry, redirect, userAgent, sender, backoff, type Handler, type Layer, type HttpRequest, type HttpResponse } from './transport.js';
+export { compose, retry, redirect, userAgent, sender, backoff, httpsFirst, type Handler, type Layer, type HttpRequest, type HttpResponse } from './transport.js';
 export { HttpPool, type HttpPoolOptions } from './http.js';

@@ -3,20 +3,29 @@
  * manifests, tags. Every method is one protocol step; policies (what to
  * upload, resume, parallelism) live in the push engine.
  *
- * Errors are ClientErrors naming the registry and repository; a 401/403
- * says which right was missing.
+ * Errors are ClientErrors naming the registry and repository; a refusal
+ * (401, 403, 429) says what the registry reported (errors.ts refusalError).
+ *
+ * Transport: HTTPS first for every host; a host that may be reached over
+ * plain HTTP (loopback by resolved address, like docker's 127.0.0.0/8 and
+ * ::1, or `insecure`) falls back to HTTP when the TLS handshake finds no
+ * TLS there (transport.ts httpsFirst, decision 0040).
  */
 import { Buffer } from 'node:buffer';
+import { lookup } from 'node:dns/promises';
+import { isIP } from 'node:net';
+import { isLoopback } from '../shared/loopback.js';
 import type { Readable } from 'node:stream';
 import type { HttpPool } from './http.js';
 import { Digest, baseMediaType, type RepositoryName } from '../oci/index.js';
-import { Authenticator, type Credential } from './auth.js';
-import { ClientError } from './errors.js';
+import { Authenticator, parseChallenge, type Credential } from './auth.js';
+import { ClientError, refusalError, reportedError } from './errors.js';
 import {
   DEFAULT_RETRY,
   compose,
   drain,
   header,
+  httpsFirst,
   readBody,
   redirect,
   retry,
@@ -27,6 +36,7 @@ import {
   type HttpResponse,
   type RequestBody,
   type RetryPolicy,
+  type WaitInfo,
 } from './transport.js';
 
 export const USER_AGENT = 'pier/0.1';
@@ -41,17 +51,40 @@ export const MANIFEST_ACCEPT = [
 export interface RegistryOptions {
   pool: HttpPool;
   credential?: () => Promise<Credential | undefined>;
-  /** Use plain HTTP. Default: only for loopback hosts. */
+  /**
+   * May fall back to plain HTTP when the TLS handshake finds no TLS
+   * (`--insecure`). Default: when the host is or resolves to a loopback address.
+   */
   insecure?: boolean;
   retry?: RetryPolicy;
   onRetry?: (info: { attempt: number; delay: number; reason: string; url: URL }) => void;
+  /** A short wait the registry asked for (429 with Retry-After ≤ 10 s), before it happens. */
+  onWait?: (info: { seconds: number; status: number; url: URL }) => void;
   userAgent?: string;
 }
 
-export function isLoopback(host: string): boolean {
-  const name = host.replace(/:\d+$/, '').replace(/^\[|\]$/g, '');
-  return name === 'localhost' || name.endsWith('.localhost') || name === '::1' || /^127\.\d+\.\d+\.\d+$/.test(name);
+/** The host part of `host[:port]` or `[v6]:port`. */
+function hostname(host: string): string {
+  const m = /^\[([^\]]+)\](?::\d+)?$/.exec(host);
+  return m ? m[1]! : host.replace(/:\d+$/, '');
 }
+
+/**
+ * Docker's rule for registries reachable over plain HTTP without being
+ * listed: the host is, or resolves to, a loopback address.
+ */
+export async function resolvesToLoopback(host: string): Promise<boolean> {
+  if (isLoopback(host)) return true;
+  const name = hostname(host);
+  if (isIP(name)) return false;
+  try {
+    return (await lookup(name, { all: true })).some((a) => isLoopback(a.address));
+  } catch {
+    return false;
+  }
+}
+
+export { isLoopback };
 
 export type Action = 'pull' | 'push' | 'delete' | '*';
 
@@ -85,19 +118,21 @@ export class Registry {
     apiHost: string,
     options: RegistryOptions,
   ) {
-    const plain = options.insecure ?? isLoopback(apiHost);
-    this.base = new URL(`${plain ? 'http' : 'https'}://${apiHost}`);
-    const send = sender(options.pool);
+    this.base = new URL(`https://${apiHost}`);
+    const insecure = options.insecure;
+    const scheme = httpsFirst(this.base.host, insecure === undefined ? () => resolvesToLoopback(apiHost) : async () => insecure);
+    const send = compose(sender(options.pool), scheme);
     const ua = userAgent(options.userAgent ?? USER_AGENT);
     const policy = options.retry ?? DEFAULT_RETRY;
     const onRetry = options.onRetry ? (i: { req: HttpRequest; attempt: number; delay: number; reason: string }) => options.onRetry?.({ ...i, url: i.req.url }) : undefined;
+    const onWait = options.onWait ? (i: WaitInfo) => options.onWait?.({ seconds: i.seconds, status: i.status, url: i.req.url }) : undefined;
     this.auth = new Authenticator({
       host: this.base.host,
       registry,
       credential: options.credential ?? (async () => undefined),
-      send: compose(send, ua, retry(policy, onRetry)),
+      send: compose(send, ua, retry(policy, onRetry, onWait)),
     });
-    this.handler = compose(send, ua, this.auth.layer(), retry(policy, onRetry), redirect());
+    this.handler = compose(send, ua, this.auth.layer(), retry(policy, onRetry, onWait), redirect());
   }
 
   request(req: HttpRequest): Promise<HttpResponse> {
@@ -108,35 +143,27 @@ export class Registry {
     return new URL(path, this.base);
   }
 
-  /** An error for an unexpected response; reads the OCI error body for detail. */
+  /**
+   * The error for an unexpected response: reads the OCI error body and lets
+   * errors.ts refusalError (the one status → message table) word it.
+   * `actions` are the rights the request needed, named only when known.
+   */
   async fail(res: HttpResponse, what: string, repository?: string, actions?: Action[]): Promise<ClientError> {
-    let detail = '';
-    try {
-      const text = (await readBody(res, 64 * 1024)).toString('utf8');
-      const body = JSON.parse(text) as { errors?: { code?: string; message?: string }[] };
-      const e = body.errors?.[0];
-      if (e) detail = `${e.code ?? ''}${e.message ? `: ${e.message}` : ''}`;
-    } catch {
-      // no JSON body
-    }
-    const where = repository ? `${this.registry}/${repository}` : this.registry;
-    const suffix = detail ? ` (${detail})` : '';
-    const rights = actions?.join(',') ?? 'pull';
-    switch (res.status) {
-      case 401:
-        return new ClientError('ERR_UNAUTHORIZED', `${what}: ${where}: not authorized to ${rights}${suffix}; run 'pier login ${this.registry}' with an account that has ${rights} rights`, { status: 401 });
-      case 403:
-        return new ClientError('ERR_DENIED', `${what}: ${where}: access denied, the account lacks the ${rights} right${suffix}`, { status: 403 });
-      case 404:
-        return new ClientError('ERR_NOT_FOUND', `${what}: ${where}: not found${suffix}`, { status: 404 });
-      case 413:
-        return new ClientError('ERR_TOO_LARGE', `${what}: ${where}: request too large (HTTP 413)${suffix}`, { status: 413 });
-      default:
-        return new ClientError('ERR_HTTP_STATUS', `${what}: ${where}: HTTP ${res.status}${suffix}`, {
-          status: res.status,
-          retryable: res.status === 408 || res.status === 429 || res.status >= 500,
-        });
-    }
+    const reported = reportedError((await readBody(res, 64 * 1024).catch(() => Buffer.alloc(0))).toString('utf8'));
+    const presented = await this.auth.presented();
+    const challenge = parseChallenge(header(res, 'www-authenticate'));
+    return refusalError({
+      status: res.status,
+      what,
+      where: repository ? `${this.registry}/${repository}` : this.registry,
+      registry: this.registry,
+      ...(reported ? { reported } : {}),
+      ...(header(res, 'retry-after') ? { retryAfter: header(res, 'retry-after') } : {}),
+      ...(challenge?.params.error ? { authError: challenge.params.error } : {}),
+      credentials: presented !== 'none',
+      password: presented === 'password',
+      ...(actions ? { actions } : {}),
+    });
   }
 
   /** `GET /v2/`: checks reachability and credentials (login). */

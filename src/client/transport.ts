@@ -2,7 +2,7 @@
  * The client's HTTP stack, composed as layers around one HTTP call, like
  * ggcr's transport chain or undici's `Dispatcher.compose`:
  *
- *     redirect → retry → auth → user-agent → send (node:http, ./http.ts)
+ *     redirect → retry → auth → user-agent → scheme → send (node:http, ./http.ts)
  *
  * A {@link Handler} turns a request into a response; a {@link Layer} wraps
  * a handler. Each cross-cutting concern lives in exactly one layer.
@@ -12,8 +12,8 @@
  * failure is reported to the caller (the upload engine resumes instead).
  */
 import { Readable } from 'node:stream';
-import type { HttpPool } from './http.js';
-import { ClientError, isAbort, isRetryable, networkError } from './errors.js';
+import { TlsHandshakeError, type HttpPool } from './http.js';
+import { ClientError, TlsError, isAbort, isRetryable, networkError, retryAfterSeconds, tlsError } from './errors.js';
 
 export type RequestBody = Uint8Array | (() => Readable) | Readable;
 
@@ -29,6 +29,8 @@ export interface HttpRequest {
   /** Per-request timeout for the response headers, in ms. */
   headersTimeout?: number;
   signal?: AbortSignal;
+  /** Only learn whether the server speaks TLS (see PoolRequest.tlsProbe); set by {@link httpsFirst}. */
+  tlsProbe?: boolean;
 }
 
 export interface HttpResponse {
@@ -94,11 +96,13 @@ export function sender(pool: HttpPool): Handler {
         body,
         signal: req.signal,
         headersTimeout: req.headersTimeout,
+        ...(req.tlsProbe ? { tlsProbe: true } : {}),
       });
       return { status: res.statusCode, headers: res.headers, body: res.body, url: req.url };
     } catch (err) {
       if (body instanceof Readable) body.destroy();
       if (isAbort(err) || req.signal?.aborted) throw new ClientError('ERR_ABORTED', 'cancelled', { cause: err });
+      if (err instanceof TlsHandshakeError) throw tlsError(req.url.host, err.cause);
       throw networkError(`${req.method} ${req.url.host}${req.url.pathname}`, err);
     }
   };
@@ -114,14 +118,25 @@ export interface RetryPolicy {
   attempts: number;
   /** First backoff in ms (default 250); doubles each attempt, with full jitter. */
   baseDelay: number;
-  /** Longest wait in ms, also caps Retry-After (default 15 s). */
+  /** Longest wait in ms, also caps Retry-After of a 5xx (default 15 s). */
   maxDelay: number;
+  /** Longest Retry-After of a 429 that is waited for (default 10 s); a longer one is reported at once. */
+  maxRetryAfter?: number;
 }
 
-export const DEFAULT_RETRY: RetryPolicy = { attempts: 5, baseDelay: 250, maxDelay: 15_000 };
+export const DEFAULT_RETRY: RetryPolicy = { attempts: 5, baseDelay: 250, maxDelay: 15_000, maxRetryAfter: 10_000 };
 
+/** Statuses retried with backoff. A 429 is not among them: see {@link retry}. */
 export function isRetryableStatus(status: number): boolean {
-  return status === 408 || status === 429 || status >= 500;
+  return status === 408 || status >= 500;
+}
+
+/** A wait the registry asked for (a 429 with a short Retry-After): the caller says so to the user. */
+export interface WaitInfo {
+  req: HttpRequest;
+  /** Seconds, as the registry asked. */
+  seconds: number;
+  status: number;
 }
 
 /** Backoff before attempt `n` (1-based retries): full jitter over an exponential window. */
@@ -151,11 +166,19 @@ export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
 }
 
 /**
- * Retries network errors, 408, 429 (honouring Retry-After) and 5xx with
- * exponential backoff and jitter. Requests whose body cannot be replayed are
- * not retried; the caller sees the failure and resumes.
+ * Retries network errors, 408 and 5xx with exponential backoff and jitter.
+ * A 429 is waited for only when its Retry-After is at most
+ * `maxRetryAfter` (10 s), and `onWait` is told first so the user knows why
+ * nothing moves; any other 429 is returned at once, for the caller to
+ * report with its Retry-After. TLS handshake errors are not retried (they
+ * are not `retryable`, but a closed handshake). Requests whose body cannot
+ * be replayed are not retried; the caller sees the failure and resumes.
  */
-export function retry(policy: RetryPolicy = DEFAULT_RETRY, onRetry?: (info: { req: HttpRequest; attempt: number; delay: number; reason: string }) => void): Layer {
+export function retry(
+  policy: RetryPolicy = DEFAULT_RETRY,
+  onRetry?: (info: { req: HttpRequest; attempt: number; delay: number; reason: string }) => void,
+  onWait?: (info: WaitInfo) => void,
+): Layer {
   return (next) => async (req) => {
     const allowed = req.retry ?? isReplayable(req.body);
     for (let attempt = 1; ; attempt++) {
@@ -168,6 +191,14 @@ export function retry(policy: RetryPolicy = DEFAULT_RETRY, onRetry?: (info: { re
         const delay = backoff(policy, attempt);
         onRetry?.({ req, attempt, delay, reason: (err as Error).message });
         await sleep(delay, req.signal);
+        continue;
+      }
+      if (res.status === 429 && !last && !req.signal?.aborted) {
+        const seconds = retryAfterSeconds(header(res, 'retry-after'));
+        if (seconds === undefined || seconds * 1000 > (policy.maxRetryAfter ?? 10_000)) return res;
+        await drain(res);
+        onWait?.({ req, seconds, status: res.status });
+        await sleep(seconds * 1000, req.signal);
         continue;
       }
       if (!isRetryableStatus(res.status) || last || req.signal?.aborted) return res;
@@ -195,6 +226,52 @@ export function redirect(maxRedirects = 5): Layer {
       }
       await drain(res);
       current = { ...current, url: new URL(location, current.url) };
+    }
+  };
+}
+
+/**
+ * HTTPS first, like docker: requests to `host` go over HTTPS. When
+ * `plainAllowed()` says the host may be reached over plain HTTP (loopback,
+ * `--insecure`), the first request is preceded by a TLS probe (a handshake
+ * that trusts nothing, so no CA bundle is parsed): a port that does not
+ * speak TLS (or closes during the handshake) puts every request to `host`
+ * on plain HTTP; one that presents a certificate stays on HTTPS, verified
+ * as usual. A certificate the client does not trust is never a reason to
+ * fall back. The first request decides; requests started meanwhile wait.
+ */
+export function httpsFirst(host: string, plainAllowed: () => Promise<boolean>): Layer {
+  let scheme: 'unknown' | 'https' | 'http' = 'unknown';
+  let probe: Promise<void> | undefined;
+  const plain = (req: HttpRequest): HttpRequest => {
+    const url = new URL(req.url);
+    url.protocol = 'http:';
+    return { ...req, url };
+  };
+  return (next) => async (req) => {
+    if (req.url.host !== host || req.url.protocol !== 'https:') return next(req);
+    while (scheme === 'unknown' && probe) await probe;
+    if (scheme === 'http') return next(plain(req));
+    if (scheme === 'https') return next(req);
+    let done!: () => void;
+    probe = new Promise<void>((resolve) => (done = resolve));
+    try {
+      if (!(await plainAllowed())) {
+        scheme = 'https';
+        return await next(req);
+      }
+      try {
+        // A probe trusts no certificate, so an answer is not expected; take it as TLS.
+        await drain(await next({ method: 'HEAD', url: new URL('/v2/', req.url), headers: {}, retry: false, tlsProbe: true, ...(req.signal ? { signal: req.signal } : {}) }));
+        scheme = 'https';
+      } catch (err) {
+        if (!(err instanceof TlsError)) throw err;
+        scheme = err.failure === 'not-tls' || err.failure === 'closed' ? 'http' : 'https';
+      }
+      return await next(scheme === 'http' ? plain(req) : req);
+    } finally {
+      probe = undefined;
+      done();
     }
   };
 }

@@ -131,12 +131,13 @@ function execTool(cmd: string, args: string[], timeoutMs = 180_000): Promise<str
 /**
  * Pulls `ref` with skopeo into an OCI layout, then checks that the manifest
  * has `expectedDigest` and that every blob's bytes hash to its name.
- * Returns the digests of the blobs pulled.
+ * Returns the digests of the blobs pulled. With `certDir` (CA files named
+ * `*.crt`) the registry's certificate is verified against it.
  */
-export async function skopeoPullAndVerify(ref: string, expectedDigest: string, creds?: string): Promise<string[]> {
+export async function skopeoPullAndVerify(ref: string, expectedDigest: string, creds?: string, certDir?: string): Promise<string[]> {
   const dir = await mkdtemp(join(tmpdir(), 'pier-skopeo-pull-'));
   try {
-    const args = ['copy', '--src-tls-verify=false', '--preserve-digests'];
+    const args = ['copy', ...(certDir ? ['--src-cert-dir', certDir] : ['--src-tls-verify=false']), '--preserve-digests'];
     if (creds) args.push('--src-creds', creds);
     args.push(`docker://${ref}`, `oci:${dir}:pulled`);
     // skopeo keeps a blob-info cache under /var/lib/containers when root: give it a private,

@@ -1,97 +1,173 @@
 /**
- * TLS in the client's HTTP pool: a registry with a certificate from a
- * private CA is trusted with `caFiles` (`--ca-file`) or `SSL_CERT_FILE`, in
- * addition to Node's own roots, and refused with a clear network error
- * without them. A whole `pier push --ca-file` goes over HTTPS to Pier.
- * (Loopback names are reached over plain HTTP by default, like docker; the
- * tests ask for HTTPS with `insecure: false`, and the CLI test names the
- * registry by an IPv4-mapped IPv6 address, which is not a loopback name.)
+ * Transport like docker's (issue 10 item 4), with the built `pier` as users
+ * run it against a real `pier serve`:
+ *
+ * - HTTPS first for every host, loopback included: a loopback registry
+ *   with a certificate from a private CA (made here with openssl) takes
+ *   login, push, inspect and copy with `--ca-file` or `SSL_CERT_FILE`, and
+ *   named `https://HOST` too; skopeo pulls what was pushed.
+ * - Without the CA: one line saying the certificate is not trusted and how
+ *   to trust it; never a fall back to plain HTTP.
+ * - A plain-HTTP loopback registry is reached by falling back to HTTP.
+ * - A plain-HTTP registry on a NON-loopback address (a network namespace
+ *   made here, see netns.ts) gives the one-line hint about `--insecure`,
+ *   with no retry; with `--insecure` or PIER_INSECURE_REGISTRIES it works.
  */
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { writeFile } from 'node:fs/promises';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { ClientError } from '../../src/client/errors.js';
+import { ClientError, TlsError } from '../../src/client/errors.js';
 import { HttpPool } from '../../src/client/http.js';
 import { Registry } from '../../src/client/registry.js';
 import { Digest, parseRepositoryName } from '../../src/oci/index.js';
-import { startTestRegistry, tempDir, type TestRegistry } from '../helpers/registry.js';
-import { isolatedEnv, runPier } from './harness.js';
+import { isolatedEnv, runPier, skopeoPullAndVerify } from './harness.js';
 import { generateLayers, writeOciLayout } from './image-files.js';
+import { createNamespace, type TestNamespace } from './netns.js';
+import { servePier, type ServedPier } from './served.js';
 
-let dir: string;
-let registry: TestRegistry;
+let work: Awaited<ReturnType<typeof isolatedEnv>>;
 let caFile: string;
+let certDir: string;
+let tlsPier: ServedPier;
+let layout: string;
+let manifestDigest: string;
+
+const USER = 'tls-user';
+const PASSWORD = 'tls-password-1';
 
 function openssl(args: string[]): void {
   execFileSync('openssl', args, { stdio: 'ignore' });
 }
 
 before(async () => {
-  dir = await tempDir();
+  work = await isolatedEnv();
+  const dir = join(work.dir, 'pki');
+  await mkdir(dir);
   caFile = join(dir, 'ca.pem');
   openssl(['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', join(dir, 'ca.key'), '-out', caFile, '-days', '2', '-subj', '/CN=pier-test-ca']);
   openssl(['req', '-newkey', 'rsa:2048', '-nodes', '-keyout', join(dir, 'server.key'), '-out', join(dir, 'server.csr'), '-subj', '/CN=127.0.0.1']);
-  await writeFile(join(dir, 'ext.cnf'), 'subjectAltName=IP:127.0.0.1,IP:::ffff:127.0.0.1,DNS:localhost\n');
+  await writeFile(join(dir, 'ext.cnf'), 'subjectAltName=IP:127.0.0.1,DNS:localhost\n');
   openssl(['x509', '-req', '-in', join(dir, 'server.csr'), '-CA', caFile, '-CAkey', join(dir, 'ca.key'), '-CAcreateserial', '-out', join(dir, 'server.pem'), '-days', '2', '-extfile', join(dir, 'ext.cnf')]);
-  registry = await startTestRegistry({ tls: { cert: join(dir, 'server.pem'), key: join(dir, 'server.key') } });
+  // skopeo's --cert-dir takes CA certificates named *.crt.
+  certDir = join(dir, 'certs.d');
+  await mkdir(certDir);
+  await writeFile(join(certDir, 'ca.crt'), await readFile(caFile));
+  tlsPier = await servePier({ tls: { cert: join(dir, 'server.pem'), key: join(dir, 'server.key') }, users: [{ name: USER, password: PASSWORD, admin: true }] });
+  const layers = await generateLayers(join(work.dir, 'layers'), [{ size: 200_000 }, { size: 50_000 }]);
+  layout = join(work.dir, 'layout');
+  manifestDigest = (await writeOciLayout(layout, layers, { tag: 'v1' })).manifestDigest;
 });
 after(async () => {
-  await registry?.close();
+  await tlsPier?.stop();
+  await work?.cleanup();
 });
 
 const repo = parseRepositoryName('tls/check');
 const missing = Digest.of(Buffer.from('not there'));
 
-describe('client TLS', () => {
-  test('a private CA is trusted through caFiles and SSL_CERT_FILE, added to the default roots', async () => {
-    assert.match(registry.url, /^https:/);
+describe('HTTPS to a loopback registry with a private CA', () => {
+  test('the library trusts the CA through caFiles and SSL_CERT_FILE, added to the default roots', async () => {
+    assert.match(tlsPier.url, /^https:\/\/127\.0\.0\.1:/);
     for (const pool of [new HttpPool({ caFiles: [caFile], env: {} }), new HttpPool({ env: { SSL_CERT_FILE: caFile } })]) {
       try {
-        const reg = new Registry(registry.host, registry.host, { pool, insecure: false });
-        assert.equal(await reg.hasBlob(repo, missing), false);
+        const reg = new Registry(tlsPier.host, tlsPier.host, { pool });
+        // No users may pull anonymously: a 401 answered over TLS is what shows the handshake worked.
+        await assert.rejects(reg.hasBlob(repo, missing), (err: unknown) => err instanceof ClientError && err.status === 401);
       } finally {
         await pool.close();
       }
     }
   });
 
-  test('without the CA the certificate is refused with a network error naming the request', async () => {
+  test('without the CA: an untrusted certificate, not retried, never a fall back to HTTP', async () => {
     const pool = new HttpPool({ env: {} });
+    const retries: string[] = [];
     try {
-      const reg = new Registry(registry.host, registry.host, { pool, insecure: false, retry: { attempts: 1, baseDelay: 1, maxDelay: 1 } });
+      const reg = new Registry(tlsPier.host, tlsPier.host, { pool, onRetry: (i) => retries.push(i.reason) });
       await assert.rejects(reg.hasBlob(repo, missing), (err: unknown) => {
-        assert.ok(err instanceof ClientError);
-        assert.equal(err.code, 'ERR_NETWORK');
-        assert.match(err.message, /HEAD .*blobs/);
-        assert.match(err.message, /CERT|certificate|SELF_SIGNED|UNABLE/i);
+        assert.ok(err instanceof TlsError, String(err));
+        assert.equal(err.failure, 'certificate');
+        assert.equal(err.message, `${tlsPier.host}: the server's TLS certificate is not trusted (UNABLE_TO_VERIFY_LEAF_SIGNATURE); give its CA with --ca-file FILE or SSL_CERT_FILE`);
         return true;
       });
+      assert.deepEqual(retries, []);
     } finally {
       await pool.close();
     }
   });
 
-  test('pier push --ca-file pushes over HTTPS', async () => {
-    const work = await isolatedEnv();
-    try {
-      const layers = await generateLayers(join(work.dir, 'layers'), [{ size: 200_000 }]);
-      const image = await writeOciLayout(join(work.dir, 'layout'), layers, { tag: 'v1' });
-      const port = registry.host.split(':')[1];
-      const dest = `[::ffff:127.0.0.1]:${port}/tls/cli:v1`;
-      const refused = await runPier(['push', '--quiet', `oci:${join(work.dir, 'layout')}:v1`, dest], { env: work.env });
-      assert.notEqual(refused.code, 0);
-      assert.equal(refused.stderr.trim().split('\n').length, 1, refused.stderr);
-      const missing = await runPier(['push', '--quiet', '--ca-file', join(work.dir, 'no-such-ca.pem'), `oci:${join(work.dir, 'layout')}:v1`, dest], { env: work.env });
-      assert.equal(missing.code, 1);
-      assert.match(missing.stderr, /^pier push: cannot read the CA certificates in .*no-such-ca\.pem.*ENOENT/);
-      assert.equal(missing.stderr.trim().split('\n').length, 1, missing.stderr);
-      const ok = await runPier(['push', '--quiet', '--ca-file', caFile, `oci:${join(work.dir, 'layout')}:v1`, dest], { env: work.env });
-      assert.equal(ok.code, 0, ok.stderr);
-      assert.equal(ok.stdout.trim(), image.manifestDigest);
-    } finally {
-      await work.cleanup();
-    }
+  test('pier login, push, inspect and copy over HTTPS; skopeo pulls the image', async () => {
+    const env = work.env;
+    const denied = await runPier(['push', '--quiet', `oci:${layout}:v1`, `${tlsPier.host}/tls/app:v1`], { env });
+    assert.equal(denied.code, 1);
+    assert.equal(denied.stderr, `pier push: ${tlsPier.host}: the server's TLS certificate is not trusted (UNABLE_TO_VERIFY_LEAF_SIGNATURE); give its CA with --ca-file FILE or SSL_CERT_FILE\n`);
+
+    const missingCa = await runPier(['push', '--quiet', '--ca-file', join(work.dir, 'no-such-ca.pem'), `oci:${layout}:v1`, `${tlsPier.host}/tls/app:v1`], { env });
+    assert.equal(missingCa.code, 1);
+    assert.match(missingCa.stderr, /^pier push: cannot read the CA certificates in .*no-such-ca\.pem.*ENOENT/);
+    assert.equal(missingCa.stderr.trim().split('\n').length, 1, missingCa.stderr);
+
+    const login = await runPier(['login', '--ca-file', caFile, '-u', USER, '--password-stdin', `https://${tlsPier.host}`], { env, stdin: `${PASSWORD}\n` });
+    assert.equal(login.code, 0, login.stderr);
+    assert.equal(login.stdout, 'Login Succeeded\n');
+
+    const push = await runPier(['push', '--quiet', '--ca-file', caFile, `oci:${layout}:v1`, `${tlsPier.host}/tls/app:v1`], { env });
+    assert.equal(push.code, 0, push.stderr);
+    assert.equal(push.stdout.trim(), manifestDigest);
+
+    // SSL_CERT_FILE instead of --ca-file: read back, and copied registry to registry.
+    const withEnv = { ...env, SSL_CERT_FILE: caFile };
+    const inspect = await runPier(['inspect', '--format', 'json', `${tlsPier.host}/tls/app:v1`], { env: withEnv });
+    assert.equal(inspect.code, 0, inspect.stderr);
+    assert.equal((JSON.parse(inspect.stdout) as { digest: string }).digest, manifestDigest);
+    const copy = await runPier(['copy', '--quiet', `${tlsPier.host}/tls/app:v1`, `${tlsPier.host}/tls/copied:v1`], { env: withEnv });
+    assert.equal(copy.code, 0, copy.stderr);
+    assert.equal(copy.stdout.trim(), manifestDigest);
+
+    const pulled = await skopeoPullAndVerify(`${tlsPier.host}/tls/copied:v1`, manifestDigest, `${USER}:${PASSWORD}`, certDir);
+    assert.equal(pulled.length, 4, 'manifest, config and two layers');
+  });
+});
+
+describe('plain HTTP', () => {
+  let ns: TestNamespace | undefined;
+  let outside: ServedPier | undefined;
+  let loopback: ServedPier | undefined;
+
+  before(async () => {
+    loopback = await servePier();
+    ns = createNamespace();
+    outside = await servePier({ prefix: ns.exec, listen: `${ns.address}:0`, env: { PIER_AUTH_INSECURE_OPEN: 'true' } });
+  });
+  after(async () => {
+    await outside?.stop();
+    ns?.destroy();
+    await loopback?.stop();
+  });
+
+  test('a loopback registry that does not speak TLS is reached by falling back to HTTP', async () => {
+    const push = await runPier(['push', '--quiet', `oci:${layout}:v1`, `${loopback!.host}/plain/app:v1`], { env: work.env });
+    assert.equal(push.code, 0, push.stderr);
+    assert.equal(push.stdout.trim(), manifestDigest);
+  });
+
+  test('a non-loopback address answering HTTP to HTTPS: one line with the hint, no retry; --insecure works', async () => {
+    assert.match(outside!.url, /^http:\/\/10\./);
+    const dest = `${outside!.host}/plain/app:v1`;
+    const refused = await runPier(['push', '--format', 'json', `oci:${layout}:v1`, dest], { env: work.env, timeoutMs: 60_000 });
+    const line = `${outside!.host}: the server answered HTTP to an HTTPS request; add --insecure if you trust the network`;
+    assert.equal(refused.code, 1);
+    assert.equal(refused.stderr, `pier push: ${line}\n`);
+    assert.deepEqual(refused.events.filter((e) => e.type === 'retry'), [], 'TLS protocol errors are not retried');
+    assert.deepEqual(refused.events.at(-1), { type: 'error', command: 'push', code: 'ERR_TLS', message: line, exitCode: 1 });
+
+    const insecure = await runPier(['push', '--quiet', '--insecure', `oci:${layout}:v1`, dest], { env: work.env });
+    assert.equal(insecure.code, 0, insecure.stderr);
+    assert.equal(insecure.stdout.trim(), manifestDigest);
+    const listed = await runPier(['push', '--quiet', `oci:${layout}:v1`, `${outside!.host}/plain/listed:v1`], { env: { ...work.env, PIER_INSECURE_REGISTRIES: `other.example:5000, ${outside!.host}` } });
+    assert.equal(listed.code, 0, listed.stderr);
+    assert.equal(listed.stdout.trim(), manifestDigest);
   });
 });

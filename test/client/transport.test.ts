@@ -1,7 +1,8 @@
 /**
  * The transport layers and credentials, against small fake servers:
- * retries (5xx, 429 + Retry-After, broken connections), HEAD never taken as
- * "missing" when it failed, token caching and refresh, challenge parsing,
+ * retries (5xx, broken connections), 429 waited for only when Retry-After
+ * is short, refusal messages, HTTPS first with the plain-HTTP hint and
+ * fall back, HEAD never taken as "missing" when it failed, token caching and refresh, challenge parsing,
  * docker config.json / credential helpers / podman auth.json.
  */
 import assert from 'node:assert/strict';
@@ -55,7 +56,7 @@ describe('retries', () => {
     }
   });
 
-  test('429 honours Retry-After', async () => {
+  test('a 429 with a short Retry-After is waited for once, and the caller told first', async () => {
     let n = 0;
     const s = await serve((_req, res) => {
       n++;
@@ -63,12 +64,36 @@ describe('retries', () => {
       else res.writeHead(404).end();
     });
     try {
-      const reg = new Registry(s.host, s.host, { pool, retry: fast });
-      const t0 = Date.now();
+      const waits: { seconds: number; status: number }[] = [];
+      const reg = new Registry(s.host, s.host, { pool, retry: fast, onWait: (i) => waits.push({ seconds: i.seconds, status: i.status }) });
       assert.equal(await reg.hasBlob(repo, digest), false);
-      assert.ok(Date.now() - t0 >= 900, 'waited for Retry-After');
+      assert.deepEqual(waits, [{ seconds: 1, status: 429 }]);
+      assert.equal(n, 2);
     } finally {
       await s.close();
+    }
+  });
+
+  test('a 429 with a long or no Retry-After is reported at once, with what the registry said', async () => {
+    for (const [headers, when] of [[{ 'retry-after': '60' }, 'retry after 60 s'], [{}, 'no Retry-After given']] as const) {
+      let n = 0;
+      const s = await serve((_req, res) => {
+        n++;
+        res.writeHead(429, { 'content-type': 'application/json', ...headers }).end(JSON.stringify({ errors: [{ code: 'TOOMANYREQUESTS', message: 'slow down' }] }));
+      });
+      try {
+        const waits: number[] = [];
+        const reg = new Registry(s.host, s.host, { pool, retry: fast, onWait: (i) => waits.push(i.seconds) });
+        await assert.rejects(reg.getManifest(repo, 'v1'), (err: Error & { code?: string }) => {
+          assert.equal(err.code, 'ERR_TOO_MANY_REQUESTS');
+          assert.equal(err.message, `fetching manifest v1: ${s.host}: too many requests (HTTP 429, ${when}): slow down`);
+          return true;
+        });
+        assert.equal(n, 1, 'not retried');
+        assert.deepEqual(waits, []);
+      } finally {
+        await s.close();
+      }
     }
   });
 
@@ -95,11 +120,54 @@ describe('retries', () => {
     }
   });
 
-  test('401 on a HEAD after credentials is an error naming the right, not "missing"', async () => {
-    const s = await serve((_req, res) => res.writeHead(401, { 'www-authenticate': 'Basic realm="x"' }).end());
+  test('refusals say what the registry reported, never a guessed right', async () => {
+    const answers: Record<string, (res: ServerResponse) => void> = {
+      basic: (res) => res.writeHead(401, { 'www-authenticate': 'Basic realm="x"' }).end(),
+      scope: (res) =>
+        res
+          .writeHead(401, { 'www-authenticate': 'Basic realm="x",error="insufficient_scope"', 'content-type': 'application/json' })
+          .end(JSON.stringify({ errors: [{ code: 'UNAUTHORIZED', message: 'the token does not grant this access' }] })),
+      denied: (res) => res.writeHead(403, { 'content-type': 'application/json' }).end(JSON.stringify({ errors: [{ code: 'DENIED', message: 'tag v1 is immutable' }] })),
+      bare: (res) => res.writeHead(403).end(),
+    };
+    let current = 'basic';
+    const s = await serve((_req, res) => answers[current]!(res));
     try {
-      const reg = new Registry(s.host, s.host, { pool, retry: fast, credential: async () => ({ username: 'u', password: 'p' }) });
-      await assert.rejects(reg.hasBlob(repo, digest, ['pull', 'push']), /not authorized to pull,push/);
+      const withPassword = new Registry(s.host, s.host, { pool, retry: fast, credential: async () => ({ username: 'u', password: 'p' }) });
+      const nobody = new Registry(s.host, s.host, { pool, retry: fast });
+      const expect = async (reg: Registry, answer: string, message: string) => {
+        current = answer;
+        await assert.rejects(reg.getManifest(repo, 'v1', ['pull', 'push']), (err: Error) => {
+          assert.equal(err.message, message);
+          return true;
+        });
+      };
+      const what = `fetching manifest v1: ${s.host}/a/b`;
+      await expect(withPassword, 'basic', `wrong user name or password for ${s.host}`);
+      await expect(nobody, 'basic', `${what}: authentication required; run 'pier login ${s.host}'`);
+      await expect(withPassword, 'scope', `${what}: not authorized to pull,push: the token does not grant this access`);
+      await expect(withPassword, 'denied', `${what}: denied: tag v1 is immutable`);
+      await expect(withPassword, 'bare', `${what}: denied: HTTP 403`);
+    } finally {
+      await s.close();
+    }
+  });
+
+  test('a non-loopback-like host answering HTTP to HTTPS: one attempt, the hint; insecure falls back', async () => {
+    let connections = 0;
+    const s = await serve((_req, res) => res.writeHead(404).end());
+    s.server.on('connection', () => connections++);
+    try {
+      const strict = new Registry(s.host, s.host, { pool, retry: fast, insecure: false });
+      await assert.rejects(strict.hasBlob(repo, digest), (err: Error & { code?: string }) => {
+        assert.equal(err.code, 'ERR_TLS');
+        assert.equal(err.message, `${s.host}: the server answered HTTP to an HTTPS request; add --insecure if you trust the network`);
+        return true;
+      });
+      assert.equal(connections, 1, 'not retried');
+      const insecure = new Registry(s.host, s.host, { pool, retry: fast, insecure: true });
+      assert.deepEqual(await Promise.all([insecure.hasBlob(repo, digest), insecure.hasBlob(repo, digest), insecure.hasBlob(repo, digest)]), [false, false, false]);
+      assert.ok(connections <= 5, `one TLS attempt, then plain HTTP (${connections - 1} connections)`);
     } finally {
       await s.close();
     }

@@ -9,7 +9,8 @@ export const connectionFlags = {
   'ca-file': { type: 'string', multiple: true },
 } as const;
 
-export const CONNECTION_USAGE = `  --insecure          allow plain HTTP to a non-loopback registry (or set PIER_INSECURE_REGISTRIES=host,...)
+export const CONNECTION_USAGE = `  --insecure          fall back to plain HTTP when the registry does not speak TLS, as for
+                      loopback ones (or set PIER_INSECURE_REGISTRIES=host:port,...)
   --ca-file FILE      trust this extra CA bundle (SSL_CERT_FILE is honoured too)`;
 
 export function parseImageReference(value: string | undefined, what: string, command: string): ImageReference {
@@ -29,7 +30,13 @@ export function registryArgument(value: string | undefined): { registry: string;
 }
 
 export function makeClient(io: Io, values: { insecure?: boolean; 'ca-file'?: string[] }, extra: Partial<ClientOptions> = {}): Client {
-  return new Client({ env: io.env, insecure: values.insecure ? true : undefined, caFiles: values['ca-file'], ...extra });
+  return new Client({
+    env: io.env,
+    insecure: values.insecure ? true : undefined,
+    caFiles: values['ca-file'],
+    onNotice: (line) => io.stderr.write(`${line}\n`),
+    ...extra,
+  });
 }
 
 export function progressFormat(io: Io, format: string | undefined, quiet: boolean | undefined): ProgressFormat {
@@ -77,4 +84,34 @@ export async function withInterrupt<T>(fn: (signal: AbortSignal) => Promise<T>):
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
   }
+}
+
+/** Whether the command line asks for `--format json` (`--format json` or `--format=json`, before `--`). */
+export function wantsJson(args: readonly string[]): boolean {
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i];
+    if (a === '--') return false;
+    if (a === '--format=json' || (a === '--format' && args[i + 1] === 'json')) return true;
+  }
+  return false;
+}
+
+/**
+ * The JSON event line `main` writes on stdout when a command run with
+ * `--format json` fails (the one line on stderr is written too):
+ * `{"type":"error","command":"push","code":"ERR_TLS","message":"…","exitCode":1}`,
+ * with `status` when the error came from an HTTP answer.
+ */
+export function failureEvent(command: string, args: readonly string[], err: unknown, message: string, exitCode: number): string | undefined {
+  if (!wantsJson(args)) return undefined;
+  const code = (err as { code?: unknown } | null)?.code;
+  const status = (err as { status?: unknown } | null)?.status;
+  return `${JSON.stringify({
+    type: 'error',
+    command,
+    ...(typeof code === 'string' ? { code } : {}),
+    ...(typeof status === 'number' ? { status } : {}),
+    message,
+    exitCode,
+  })}\n`;
 }
