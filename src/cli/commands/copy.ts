@@ -1,13 +1,22 @@
+import { isFileDestination } from '../../client/index.js';
 import { parseFlags, UsageError, type Command } from '../command.js';
-import { CONNECTION_USAGE, connectionFlags, makeClient, parseImageReference, positiveInt, progressFormat, renderer, withInterrupt } from './client-flags.js';
+import { CONNECTION_USAGE, makeClient, parseImageReference, positiveInt, progressFormat, renderer, withInterrupt } from './client-flags.js';
+import { DEST_USAGE, checkPlatform, fileDestination, pullFlags, runPull } from './pull.js';
 
 export const copy: Command = {
   name: 'copy',
-  summary: 'Copy an image from one registry or repository to another',
+  summary: 'Copy an image from one registry or repository to another, or to files',
   usage: `Usage: pier copy SRC-REF DEST-REF
+       pier copy SRC-REF DEST
 
 Copies an image (every platform of an index, or --platform) between
 registries; within one registry, blobs are mounted instead of sent.
+With a file DEST it is 'pier pull'.
+${DEST_USAGE}
+
+Examples:
+  pier copy registry.example.com/team/app:v1 registry.example.com/prod/app:v1
+  pier copy registry.example.com/team/app:v1 oci-archive:app.tar
 
 Options:
   -j, --jobs N            parallel blob transfers (default 4)
@@ -16,15 +25,11 @@ Options:
   -q, --quiet             print only the digest
 ${CONNECTION_USAGE}`,
   async run(args, io) {
-    const { values, positionals } = parseFlags('copy', args, {
-      jobs: { type: 'string', short: 'j' },
-      platform: { type: 'string' },
-      format: { type: 'string' },
-      quiet: { type: 'boolean', short: 'q' },
-      ...connectionFlags,
-    });
+    const { values, positionals } = parseFlags('copy', args, pullFlags);
     if (positionals.length !== 2) throw new UsageError("copy: needs SRC-REF DEST-REF (see 'pier help copy')");
+    checkPlatform(values.platform);
     const src = parseImageReference(positionals[0], 'SRC-REF', 'copy');
+    if (isFileDestination(positionals[1]!)) return runPull(io, src, await fileDestination(positionals[1]!), values);
     const dest = parseImageReference(positionals[1], 'DEST-REF', 'copy');
     const format = progressFormat(io, values.format, values.quiet);
     const out = renderer(io, format);
