@@ -134,6 +134,12 @@ export async function pullImage(source: ImageSource, ref: ImageReference, writer
           return;
         } catch (err) {
           if (signal.aborted) throw new ClientError('ERR_ABORTED', 'cancelled', { cause: err });
+          // A layer that does not gunzip (docker-archive) is as corrupt as one that does not hash:
+          // whichever the stream noticed first, the message names the layer.
+          const code = (err as { code?: unknown }).code;
+          if (typeof code === 'string' && code.startsWith('Z_')) {
+            throw new ClientError('ERR_DIGEST_MISMATCH', `${label} is not valid gzip (${(err as Error).message})`, { cause: err });
+          }
           if (!isRetryable(err) || attempt >= policy.attempts) {
             if (err instanceof ClientError) throw err;
             throw new ClientError('ERR_NETWORK', `${label}: ${(err as Error).message}`, { cause: err });
@@ -178,5 +184,7 @@ function guard(body: Readable, signal: AbortSignal, check: ReturnType<typeof ver
   else signal.addEventListener('abort', onAbort, { once: true });
   body.once('close', () => signal.removeEventListener('abort', onAbort));
   body.on('error', (err) => check.destroy(err));
+  // The writer's pipeline reports the error; until it is attached, the error must not go unhandled.
+  check.on('error', () => undefined);
   return body.pipe(check);
 }

@@ -2,7 +2,8 @@
  * An HTTP reverse proxy in front of a registry that corrupts chosen blobs:
  * the body of a GET for a listed digest has one byte flipped in the middle
  * (length and headers unchanged), like a bad disk or a broken middlebox.
- * Every other request passes through untouched.
+ * Every other request passes through untouched. A `stall`ed blob sends
+ * half its body and then nothing, to catch a pull in the middle.
  */
 import { createServer, request, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -12,6 +13,8 @@ export interface CorruptingProxy {
   host: string;
   /** Digests (`sha256:...`) whose GET bodies are corrupted. */
   readonly corrupt: Set<string>;
+  /** Digests whose GET bodies stop after their first half and never finish (until close). */
+  readonly stall: Set<string>;
   /** How many bodies were corrupted so far. */
   readonly corrupted: number;
   close(): Promise<void>;
@@ -33,6 +36,7 @@ function flipAt(position: number): Transform {
 
 export async function startCorruptingProxy(target: string): Promise<CorruptingProxy> {
   const corrupt = new Set<string>();
+  const stall = new Set<string>();
   let corrupted = 0;
   const [hostname, port] = target.split(':');
   const server: Server = createServer((req, res) => {
@@ -43,6 +47,13 @@ export async function startCorruptingProxy(target: string): Promise<CorruptingPr
       if (req.method === 'GET' && upRes.statusCode === 200 && m && corrupt.has(m[1]!) && length > 0) {
         corrupted++;
         upRes.pipe(flipAt(Math.floor(length / 2))).pipe(res);
+      } else if (req.method === 'GET' && upRes.statusCode === 200 && m && stall.has(m[1]!) && length > 0) {
+        let sent = 0;
+        upRes.on('data', (chunk: Buffer) => {
+          const room = Math.max(0, Math.floor(length / 2) - sent);
+          if (room > 0) res.write(chunk.subarray(0, room));
+          sent += chunk.length;
+        });
       } else {
         upRes.pipe(res);
       }
@@ -55,6 +66,7 @@ export async function startCorruptingProxy(target: string): Promise<CorruptingPr
   return {
     host: `127.0.0.1:${own}`,
     corrupt,
+    stall,
     get corrupted() {
       return corrupted;
     },

@@ -92,15 +92,7 @@ export class DockerArchiveWriter implements ImageWriter {
         message: (seen) => `layer ${d.digest.toString()} (${index + 1} of ${image.layers.length}) does not match the config's diff_id ${diffID.toString()} when uncompressed (${seen})`,
       }),
     );
-    try {
-      await this.staging.writeStream(`${diffID.encoded}.tar`, body, steps);
-    } catch (err) {
-      const code = (err as { code?: unknown }).code;
-      if (typeof code === 'string' && code.startsWith('Z_')) {
-        throw new ClientError('ERR_DIGEST_MISMATCH', `layer ${d.digest.toString()} (${index + 1} of ${image.layers.length}) is not valid gzip (${(err as Error).message})`, { cause: err });
-      }
-      throw err;
-    }
+    await this.staging.writeStream(`${diffID.encoded}.tar`, body, steps);
   }
 
   async commit(root: SourceRoot): Promise<void> {
