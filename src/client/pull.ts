@@ -15,7 +15,7 @@
  */
 import { setMaxListeners } from 'node:events';
 import { arch, platform as osPlatform } from 'node:os';
-import type { Readable } from 'node:stream';
+import type { Readable, Writable } from 'node:stream';
 import type { Descriptor, Digest, ImageReference, Platform } from '../oci/index.js';
 import { ClientError, isRetryable } from './errors.js';
 import { shortId, type EventSink, type PushEvent } from './events.js';
@@ -118,37 +118,36 @@ export async function pullImage(source: ImageSource, ref: ImageReference, writer
         return;
       }
       const label = `layer ${d.digest.toString()} (${job.index + 1} of ${job.image.layers.length}) from ${from}`;
-      for (let attempt = 1; ; attempt++) {
-        if (signal.aborted) throw new ClientError('ERR_ABORTED', 'cancelled');
-        emit({ type: 'blob', id, kind: 'layer', status: 'pulling', digest: d.digest.toString(), size: d.size });
-        let current = 0;
-        try {
-          const body = await job.blob.open();
-          await writer.putLayer(job.image, job.index, d, guard(body, signal, verify(d, label, (n) => {
-            current += n;
-            emit({ type: 'progress', id, current, total: d.size });
-          })));
-          stats.bytes += current;
-          stats.downloaded++;
-          emit({ type: 'blob', id, kind: 'layer', status: 'pulled', digest: d.digest.toString(), size: d.size });
-          return;
-        } catch (err) {
-          if (signal.aborted) throw new ClientError('ERR_ABORTED', 'cancelled', { cause: err });
-          // A layer that does not gunzip (docker-archive) is as corrupt as one that does not hash:
-          // whichever the stream noticed first, the message names the layer.
-          const code = (err as { code?: unknown }).code;
-          if (typeof code === 'string' && code.startsWith('Z_')) {
-            throw new ClientError('ERR_DIGEST_MISMATCH', `${label} is not valid gzip (${(err as Error).message})`, { cause: err });
-          }
-          if (!isRetryable(err) || attempt >= policy.attempts) {
-            if (err instanceof ClientError) throw err;
-            throw new ClientError('ERR_NETWORK', `${label}: ${(err as Error).message}`, { cause: err });
-          }
-          const delay = backoff(policy, attempt);
-          emit({ type: 'retry', id, attempt, delay, reason: (err as Error).message });
-          await sleep(delay, signal);
-        }
+      emit({ type: 'blob', id, kind: 'layer', status: 'pulling', digest: d.digest.toString(), size: d.size });
+      let received = 0;
+      // One verified stream into the writer, fed by one response or, after a broken one, by Range requests
+      // from where it broke: the hash (and a docker-archive's gunzip) never start over.
+      const check = verify(d, label, (n) => emit({ type: 'progress', id, current: (received += n), total: d.size }));
+      // The writer's pipeline reports check's errors; until it is attached they must not go unhandled.
+      check.on('error', () => undefined);
+      const writing = writer.putLayer(job.image, job.index, d, check);
+      writing.catch(() => undefined);
+      try {
+        await feed(job.blob, check, signal, policy, (attempt, delay, reason) => emit({ type: 'retry', id, attempt, delay, reason: `${label}: ${reason}` }));
+      } catch (err) {
+        check.destroy(err as Error);
       }
+      try {
+        await writing;
+      } catch (err) {
+        if (signal.aborted) throw new ClientError('ERR_ABORTED', 'cancelled', { cause: err });
+        // A layer that does not gunzip (docker-archive) is as corrupt as one that does not hash:
+        // whichever the stream noticed first, the message names the layer.
+        const code = (err as { code?: unknown }).code;
+        if (typeof code === 'string' && code.startsWith('Z_')) {
+          throw new ClientError('ERR_DIGEST_MISMATCH', `${label} is not valid gzip (${(err as Error).message})`, { cause: err });
+        }
+        if (err instanceof ClientError) throw err;
+        throw new ClientError('ERR_NETWORK', `${label}: ${(err as Error).message}`, { cause: err });
+      }
+      stats.bytes += received;
+      stats.downloaded++;
+      emit({ type: 'blob', id, kind: 'layer', status: 'pulled', digest: d.digest.toString(), size: d.size });
     };
 
     for (const job of jobs.values()) running.push(limiter.run(() => fetchOne(job)));
@@ -177,14 +176,54 @@ function verify(d: Descriptor, label: string, onBytes: (n: number) => void) {
   return verifier(d.digest, { size: d.size, onBytes, message: (seen) => `${label} does not match its digest (${seen})` });
 }
 
-/** `body` piped into `check`, destroyed when `signal` aborts (so a failed pull stops every download). */
-function guard(body: Readable, signal: AbortSignal, check: ReturnType<typeof verifier>): Readable {
-  const onAbort = () => body.destroy(new ClientError('ERR_ABORTED', 'cancelled'));
-  if (signal.aborted) onAbort();
-  else signal.addEventListener('abort', onAbort, { once: true });
-  body.once('close', () => signal.removeEventListener('abort', onAbort));
-  body.on('error', (err) => check.destroy(err));
-  // The writer's pipeline reports the error; until it is attached, the error must not go unhandled.
-  check.on('error', () => undefined);
-  return body.pipe(check);
+/**
+ * Writes the blob's bytes into `into` and ends it. A response that breaks
+ * (a retryable error) is followed by a request from the byte where it broke,
+ * up to the retry policy; any other error, or `signal`, is thrown.
+ */
+async function feed(blob: StoredBlob, into: Writable, signal: AbortSignal, policy: RetryPolicy, onRetry: (attempt: number, delay: number, reason: string) => void): Promise<void> {
+  let written = 0;
+  for (let attempt = 1; ; attempt++) {
+    if (signal.aborted) throw new ClientError('ERR_ABORTED', 'cancelled');
+    let body: Readable | undefined;
+    const onAbort = () => body?.destroy(new ClientError('ERR_ABORTED', 'cancelled'));
+    signal.addEventListener('abort', onAbort, { once: true });
+    try {
+      body = await blob.open(written);
+      if (signal.aborted) onAbort();
+      for await (const chunk of body as AsyncIterable<Buffer>) {
+        if (into.destroyed) throw new ClientError('ERR_ABORTED', 'the destination stopped reading');
+        written += chunk.length;
+        if (!into.write(chunk)) await drained(into);
+      }
+      into.end();
+      return;
+    } catch (err) {
+      body?.destroy();
+      if (signal.aborted || into.destroyed || !isRetryable(err) || attempt >= policy.attempts) throw err;
+      const delay = backoff(policy, attempt);
+      onRetry(attempt, delay, `${(err as Error).message}; continuing from byte ${written}`);
+      await sleep(delay, signal);
+    } finally {
+      signal.removeEventListener('abort', onAbort);
+    }
+  }
+}
+
+/** Resolves when `w` wants more, or rejects when it is destroyed first (the writer failed). */
+function drained(w: Writable): Promise<void> {
+  return new Promise((resolve, reject) => {
+    if (w.destroyed) return reject(new ClientError('ERR_ABORTED', 'the destination stopped reading'));
+    const done = () => {
+      w.off('drain', done);
+      w.off('close', closed);
+      resolve();
+    };
+    const closed = () => {
+      w.off('drain', done);
+      reject(new ClientError('ERR_ABORTED', 'the destination stopped reading'));
+    };
+    w.once('drain', done);
+    w.once('close', closed);
+  });
 }

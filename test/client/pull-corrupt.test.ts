@@ -129,6 +129,26 @@ for (const kind of ['pier', 'plain'] as const) {
       assert.deepEqual((await readdir(out)).filter((n) => n.includes('.pier-')), []);
     });
 
+    test('a connection reset in the middle of a layer continues from where it broke, and the pull succeeds', async () => {
+      const layer = image.layerDigests[1]!;
+      proxy.cut.add(layer);
+      // docker-archive: the gunzip and the diff_id hash carry on across the two responses too.
+      const dest = join(out, 'retried.tar');
+      const seen = proxy.blobGets.length;
+      const r = await runPier(['pull', '--format', 'json', ref, `docker-archive:${dest}`], { env, timeoutMs: TIMEOUT });
+      assert.equal(r.code, 0, r.stderr);
+      assert.equal(proxy.cut.size, 0, 'the proxy cut the layer');
+      const gets = proxy.blobGets.slice(seen).filter((g) => g.digest === layer);
+      assert.equal(gets.length, 2);
+      assert.equal(gets[0]!.range, undefined);
+      assert.match(gets[1]!.range ?? '', /^bytes=[1-9]\d*-$/, 'the second request asks for the rest only');
+      const retry = r.events.find((e) => e.type === 'retry');
+      assert.equal(retry?.id, image.layerDigests[1]!.slice(7, 19), JSON.stringify(r.events.filter((e) => e.type !== 'progress')));
+      assert.equal(r.events.find((e) => e.type === 'manifest')?.digest, image.manifestDigest);
+      assert.ok(existsSync(dest));
+      assert.deepEqual((await readdir(out)).filter((n) => n.includes('.pier-')), []);
+    });
+
     test('Ctrl-C in the middle of a download: exit 130, nothing at DEST', async () => {
       proxy.stall.add(image.layerDigests[1]!);
       try {

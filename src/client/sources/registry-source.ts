@@ -5,13 +5,29 @@
  * Manifests and configs are verified against their digests here; layers are
  * streamed unverified and checked by whoever reads them (push, pull).
  */
-import type { Readable } from 'node:stream';
+import { Transform, pipeline, type Readable, type TransformCallback } from 'node:stream';
 import { Digest, isIndexMediaType, parseManifest, type Descriptor, type ImageReference } from '../../oci/index.js';
 import { ClientError } from '../errors.js';
 import type { Registry } from '../registry.js';
 import { scope } from '../registry.js';
 import { drain, header } from '../transport.js';
 import type { ImageSource, SourceImage, SourceRoot, StoredBlob } from './source.js';
+
+/** Drops the first `n` bytes of a stream. */
+function skip(n: number): Transform {
+  let left = n;
+  return new Transform({
+    transform(chunk: Buffer, _enc, cb: TransformCallback) {
+      if (left >= chunk.length) {
+        left -= chunk.length;
+        return cb();
+      }
+      const rest = chunk.subarray(left);
+      left = 0;
+      cb(null, rest);
+    },
+  });
+}
 
 /** Image configs are small JSON documents; a larger "config" is refused before it is read. */
 const MAX_CONFIG_BYTES = 8 * 1024 * 1024;
@@ -43,11 +59,13 @@ export class RegistrySource implements ImageSource {
           headers: { range: `bytes=${start}-` },
           scopes: [scope(this.ref.repository, 'pull')],
         });
-        if (res.status !== 206) {
+        if (res.status === 200) return pipeline(res.body, skip(start), () => undefined); // Range ignored: drop what we have
+        if (res.status !== 206) throw await this.registry.fail(res, `fetching blob ${d.digest.toString()} from byte ${start}`, this.ref.repository);
+        const range = /^bytes (\d+)-/.exec(header(res, 'content-range') ?? '');
+        if (!range || Number(range[1]) !== start) {
           await drain(res);
-          throw new ClientError('ERR_HTTP_STATUS', `${this.ref.registry}: range request for ${d.digest.toString()} answered ${res.status}`, { retryable: res.status >= 500 });
+          throw new ClientError('ERR_HTTP_STATUS', `${this.ref.registry}/${this.ref.repository}: asked for ${d.digest.toString()} from byte ${start}, got Content-Range ${JSON.stringify(header(res, 'content-range') ?? '')}`);
         }
-        void header;
         return res.body;
       },
     };
