@@ -8,6 +8,7 @@
  */
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
+import { existsSync } from 'node:fs';
 import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -213,3 +214,35 @@ for (const kind of ['pier', 'plain'] as const) {
     });
   });
 }
+
+describe('pull with credentials (distribution, token auth)', { timeout: 120_000 }, () => {
+  let target: Target;
+  let env: NodeJS.ProcessEnv;
+
+  before(async () => {
+    target = await startTarget('token');
+    env = { ...work.env, DOCKER_CONFIG: join(work.dir, 'docker-token'), XDG_CACHE_HOME: join(work.dir, 'cache-token') };
+  });
+  after(async () => {
+    await target?.stop();
+  });
+
+  test('a private repository: refused before login, pulled after it with the stored credentials', async () => {
+    const ref = `${target.host}/private/app:v1`;
+    const dest = join(work.dir, 'private');
+    const denied = await runPier(['pull', ref, `oci:${dest}`], { env, timeoutMs: TIMEOUT });
+    assert.equal(denied.code, 1);
+    assert.equal(denied.stderr.trim().split('\n').length, 1, denied.stderr);
+    assert.match(denied.stderr, new RegExp(`^pier pull: fetching manifest v1: ${target.host}/private/app: not authorized to pull`));
+    assert.ok(!existsSync(dest));
+    const login = await runPier(['login', target.host, '-u', target.user!, '--password-stdin'], { env, stdin: `${target.password!}\n`, timeoutMs: TIMEOUT });
+    assert.equal(login.code, 0, login.stderr);
+    const push = await runPier(['push', '--quiet', `oci:${join(work.dir, 'layout')}:v1`, ref], { env, timeoutMs: TIMEOUT });
+    assert.equal(push.code, 0, push.stderr);
+    const r = await runPier(['pull', '--quiet', ref, `oci:${dest}`], { env, timeoutMs: TIMEOUT });
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(r.stdout.trim(), layout.manifestDigest);
+    assert.equal((await readJson<LayoutIndex>(join(dest, 'index.json'))).manifests[0]!.digest, layout.manifestDigest);
+    await assertBlobsIntact(dest);
+  });
+});
