@@ -112,6 +112,8 @@ export async function pullImage(source: ImageSource, ref: ImageReference, writer
     const fetchOne = async (job: Job): Promise<void> => {
       const d = job.blob.descriptor;
       const id = shortId(d.digest);
+      // Queued behind a failure: start nothing.
+      if (signal.aborted) throw new ClientError('ERR_ABORTED', 'cancelled');
       if (await writer.has(d.digest)) {
         stats.existed++;
         emit({ type: 'blob', id, kind: 'layer', status: 'exists', digest: d.digest.toString(), size: d.size });

@@ -8,7 +8,7 @@
  */
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
-import { mkdir, readdir, readFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { isolatedEnv, runPier, startTarget, type Target } from './harness.js';
@@ -181,6 +181,13 @@ describe('pull usage', () => {
     const tag = await runPier(['pull', '127.0.0.1:1/x:v1', 'oci:/tmp/x:bad~tag'], { timeoutMs: TIMEOUT });
     assert.equal(tag.code, 2);
     assert.equal(tag.stderr, 'pier pull: oci:/tmp/x:bad~tag: "bad~tag" is not a valid tag\n');
+    const busy = join(work.dir, 'busy');
+    await mkdir(busy);
+    await writeFile(join(busy, 'notes.txt'), 'mine');
+    const refused = await runPier(['pull', '127.0.0.1:1/x:v1', `oci:${busy}`], { timeoutMs: TIMEOUT });
+    assert.equal(refused.code, 1);
+    assert.equal(refused.stderr, `pier pull: oci:${busy}: the folder is not empty and not an OCI image layout\n`);
+    assert.deepEqual(await readdir(work.dir).then((n) => n.filter((x) => x.includes('.pier-'))), []);
     const name = await runPier(['copy', '127.0.0.1:1/x:v1', 'docker-archive:/tmp/x.tar:Bad Name'], { timeoutMs: TIMEOUT });
     assert.equal(name.code, 2);
     assert.equal(name.stderr, 'pier copy: docker-archive:/tmp/x.tar:Bad Name: "Bad Name" is not an image name\n');

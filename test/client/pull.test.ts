@@ -9,7 +9,7 @@
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { readdir, readFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { startDockerd, type Dockerd } from '../helpers/dockerd.js';
@@ -93,6 +93,7 @@ for (const kind of ['pier', 'plain'] as const) {
 
     test('oci: keeps every digest; skopeo inspects it and copies it back unchanged', async () => {
       const dir = join(out, 'layout');
+      await mkdir(dir, { recursive: true }); // an empty folder is taken as new
       const r = await runPier(['pull', `${target.host}/pull/oci:v1`, `oci:${dir}`], { env, timeoutMs: TIMEOUT });
       assert.equal(r.code, 0, r.stderr);
       assert.match(r.stderr, /Pull complete/);
