@@ -63,7 +63,7 @@ for (const kind of ['pier', 'plain'] as const) {
       const layer = image.layerDigests[1]!;
       proxy.corrupt.add(layer);
       try {
-        for (const dest of [`oci:${join(out, 'dir')}`, `oci-archive:${join(out, 'image.tar')}`, `docker-archive:${join(out, 'docker.tar')}`]) {
+        for (const dest of [`oci:${join(out, 'dir')}`, `oci-archive:${join(out, 'new', 'deeper', 'image.tar')}`, `docker-archive:${join(out, 'docker.tar')}`]) {
           const before = proxy.corrupted;
           const r = await runPier(['pull', ref, dest], { env, timeoutMs: TIMEOUT });
           assert.equal(r.code, 1, `${dest}: ${r.stderr}`);
@@ -76,7 +76,7 @@ for (const kind of ['pier', 'plain'] as const) {
             : new RegExp(`^pier pull: layer ${layer} \\(2 of 3\\) from ${proxy.host}/pull/corrupt does not match its digest \\(got sha256:[0-9a-f]{64}\\); nothing was written to ${dest}:v1$`);
           assert.match(lines[0]!, named);
         }
-        assert.deepEqual(await readdir(out), [], 'nothing at any DEST, no staging left');
+        assert.deepEqual(await readdir(out), [], 'nothing at any DEST, no staging left, no folder made for it');
       } finally {
         proxy.corrupt.delete(layer);
       }

@@ -4,7 +4,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
-import { mkdir, mkdtemp, open, readdir, rename, rm, stat } from 'node:fs/promises';
+import { mkdir, mkdtemp, open, readdir, rename, rm, rmdir, stat } from 'node:fs/promises';
 import { basename, dirname, join, relative } from 'node:path';
 import type { Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -16,14 +16,16 @@ export class Staging {
     /** The staging folder. */
     readonly dir: string,
     private readonly destination: string,
+    /** The first parent folder this pull created (removed again on discard when still empty). */
+    private readonly createdParent: string | undefined,
   ) {}
 
   /** Creates `.NAME.pier-XXXXXX` beside `destination`. */
   static async create(destination: string): Promise<Staging> {
     const parent = dirname(destination);
     try {
-      await mkdir(parent, { recursive: true });
-      return new Staging(await mkdtemp(join(parent, `.${basename(destination)}.pier-`)), destination);
+      const created = await mkdir(parent, { recursive: true });
+      return new Staging(await mkdtemp(join(parent, `.${basename(destination)}.pier-`)), destination, created);
     } catch (cause) {
       throw new ClientError('ERR_CONFIG', `cannot write beside ${destination}`, { cause });
     }
@@ -95,9 +97,27 @@ export class Staging {
     }
   }
 
+  /** Removes the staging folder; after a failed pull, also the parent folders it created (when empty). */
   async discard(): Promise<void> {
     await rm(this.dir, { recursive: true, force: true });
     await rm(`${this.dir}.tar`, { force: true });
+    if (!this.createdParent || (await exists(this.destination))) return;
+    for (let d = dirname(this.destination); d.length >= this.createdParent.length; d = dirname(d)) {
+      try {
+        await rmdir(d);
+      } catch {
+        return;
+      }
+    }
+  }
+}
+
+async function exists(path: string): Promise<boolean> {
+  try {
+    await stat(path);
+    return true;
+  } catch {
+    return false;
   }
 }
 
