@@ -14,34 +14,25 @@ registries; within one registry, blobs are mounted instead of sent.
 With a file DEST it is 'pier pull'.
 ${DEST_USAGE}
 
-Examples:
-  pier copy registry.example.com/team/app:v1 registry.example.com/prod/app:v1
-  pier copy registry.example.com/team/app:v1 oci-archive:app.tar
-
 Options:
   -j, --jobs N            parallel blob transfers (default 4)
   --platform OS/ARCH      copy one platform
   --format auto|tty|plain|json
   -q, --quiet             print only the digest
 ${CONNECTION_USAGE}`,
-  async run(args, io) {
+  async run(args, io, scope) {
     const { values, positionals } = parseFlags('copy', args, pullFlags);
     if (positionals.length !== 2) throw new UsageError("copy: needs SRC-REF DEST-REF (see 'pier help copy')");
     checkPlatform(values.platform);
     const src = parseImageReference(positionals[0], 'SRC-REF', 'copy');
-    if (isFileDestination(positionals[1]!)) return runPull(io, src, await fileDestination(positionals[1]!), values);
+    if (isFileDestination(positionals[1]!)) return runPull(io, scope, src, await fileDestination(positionals[1]!), values);
     const dest = parseImageReference(positionals[1], 'DEST-REF', 'copy');
     const format = progressFormat(io, values.format, values.quiet);
-    const out = renderer(io, format);
-    const client = makeClient(io, values, { onEvent: (e) => out.event(e) });
-    try {
-      const result = await withInterrupt((signal) => client.copy(src, dest, { jobs: positiveInt(values.jobs, '--jobs'), platform: values.platform, signal }));
-      out.close();
-      if (format === 'quiet') io.stdout.write(`${result.digest.toString()}\n`);
-      return 0;
-    } finally {
-      out.close();
-      await client.close();
-    }
+    const out = scope.use(renderer(io, format));
+    const client = scope.use(makeClient(io, values, { onEvent: (e) => out.event(e) }));
+    const result = await withInterrupt((signal) => client.copy(src, dest, { jobs: positiveInt(values.jobs, '--jobs'), platform: values.platform, signal }));
+    out.close();
+    if (format === 'quiet') io.stdout.write(`${result.digest.toString()}\n`);
+    return 0;
   },
 };

@@ -1,6 +1,7 @@
 import { isFileDestination, parseDestination, type DestinationSpec } from '../../client/index.js';
 import type { ImageReference } from '../../oci/index.js';
 import { parseFlags, UsageError, type Command, type Io } from '../command.js';
+import type { Scope } from '../scope.js';
 import { CONNECTION_USAGE, connectionFlags, makeClient, parseImageReference, positiveInt, progressFormat, renderer, withInterrupt } from './client-flags.js';
 
 export const DEST_USAGE = `DEST is one of:
@@ -36,23 +37,19 @@ export async function fileDestination(value: string): Promise<DestinationSpec> {
 /** What `pier pull` and `pier copy REF FILE-DEST` share: client, progress, Ctrl-C, the digest line. */
 export async function runPull(
   io: Io,
+  scope: Scope,
   src: ImageReference,
   dest: DestinationSpec,
   values: { jobs?: string; platform?: string; format?: string; quiet?: boolean; insecure?: boolean; 'ca-file'?: string[] },
 ): Promise<number> {
   const jobs = positiveInt(values.jobs, '--jobs');
   const format = progressFormat(io, values.format, values.quiet);
-  const out = renderer(io, format);
-  const client = makeClient(io, values, { onEvent: (e) => out.event(e) });
-  try {
-    const result = await withInterrupt((signal) => client.pull(src, dest, { jobs, platform: values.platform, signal }));
-    out.close();
-    if (format === 'quiet') io.stdout.write(`${result.digest.toString()}\n`);
-    return 0;
-  } finally {
-    out.close();
-    await client.close();
-  }
+  const out = scope.use(renderer(io, format));
+  const client = scope.use(makeClient(io, values, { onEvent: (e) => out.event(e) }));
+  const result = await withInterrupt((signal) => client.pull(src, dest, { jobs, platform: values.platform, signal }));
+  out.close();
+  if (format === 'quiet') io.stdout.write(`${result.digest.toString()}\n`);
+  return 0;
 }
 
 export const pull: Command = {
@@ -63,24 +60,19 @@ export const pull: Command = {
 Writes the image REF names (every platform of an index, or --platform) to files.
 ${DEST_USAGE}
 
-Examples:
-  pier pull registry.example.com/team/app:v1 oci:./app-layout
-  pier pull --platform linux/arm64 registry.example.com/team/app:v1 oci-archive:app.tar
-  pier pull registry.example.com/team/app:v1 docker-archive:app.tar:app:v1 && docker load -i app.tar
-
 Options:
   -j, --jobs N            parallel blob downloads (default 4)
   --platform OS/ARCH      pull one platform of an index (docker-archive: default this machine's)
   --format auto|tty|plain|json   progress display (json: one event per line on stdout)
   -q, --quiet             print only the digest
 ${CONNECTION_USAGE}`,
-  async run(args, io) {
+  async run(args, io, scope) {
     const { values, positionals } = parseFlags('pull', args, pullFlags);
     if (positionals.length !== 2) throw new UsageError("needs REF DEST (see 'pier help pull')");
     checkPlatform(values.platform);
     const src = parseImageReference(positionals[0], 'REF', 'pull');
     if (!isFileDestination(positionals[1]!)) throw new UsageError(`DEST must be oci:DIR, oci-archive:FILE or docker-archive:FILE, not ${JSON.stringify(positionals[1])} (to copy between registries: pier copy)`);
     const dest = await fileDestination(positionals[1]!);
-    return runPull(io, src, dest, values);
+    return runPull(io, scope, src, dest, values);
   },
 };
