@@ -13,7 +13,12 @@ export const EXAMPLES: Readonly<Record<string, readonly string[]>> = {
   login: ['echo "$PASSWORD" | pier login registry.example.com -u alice --password-stdin'],
   logout: ['pier logout registry.example.com'],
   push: ['docker save app:v1 -o app.tar && pier push docker-archive:app.tar registry.example.com/team/app:v1', 'pier push oci:./layout:v1 127.0.0.1:5000/team/app:v1 --format json'],
-  copy: ['pier copy registry.example.com/team/app:v1 registry.example.com/prod/app:v1'],
+  pull: [
+    'pier pull registry.example.com/team/app:v1 oci:./app-layout',
+    'pier pull --platform linux/arm64 registry.example.com/team/app:v1 oci-archive:app.tar',
+    'pier pull registry.example.com/team/app:v1 docker-archive:app.tar:app:v1 && docker load -i app.tar',
+  ],
+  copy: ['pier copy registry.example.com/team/app:v1 registry.example.com/prod/app:v1', 'pier copy registry.example.com/team/app:v1 oci-archive:app.tar'],
   tag: ['pier tag registry.example.com/team/app:v1 stable'],
   tags: ['pier tags registry.example.com/team/app'],
   inspect: ['pier inspect registry.example.com/team/app:v1 --format json'],

@@ -1,7 +1,7 @@
 /**
  * The library entry point: a {@link Client} holds the connection pool, the
  * credential store and the cache, and hands out one {@link Registry} per
- * host. Everything `pier push/copy/tag/tags/inspect/delete` does is a method
+ * host. Everything `pier push/pull/copy/tag/tags/inspect/delete` does is a method
  * here, callable from TypeScript.
  */
 import type { Digest, ImageReference} from '../oci/index.js';
@@ -11,6 +11,8 @@ import { PierCache, defaultCacheDir } from './cache.js';
 import { CredentialStore } from './credentials.js';
 import { ClientError } from './errors.js';
 import type { EventSink } from './events.js';
+import { openWriter, type DestinationSpec } from './dest/index.js';
+import { pullImage, type PullOptions, type PullResult } from './pull.js';
 import { pushImage, type PushOptions, type PushResult } from './push.js';
 import { Registry } from './registry.js';
 import { RegistrySource } from './sources/registry-source.js';
@@ -40,6 +42,9 @@ export interface ClientOptions {
 
 /** The push engine's options that a caller chooses (the client supplies registry, cache and events). */
 export type ClientPushOptions = Pick<PushOptions, 'jobs' | 'chunkSize' | 'compression' | 'gzip' | 'platform' | 'signal'>;
+
+/** The pull engine's options that a caller chooses. */
+export type ClientPullOptions = Pick<PullOptions, 'jobs' | 'platform' | 'signal'>;
 
 export class Client {
   readonly credentials: CredentialStore;
@@ -101,6 +106,22 @@ export class Client {
     const source = new RegistrySource(this.registry(src), src);
     const target = dest.tag || dest.digest ? dest : src.tag ? dest.withTag(src.tag) : dest;
     return this.push(source, target, options);
+  }
+
+  /**
+   * Registry to files: writes `src` to an OCI layout, an oci-archive or a
+   * docker-archive, every blob checked against its digest while it streams.
+   * Without a tag or name in `dest`, the source's tag (oci) or reference
+   * (docker-archive RepoTags) is used. On failure `dest` is left as it was.
+   */
+  async pull(src: ImageReference, dest: DestinationSpec, options: ClientPullOptions = {}): Promise<PullResult> {
+    const source = new RegistrySource(this.registry(src), src);
+    const writer = await openWriter(dest, { tag: src.tag, name: src.tag ? `${src.registry}/${src.repository}:${src.tag}` : undefined });
+    try {
+      return await pullImage(source, src, writer, { ...options, onEvent: this.options.onEvent, retry: this.options.retry });
+    } finally {
+      await source.close();
+    }
   }
 
   /** Gives an image another tag: the manifest is PUT again, no blob is sent. */

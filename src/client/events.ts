@@ -1,6 +1,7 @@
-/** Events the push engine reports, rendered by progress.ts (TTY, plain, JSON). */
+/** Events the push and pull engines report, rendered by progress.ts (TTY, plain, JSON). */
 
-export type BlobStatus = 'preparing' | 'waiting' | 'pushing' | 'exists' | 'mounted' | 'pushed';
+/** `pulling`/`pulled`: a blob read from a registry into a file destination (`pier pull`). */
+export type BlobStatus = 'preparing' | 'waiting' | 'pushing' | 'exists' | 'mounted' | 'pushed' | 'pulling' | 'pulled';
 
 export type PushEvent =
   /** `id` is the first 12 hex digits of the blob's digest (or diffID before compression). */
@@ -12,7 +13,9 @@ export type PushEvent =
   | { type: 'resume'; id: string; offset: number }
   | { type: 'retry'; id?: string; attempt: number; delay: number; reason: string }
   | { type: 'warning'; message: string }
-  | { type: 'manifest'; reference: string; digest: string; size: number; mediaType: string; tag?: string };
+  | { type: 'manifest'; reference: string; digest: string; size: number; mediaType: string; tag?: string }
+  /** A pull finished: the image is at `destination` (`oci:DIR:TAG`, ...). */
+  | { type: 'saved'; destination: string; digest: string };
 
 export type EventSink = (event: PushEvent) => void;
 

@@ -1,5 +1,7 @@
-/** The registry client library: push, copy, tag, tags, inspect, delete, credentials. */
-export { Client, type ClientOptions, type ClientPushOptions, type Inspection } from './client.js';
+/** The registry client library: push, pull, copy, tag, tags, inspect, delete, credentials. */
+export { Client, type ClientOptions, type ClientPushOptions, type ClientPullOptions, type Inspection } from './client.js';
+export { pullImage, hostPlatform, type PullOptions, type PullResult } from './pull.js';
+export { isFileDestination, parseDestination, openWriter, OciLayoutWriter, DockerArchiveWriter, type DestinationSpec, type ImageWriter } from './dest/index.js';
 export { Authenticator, parseChallenge, mergeScopes, type Credential, type Challenge } from './auth.js';
 export { CredentialStore, authKey } from './credentials.js';
 export { PierCache, defaultCacheDir } from './cache.js';

@@ -1,5 +1,5 @@
 /**
- * Renders push events:
+ * Renders push and pull events:
  * - `tty`: one line per blob (the config too) redrawn in place, like docker
  *   (`Pushing [====>    ] 12.3MB/45.6MB`, `Layer already exists`, `Mounted from x/y`);
  * - `plain`: a line per blob per state change, and a summary every few seconds (CI logs);
@@ -40,6 +40,8 @@ const LABEL: Record<string, string> = {
   exists: 'Layer already exists',
   mounted: 'Mounted from',
   pushed: 'Pushed',
+  pulling: 'Downloading',
+  pulled: 'Pull complete',
 };
 
 function finalLine(e: PushEvent & { type: 'manifest' }): string {
@@ -63,6 +65,7 @@ class JsonRenderer implements Renderer {
 
 class PlainRenderer implements Renderer {
   private readonly progress = new Map<string, { current: number; total?: number }>();
+  private verb = 'pushing';
   private readonly timer: NodeJS.Timeout;
   constructor(
     private readonly out: Out,
@@ -79,12 +82,13 @@ class PlainRenderer implements Renderer {
       cur += p.current;
       tot += p.total ?? p.current;
     }
-    this.out.write(`pushing ${this.progress.size} blob(s): ${formatBytes(cur)}/${formatBytes(tot)}\n`);
+    this.out.write(`${this.verb} ${this.progress.size} blob(s): ${formatBytes(cur)}/${formatBytes(tot)}\n`);
   }
   event(e: PushEvent): void {
     switch (e.type) {
       case 'blob':
-        if (e.status === 'pushed' || e.status === 'exists' || e.status === 'mounted') this.progress.delete(e.id);
+        if (e.status === 'pulling') this.verb = 'pulling';
+        if (e.status === 'pushed' || e.status === 'exists' || e.status === 'mounted' || e.status === 'pulled') this.progress.delete(e.id);
         this.out.write(`${e.id}: ${LABEL[e.status]}${e.from ? ` ${e.from}` : ''}\n`);
         return;
       case 'progress':
@@ -102,6 +106,9 @@ class PlainRenderer implements Renderer {
       case 'manifest':
         this.out.write(`${finalLine(e)}\n`);
         return;
+      case 'saved':
+        this.out.write(`Saved to ${e.destination}\n`);
+        return;
       case 'compress':
         return;
     }
@@ -113,6 +120,7 @@ class PlainRenderer implements Renderer {
 
 class TtyRenderer implements Renderer {
   private readonly order: string[] = [];
+  private verb = 'Pushing';
   private readonly lines = new Map<string, string>();
   private drawn = 0;
   private readonly timer: NodeJS.Timeout;
@@ -138,6 +146,7 @@ class TtyRenderer implements Renderer {
   event(e: PushEvent): void {
     switch (e.type) {
       case 'blob':
+        if (e.status === 'pulling') this.verb = 'Downloading';
         this.set(e.id, `${LABEL[e.status]}${e.from ? ` ${e.from}` : ''}`);
         return;
       case 'progress': {
@@ -148,7 +157,7 @@ class TtyRenderer implements Renderer {
           const filled = Math.min(barWidth, Math.floor((e.current / total) * barWidth));
           bar = `[${'='.repeat(Math.max(0, filled - 1))}${filled > 0 ? '>' : ''}${' '.repeat(barWidth - filled)}] `;
         }
-        this.set(e.id, `Pushing ${bar}${formatBytes(e.current)}${total ? `/${formatBytes(total)}` : ''}`);
+        this.set(e.id, `${this.verb} ${bar}${formatBytes(e.current)}${total ? `/${formatBytes(total)}` : ''}`);
         return;
       }
       case 'warning':
@@ -160,6 +169,11 @@ class TtyRenderer implements Renderer {
       case 'manifest':
         this.draw();
         this.out.write(`${finalLine(e)}\n`);
+        this.drawn = 0;
+        return;
+      case 'saved':
+        this.draw();
+        this.out.write(`Saved to ${e.destination}\n`);
         this.drawn = 0;
         return;
       default:

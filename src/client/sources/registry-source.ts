@@ -2,14 +2,35 @@
  * An image in a registry, as the source of `pier copy` and `pier tag`:
  * manifests are fetched once; blobs are streamed on demand (with a Range
  * header when resuming), or mounted when the destination is the same registry.
+ * Manifests and configs are verified against their digests here; layers are
+ * streamed unverified and checked by whoever reads them (push, pull).
  */
-import type { Readable } from 'node:stream';
-import { isIndexMediaType, parseManifest, type Descriptor, type Digest, type ImageReference } from '../../oci/index.js';
+import { Transform, pipeline, type Readable, type TransformCallback } from 'node:stream';
+import { Digest, isIndexMediaType, parseManifest, type Descriptor, type ImageReference } from '../../oci/index.js';
 import { ClientError } from '../errors.js';
 import type { Registry } from '../registry.js';
 import { scope } from '../registry.js';
 import { drain, header } from '../transport.js';
 import type { ImageSource, SourceImage, SourceRoot, StoredBlob } from './source.js';
+
+/** Drops the first `n` bytes of a stream. */
+function skip(n: number): Transform {
+  let left = n;
+  return new Transform({
+    transform(chunk: Buffer, _enc, cb: TransformCallback) {
+      if (left >= chunk.length) {
+        left -= chunk.length;
+        return cb();
+      }
+      const rest = chunk.subarray(left);
+      left = 0;
+      cb(null, rest);
+    },
+  });
+}
+
+/** Image configs are small JSON documents; a larger "config" is refused before it is read. */
+const MAX_CONFIG_BYTES = 8 * 1024 * 1024;
 
 export class RegistrySource implements ImageSource {
   readonly description: string;
@@ -38,11 +59,13 @@ export class RegistrySource implements ImageSource {
           headers: { range: `bytes=${start}-` },
           scopes: [scope(this.ref.repository, 'pull')],
         });
-        if (res.status !== 206) {
+        if (res.status === 200) return pipeline(res.body, skip(start), () => undefined); // Range ignored: drop what we have
+        if (res.status !== 206) throw await this.registry.fail(res, `fetching blob ${d.digest.toString()} from byte ${start}`, this.ref.repository);
+        const range = /^bytes (\d+)-/.exec(header(res, 'content-range') ?? '');
+        if (!range || Number(range[1]) !== start) {
           await drain(res);
-          throw new ClientError('ERR_HTTP_STATUS', `${this.ref.registry}: range request for ${d.digest.toString()} answered ${res.status}`, { retryable: res.status >= 500 });
+          throw new ClientError('ERR_HTTP_STATUS', `${this.ref.registry}/${this.ref.repository}: asked for ${d.digest.toString()} from byte ${start}, got Content-Range ${JSON.stringify(header(res, 'content-range') ?? '')}`);
         }
-        void header;
         return res.body;
       },
     };
@@ -70,13 +93,28 @@ export class RegistrySource implements ImageSource {
   private async imageFrom(bytes: Buffer, mediaType: string, digest: Digest): Promise<SourceImage> {
     const parsed = parseManifest(bytes, mediaType);
     if (!parsed.config) throw new ClientError('ERR_SOURCE', `${this.description}: manifest has no config`);
-    const cfg = await this.registry.getBlob(this.ref.repository, parsed.config.digest);
+    const config = parsed.config;
+    if (config.size > MAX_CONFIG_BYTES) throw new ClientError('ERR_SOURCE', `${this.description}: config ${config.digest.toString()} is ${config.size} bytes, too large for an image config`);
+    const cfg = await this.registry.getBlob(this.ref.repository, config.digest);
     const chunks: Buffer[] = [];
-    for await (const c of cfg.body as AsyncIterable<Buffer>) chunks.push(c);
+    let size = 0;
+    for await (const c of cfg.body as AsyncIterable<Buffer>) {
+      size += c.length;
+      if (size > config.size) {
+        cfg.body.destroy();
+        break;
+      }
+      chunks.push(c);
+    }
+    const configBytes = Buffer.concat(chunks);
+    // The config is read whole, so it is checked here: every user of this source gets verified bytes.
+    if (size !== config.size || !Digest.of(configBytes, config.digest.algorithm).equals(config.digest)) {
+      throw new ClientError('ERR_DIGEST_MISMATCH', `config ${config.digest.toString()} from ${this.ref.registry}/${this.ref.repository} does not match its digest`);
+    }
     return {
       kind: 'image',
       manifest: { bytes, mediaType: parsed.mediaType, digest },
-      config: { descriptor: parsed.config, bytes: Buffer.concat(chunks) },
+      config: { descriptor: config, bytes: configBytes },
       layers: parsed.layers.map((l) => this.blob(l)),
     };
   }
