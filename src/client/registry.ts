@@ -131,6 +131,9 @@ export class Registry {
         return new ClientError('ERR_NOT_FOUND', `${what}: ${where}: not found${suffix}`, { status: 404 });
       case 413:
         return new ClientError('ERR_TOO_LARGE', `${what}: ${where}: request too large (HTTP 413)${suffix}`, { status: 413 });
+      case 507:
+        // Final: trying again cannot help until someone frees space on the registry.
+        return new ClientError('ERR_HTTP_STATUS', `${what}: ${where}: the registry is out of storage (HTTP 507)`, { status: 507 });
       default:
         return new ClientError('ERR_HTTP_STATUS', `${what}: ${where}: HTTP ${res.status}${suffix}`, {
           status: res.status,
