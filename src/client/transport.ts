@@ -120,8 +120,9 @@ export interface RetryPolicy {
 
 export const DEFAULT_RETRY: RetryPolicy = { attempts: 5, baseDelay: 250, maxDelay: 15_000 };
 
+/** 507 (the registry is out of storage) is final: retrying cannot help until space is freed. */
 export function isRetryableStatus(status: number): boolean {
-  return status === 408 || status === 429 || status >= 500;
+  return status === 408 || status === 429 || (status >= 500 && status !== 507);
 }
 
 /** Backoff before attempt `n` (1-based retries): full jitter over an exponential window. */
