@@ -7,7 +7,8 @@
  * once space is freed, all on the same running registry. A second registry
  * on the emptied folder with `storage.minFree` refuses uploads before the disk
  * is full while pulls and manifest pushes go on, and reports it on
- * /healthz and /metrics. `pier push` says "the registry is out of storage".
+ * /healthz and /metrics. `pier push` says "the registry is out of storage";
+ * skopeo reports the 507 and does not retry it.
  */
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
@@ -16,7 +17,7 @@ import path from 'node:path';
 import { after, before, test } from 'node:test';
 import { makeImage, sha256, writeOciLayout } from '../helpers/images.js';
 import { startTestRegistry, tempDir, type TestRegistry } from '../helpers/registry.js';
-import { run } from '../helpers/tools.js';
+import { hasCommand, run, skopeo } from '../helpers/tools.js';
 import { isolatedEnv, runPier } from '../client/harness.js';
 
 const MiB = 1024 * 1024;
@@ -213,6 +214,17 @@ test('storage.minFree refuses uploads before the disk is full; pulls and manifes
     const lines = r.stderr.trim().split('\n');
     assert.equal(lines.length, 1, r.stderr);
     assert.match(lines[0] ?? '', /the registry is out of storage/);
+
+    // skopeo takes 507 as final: one attempt, the status named, no retries.
+    if (await hasCommand('skopeo')) {
+      const before = await (await fetch(`${base}/metrics`)).text();
+      const count = (text: string) => Number(/pier_storage_refusals_total\{reason="min_free"\} (\d+)/.exec(text)?.[1] ?? 0);
+      await assert.rejects(
+        skopeo(['copy', '--dest-tls-verify=false', `oci:${path.join(work.dir, 'layout')}:v1`, `docker://${registry.host}/low/skopeo:v1`], { timeoutMs: 60_000 }),
+        /507 Insufficient Storage/,
+      );
+      assert.equal(count(await (await fetch(`${base}/metrics`)).text()) - count(before), 1, 'skopeo did not retry');
+    }
   } finally {
     await work.cleanup();
   }
