@@ -1,6 +1,6 @@
 /**
  * Free-space accounting for the folders Pier writes to (the fs blob store
- * and the SQLite database's folder). A store asks {@link DiskSpace.reserve}
+ * and the SQLite database's folder). A store asks {@link DiskSpace.ensureRoom}
  * before it takes in new bytes; below the configured minimum the answer is
  * ERR_STORAGE_LOW, so uploads are refused while there is still room for the
  * metadata database (manifest pushes, tag moves, session bookkeeping) and
@@ -36,16 +36,13 @@ export interface SpaceGuard {
    * the minimum free on any watched volume. Errors reading the volume's
    * statistics are ignored (the write itself will report a real failure).
    */
-  reserve(bytes: number): Promise<void>;
+  ensureRoom(bytes: number): Promise<void>;
 }
 
 /** A guard that never refuses (no minimum configured). */
-export const NO_GUARD: SpaceGuard = { reserve: async () => undefined };
+export const NO_GUARD: SpaceGuard = { ensureRoom: async () => undefined };
 
 export class DiskSpace implements SpaceGuard {
-  /** Uploads refused for low space since start. */
-  refusals = 0;
-
   constructor(
     private readonly volumes: { name: string; path: string }[],
     private readonly minFree: MinFree,
@@ -72,11 +69,10 @@ export class DiskSpace implements SpaceGuard {
     return out;
   }
 
-  async reserve(bytes: number): Promise<void> {
+  async ensureRoom(bytes: number): Promise<void> {
     if ('bytes' in this.minFree ? this.minFree.bytes === 0 : this.minFree.percent === 0) return;
     for (const v of await this.status()) {
       if (v.free - bytes < v.minFree) {
-        this.refusals++;
         const need = bytes > 0 ? ` for ${bytes} more bytes` : '';
         throw new BlobStoreError('ERR_STORAGE_LOW', `the registry is out of storage: ${v.name} has ${v.free} bytes free${need}, below the minimum of ${v.minFree}`);
       }

@@ -148,7 +148,7 @@ export class FsBlobStore implements BlobStore {
   }
 
   async startUpload(): Promise<string> {
-    await this.space.reserve(0);
+    await this.space.ensureRoom(0);
     const id = randomUUID();
     try {
       const handle = await open(this.uploadPath(id), 'wx', FILE_MODE);
@@ -209,7 +209,7 @@ export class FsBlobStore implements BlobStore {
       pendingBytes = 0;
     };
     try {
-      await this.space.reserve(options.expectedBytes ?? 0);
+      await this.space.ensureRoom(options.expectedBytes ?? 0);
       try {
         handle = await open(file, 'a', FILE_MODE);
       } catch (err) {
@@ -230,7 +230,7 @@ export class FsBlobStore implements BlobStore {
         if (pendingBytes >= APPEND_BUFFER) await flush();
         if (written >= nextCheck) {
           nextCheck = written + SPACE_CHECK_EVERY;
-          await this.space.reserve(0);
+          await this.space.ensureRoom(0);
         }
       }
       await flush();
