@@ -212,6 +212,9 @@ export function refusalError(r: Refusal): ClientError {
       const when = seconds === undefined ? 'no Retry-After given' : `retry after ${seconds} s`;
       return new ClientError('ERR_TOO_MANY_REQUESTS', `${r.what}: ${r.registry}: too many requests (HTTP 429, ${when})${said ? `: ${said}` : ''}`, { status });
     }
+    case status === 507:
+      // Final: trying again cannot help until someone frees space on the registry.
+      return new ClientError('ERR_HTTP_STATUS', `${r.what}: ${r.where}: the registry is out of storage (HTTP 507)`, { status });
     default:
       return new ClientError('ERR_HTTP_STATUS', `${r.what}: ${r.where}: HTTP ${status}${detail}`, { status, retryable: status === 408 || status >= 500 });
   }

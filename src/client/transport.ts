@@ -126,9 +126,13 @@ export interface RetryPolicy {
 
 export const DEFAULT_RETRY: RetryPolicy = { attempts: 5, baseDelay: 250, maxDelay: 15_000, maxRetryAfter: 10_000 };
 
-/** Statuses retried with backoff. A 429 is not among them: see {@link retry}. */
+/**
+ * Statuses retried with backoff. A 429 is not among them: see {@link retry}.
+ * Nor is 507 (the registry is out of storage): retrying cannot help until
+ * space is freed.
+ */
 export function isRetryableStatus(status: number): boolean {
-  return status === 408 || status >= 500;
+  return status === 408 || (status >= 500 && status !== 507);
 }
 
 /** A wait the registry asked for (a 429 with a short Retry-After): the caller says so to the user. */

@@ -8,8 +8,10 @@
  */
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import { OciError } from '../oci/errors.js';
+import { ConnectionGuard } from './connections.js';
 import { Call, type RegistryDeps } from './context.js';
 import { toOciError } from './http-errors.js';
+import { drainFor } from './http.js';
 import { matchRoute } from './router.js';
 import { blobRoute } from './routes/blobs.js';
 import { catalogRoute, referrersRoute, tagsRoute } from './routes/listings.js';
@@ -50,6 +52,14 @@ async function dispatch(call: Call, pathname: string): Promise<void> {
   }
 }
 
+/** How long an error answer waits for the rest of an unread request body (lingering close). */
+const LINGER_MS = 1000;
+
+/** The `reason` label of a storage refusal: below the configured minimum, or the device was full. */
+function storageReason(cause: unknown): 'min_free' | 'full' {
+  return (cause as { code?: unknown } | undefined)?.code === 'ERR_STORAGE_LOW' ? 'min_free' : 'full';
+}
+
 /** The route's kind, for metric labels (never the raw path: names are unbounded). */
 function routeLabel(pathname: string): string {
   return matchRoute(pathname)?.kind ?? 'other';
@@ -70,7 +80,9 @@ export function buildApp(deps: RegistryDeps, logger: FastifyBaseLogger | false, 
     exposeHeadRoutes: false,
     return503OnClosing: true,
     forceCloseConnections: 'idle',
-    keepAliveTimeout: 75_000,
+    keepAliveTimeout: deps.config.connections.idleTimeout * 1000,
+    // No limit on a whole request (uploads are long); src/registry/connections.ts
+    // times out headers, idle connections and stalled bodies instead.
     requestTimeout: 0,
     routerOptions: { maxParamLength: 1000 },
     genReqId: (() => {
@@ -78,6 +90,14 @@ export function buildApp(deps: RegistryDeps, logger: FastifyBaseLogger | false, 
       return () => (++n).toString(36);
     })(),
   });
+  const guard = new ConnectionGuard(app.server, deps.config.connections, {
+    onCount: (delta) => deps.metrics.connections.inc(delta),
+    onClose: (reason) => deps.metrics.connectionsClosed.inc({ reason }),
+  });
+  app.addHook('onClose', async () => guard.stop());
+  if (guard.max < deps.config.connections.max) {
+    app.log.warn({ configured: deps.config.connections.max, max: guard.max }, 'connections.max lowered to fit the open-file limit');
+  }
   app.removeAllContentTypeParsers();
   app.addContentTypeParser('*', (_req, _payload, done) => done(null));
 
@@ -105,9 +125,13 @@ export function buildApp(deps: RegistryDeps, logger: FastifyBaseLogger | false, 
   // Pier's own JSON API (docs/api.md): history, rollback, GC, retention, usage, webhooks.
   app.route({ method: ['GET', 'POST', 'DELETE'], url: '/pier/v1/*', handler });
 
+  // 200 while the database answers, so a load balancer keeps the replica
+  // for pulls; low storage (uploads refused) is reported in the body.
   app.get('/healthz', async (_req, reply) => {
     await deps.service.repositoryExists('healthz-probe' as never);
-    return reply.code(200).header('content-type', 'application/json').send('{"status":"ok"}');
+    const low = (await deps.space?.status())?.filter((v) => v.low) ?? [];
+    const body = low.length === 0 ? { status: 'ok' } : { status: 'degraded', storage: 'low', uploads: 'refused', volumes: low.map(({ name, free, minFree }) => ({ name, free, minFree })) };
+    return reply.code(200).header('content-type', 'application/json').send(JSON.stringify(body));
   });
   app.get('/metrics', async (_req, reply) => {
     return reply.header('content-type', deps.metrics.registry.contentType).send(await deps.metrics.registry.metrics());
@@ -121,9 +145,11 @@ export function buildApp(deps: RegistryDeps, logger: FastifyBaseLogger | false, 
   app.setErrorHandler(async (error, req, reply) => {
     const oci = toOciError(error);
     if (oci.status >= 500) req.log.error({ err: oci.cause ?? oci }, 'request failed');
-    // A request whose body was not read cannot be followed on the same connection.
+    if (oci.status === 507) deps.metrics.storageRefusals.inc({ reason: storageReason(oci.cause) });
+    // A request whose body was not read cannot be followed on the same
+    // connection: read on briefly so the answer is not lost to a reset.
     const hasBody = Number(req.headers['content-length'] ?? 0) > 0 || req.headers['transfer-encoding'] !== undefined;
-    if (hasBody && !req.raw.readableEnded) reply.header('connection', 'close');
+    if (hasBody && !(await drainFor(req.raw, LINGER_MS))) reply.header('connection', 'close');
     for (const [k, v] of Object.entries(oci.headers)) reply.header(k, v);
     const body = JSON.stringify(oci.toBody());
     reply.code(oci.status).header('content-type', 'application/json').header('content-length', Buffer.byteLength(body));

@@ -23,6 +23,7 @@ import {
   parseWebhookEndpoints,
 } from '../lifecycle/rules.js';
 import { PierError } from '../oci/pier-error.js';
+import type { MinFree } from '../store/disk-space.js';
 
 /** The whole configuration: the registry's own keys, composed with the auth and lifecycle sections. */
 export interface RegistryConfig extends LifecycleConfig {
@@ -30,7 +31,15 @@ export interface RegistryConfig extends LifecycleConfig {
   listen: string;
   /** Root folder for the default fs blob store and SQLite database. */
   data: string;
-  storage: { type: 'fs'; path: string };
+  storage: {
+    type: 'fs';
+    path: string;
+    /**
+     * New uploads are refused (507) while free space on the storage or the
+     * database's volume is below this: bytes, or a percentage of the volume.
+     */
+    minFree: MinFree;
+  };
   database: {
     type: 'sqlite';
     path: string;
@@ -52,6 +61,19 @@ export interface RegistryConfig extends LifecycleConfig {
   };
   /** Allow DELETE of manifests, tags and blobs. */
   deletes: boolean;
+  /** Client connections (src/registry/connections.ts); defaults in nginx's range. */
+  connections: {
+    /** Most open connections; beyond it the oldest idle or header-incomplete one is closed for the new one. */
+    max: number;
+    /** Seconds a connection may take to send a request's headers (nginx client_header_timeout). */
+    headerTimeout: number;
+    /** Seconds a keep-alive connection may sit between requests (nginx keepalive_timeout). */
+    idleTimeout: number;
+    /** A request body must move at least `minBodyRate` bytes/s over each window of this many seconds (nginx client_body_timeout). */
+    bodyTimeout: number;
+    /** Bytes per second, averaged over `bodyTimeout`, below which an upload is cut off. */
+    minBodyRate: number;
+  };
   /** Seconds to wait for in-flight requests on SIGTERM before closing connections. */
   shutdownTimeout: number;
   auth: AuthConfig;
@@ -71,7 +93,7 @@ export class ConfigError extends PierError {
 
 /** `{ list }`: a list given in YAML (or JSON text in the environment), parsed by src/lifecycle/rules.ts. */
 type ListLeaf = { list: (raw: unknown, env: NodeJS.ProcessEnv) => unknown };
-type Leaf = 'string' | 'boolean' | 'integer' | 'duration' | 'size' | { enum: readonly string[] } | ListLeaf;
+type Leaf = 'string' | 'boolean' | 'integer' | 'duration' | 'size' | 'sizeOrPercent' | { enum: readonly string[] } | ListLeaf;
 
 /** Every settable key with its type. Storage and database grow adapters later. */
 const SCHEMA: Record<string, Leaf> = {
@@ -79,6 +101,7 @@ const SCHEMA: Record<string, Leaf> = {
   data: 'string',
   'storage.type': { enum: ['fs'] },
   'storage.path': 'string',
+  'storage.minFree': 'sizeOrPercent',
   'database.type': { enum: ['sqlite'] },
   'database.path': 'string',
   'database.synchronous': { enum: ['normal', 'full'] },
@@ -88,6 +111,11 @@ const SCHEMA: Record<string, Leaf> = {
   'uploads.maxChunkSize': 'size',
   'manifests.maxSize': 'size',
   deletes: 'boolean',
+  'connections.max': 'integer',
+  'connections.headerTimeout': 'duration',
+  'connections.idleTimeout': 'duration',
+  'connections.bodyTimeout': 'duration',
+  'connections.minBodyRate': 'size',
   shutdownTimeout: 'duration',
   'history.keep': 'integer',
   'history.maxAge': 'duration',
@@ -121,6 +149,7 @@ const DEFAULTS: Record<string, unknown> = {
   listen: '127.0.0.1:5000',
   data: './.pier-data',
   'storage.type': 'fs',
+  'storage.minFree': '1%',
   'database.type': 'sqlite',
   'database.synchronous': 'normal',
   'log.level': 'info',
@@ -129,6 +158,11 @@ const DEFAULTS: Record<string, unknown> = {
   'uploads.maxChunkSize': 0,
   'manifests.maxSize': 4 * 1024 * 1024,
   deletes: true,
+  'connections.max': 1024,
+  'connections.headerTimeout': 60,
+  'connections.idleTimeout': 75,
+  'connections.bodyTimeout': 60,
+  'connections.minBodyRate': 1024,
   shutdownTimeout: 30,
   'history.keep': 10,
   'history.maxAge': 0,
@@ -195,6 +229,19 @@ function coerce(key: string, type: Leaf, raw: unknown, env: NodeJS.ProcessEnv = 
       const m = typeof raw === 'string' ? /^(\d+(?:\.\d+)?)\s*([smhd]?)$/.exec(raw.trim()) : null;
       if (!m) throw new ConfigError(key, `must be a duration like 30s, 10m, 24h or 7d (got ${JSON.stringify(raw)})`);
       return Number(m[1]) * (DURATION_UNITS[m[2] || 's'] ?? 1);
+    }
+    case 'sizeOrPercent': {
+      const m = typeof raw === 'string' ? /^(\d+(?:\.\d+)?)\s*%$/.exec(raw.trim()) : null;
+      if (m) {
+        const percent = Number(m[1]);
+        if (percent >= 100) throw new ConfigError(key, `must be below 100% (got ${JSON.stringify(raw)})`);
+        return { percent };
+      }
+      try {
+        return { bytes: coerce(key, 'size', raw) as number };
+      } catch {
+        throw new ConfigError(key, `must be a size like 512MiB or a percentage like 5% (got ${JSON.stringify(raw)})`);
+      }
     }
     case 'size': {
       if (typeof raw === 'number' && Number.isSafeInteger(raw) && raw >= 0) return raw;
@@ -272,7 +319,7 @@ export async function loadConfig(options: LoadOptions = {}): Promise<RegistryCon
   return {
     listen,
     data,
-    storage: { type: 'fs', path: path.resolve(data, get<string | undefined>('storage.path') ?? 'blobs') },
+    storage: { type: 'fs', path: path.resolve(data, get<string | undefined>('storage.path') ?? 'blobs'), minFree: get('storage.minFree') },
     database: {
       type: 'sqlite',
       path: path.resolve(data, get<string | undefined>('database.path') ?? 'pier.db'),
@@ -286,6 +333,13 @@ export async function loadConfig(options: LoadOptions = {}): Promise<RegistryCon
     },
     manifests: { maxSize: get('manifests.maxSize') },
     deletes: get('deletes'),
+    connections: {
+      max: Math.max(1, get<number>('connections.max')),
+      headerTimeout: get('connections.headerTimeout'),
+      idleTimeout: get('connections.idleTimeout'),
+      bodyTimeout: get('connections.bodyTimeout'),
+      minBodyRate: get('connections.minBodyRate'),
+    },
     shutdownTimeout: get('shutdownTimeout'),
     history: { keep: get('history.keep'), maxAge: get('history.maxAge') },
     gc: { gracePeriod: get('gc.gracePeriod'), schedule: get('gc.schedule') },

@@ -2,6 +2,7 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { AccessGate, Action, Principal } from '../auth/access.js';
 import type { Lifecycle } from '../lifecycle/lifecycle.js';
+import type { DiskSpace } from '../store/disk-space.js';
 import { parseRepositoryName, type RepositoryName } from '../oci/reference.js';
 import type { Actor } from '../service/events.js';
 import type { RepositoryService } from '../service/repository-service.js';
@@ -16,6 +17,8 @@ export interface RegistryDeps {
   metrics: Metrics;
   /** The /pier/v1 admin services: history, GC, retention, usage, webhooks. */
   lifecycle: Lifecycle;
+  /** Free space of the data folders, for /healthz (absent: not watched). */
+  space?: DiskSpace;
 }
 
 export class Call {

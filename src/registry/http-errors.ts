@@ -22,6 +22,15 @@ export function bearerChallenge(c: Challenge): string {
   return out;
 }
 
+/**
+ * 507 Insufficient Storage: final for docker, containerd and skopeo (none
+ * retries it, unlike 503), and `pier push` names it. See
+ * docs/decisions/0060-storage-faults.md.
+ */
+function outOfStorage(message: string, cause: unknown): OciError {
+  return new OciError('UNAVAILABLE', message, { cause, status: 507 });
+}
+
 export function toOciError(err: unknown): OciError {
   if (err instanceof OciError) return err;
   if (err instanceof DigestError) {
@@ -45,6 +54,11 @@ export function toOciError(err: unknown): OciError {
         return new OciError('SIZE_INVALID', err.message, { cause: err });
       case 'ERR_RANGE_NOT_SATISFIABLE':
         return new OciError('RANGE_INVALID', err.message, { cause: err, status: 416 });
+      case 'ERR_STORAGE_FULL':
+      case 'ERR_STORAGE_LOW':
+        return outOfStorage(err.message, err);
+      case 'ERR_STORAGE_FAILED':
+        return new OciError('UNKNOWN', err.message, { cause: err });
     }
   }
   if (err instanceof MetaStoreError) {
@@ -82,6 +96,10 @@ export function toOciError(err: unknown): OciError {
     }
   }
   const code = (err as { code?: unknown }).code;
+  // The metadata database's folder filled up (SQLite, or a bare write error).
+  if (code === 'SQLITE_FULL' || code === 'ENOSPC' || code === 'EDQUOT') {
+    return outOfStorage('the registry is out of storage: the metadata database cannot grow', err);
+  }
   if (code === 'ECONNRESET' || code === 'ERR_STREAM_PREMATURE_CLOSE' || code === 'ECONNABORTED') {
     return new OciError('BLOB_UPLOAD_INVALID', 'the request body ended early', { cause: err });
   }

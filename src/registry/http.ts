@@ -25,6 +25,40 @@ export async function drain(req: IncomingMessage): Promise<number> {
 }
 
 /**
+ * Reads and discards the rest of a request body for at most `ms`
+ * milliseconds. True if the body ended (the connection can carry another
+ * request); false if time ran out or the body failed. Answering a request
+ * whose body is still arriving and closing at once makes the kernel reset
+ * the connection, and the client may lose the answer: reading on a little
+ * first ("lingering close", as nginx and Apache do) lets it arrive.
+ */
+export async function drainFor(req: IncomingMessage, ms: number): Promise<boolean> {
+  if (req.readableEnded) return true;
+  if (req.destroyed) return false;
+  return new Promise<boolean>((resolve) => {
+    const done = (ended: boolean) => {
+      clearTimeout(timer);
+      req.off('data', discard);
+      req.off('end', onEnd);
+      req.off('error', onError);
+      req.off('close', onClose);
+      if (!ended) req.pause();
+      resolve(ended);
+    };
+    const discard = () => undefined;
+    const onEnd = () => done(true);
+    const onError = () => done(false);
+    const onClose = () => done(req.readableEnded);
+    const timer = setTimeout(() => done(false), ms);
+    req.on('data', discard);
+    req.once('end', onEnd);
+    req.once('error', onError);
+    req.once('close', onClose);
+    req.resume();
+  });
+}
+
+/**
  * Parses a `Range: bytes=...` header against a blob of `size` bytes.
  * Returns undefined to serve the whole blob (no header, or several
  * ranges, which RFC 9110 lets a server ignore); throws 416 when

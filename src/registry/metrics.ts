@@ -1,5 +1,6 @@
 /** Prometheus metrics for the registry, served on /metrics. */
-import { Counter, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { DiskSpace } from '../store/disk-space.js';
 
 export interface Metrics {
   registry: Registry;
@@ -9,6 +10,12 @@ export interface Metrics {
   bytesSent: Counter;
   blobsCommitted: Counter;
   manifestsPushed: Counter;
+  /** Requests answered 507: `min_free` (refused below the minimum) or `full` (a write failed for lack of space). */
+  storageRefusals: Counter<'reason'>;
+  /** Open client connections. */
+  connections: Gauge;
+  /** Connections the server closed: `header_timeout`, `idle_timeout`, `body_rate`, `shed`, `refused`. */
+  connectionsClosed: Counter<'reason'>;
 }
 
 export function createMetrics(): Metrics {
@@ -28,5 +35,36 @@ export function createMetrics(): Metrics {
     bytesSent: new Counter({ name: 'pier_http_sent_bytes_total', help: 'Response body bytes sent (by Content-Length)', registers: [registry] }),
     blobsCommitted: new Counter({ name: 'pier_blobs_committed_total', help: 'Blob uploads completed', registers: [registry] }),
     manifestsPushed: new Counter({ name: 'pier_manifests_pushed_total', help: 'Manifests pushed', registers: [registry] }),
+    storageRefusals: new Counter({ name: 'pier_storage_refusals_total', help: 'Requests answered 507 for lack of storage, by reason (min_free, full)', labelNames: ['reason'], registers: [registry] }),
+    connections: new Gauge({ name: 'pier_connections', help: 'Open client connections', registers: [registry] }),
+    connectionsClosed: new Counter({ name: 'pier_connections_closed_total', help: 'Connections closed by the server, by reason', labelNames: ['reason'], registers: [registry] }),
   };
+}
+
+/** Adds `pier_storage_free_bytes` and `pier_storage_min_free_bytes` per watched volume, read at scrape time. */
+export function registerDiskSpaceMetrics(metrics: Metrics, space: DiskSpace): void {
+  let pending: ReturnType<DiskSpace['status']> | undefined;
+  // One statfs round per scrape serves both gauges.
+  const read = () =>
+    (pending ??= space.status().finally(() => {
+      pending = undefined;
+    }));
+  new Gauge({
+    name: 'pier_storage_free_bytes',
+    help: 'Free bytes on the volume of each data folder (storage, database)',
+    labelNames: ['volume'],
+    registers: [metrics.registry],
+    async collect() {
+      for (const v of await read()) this.set({ volume: v.name }, v.free);
+    },
+  });
+  new Gauge({
+    name: 'pier_storage_min_free_bytes',
+    help: 'Free bytes below which new uploads are refused',
+    labelNames: ['volume'],
+    registers: [metrics.registry],
+    async collect() {
+      for (const v of await read()) this.set({ volume: v.name }, v.minFree);
+    },
+  });
 }

@@ -29,7 +29,9 @@ import { SqlMetaStore } from '../store/meta/sql/sql-meta-store.js';
 import { openSqliteDatabase } from '../store/meta/sql/sqlite.js';
 import { buildApp } from './app.js';
 import type { RegistryConfig } from './config.js';
-import { createMetrics, type Metrics } from './metrics.js';
+import { createMetrics, registerDiskSpaceMetrics, type Metrics } from './metrics.js';
+import { DiskSpace } from '../store/disk-space.js';
+import path from 'node:path';
 import { registerTokenRoute } from './routes/token.js';
 
 /** The registry cannot listen on its address. */
@@ -59,10 +61,18 @@ export interface StartOptions {
 
 export async function startRegistry(config: RegistryConfig, options: StartOptions = {}): Promise<RunningRegistry> {
   const log = options.logger ?? pino({ level: config.log.level, base: undefined, timestamp: pino.stdTimeFunctions.isoTime });
-  const blobs = await FsBlobStore.open(config.storage.path);
+  const space = new DiskSpace(
+    [
+      { name: 'storage', path: config.storage.path },
+      { name: 'database', path: path.dirname(config.database.path) },
+    ],
+    config.storage.minFree,
+  );
+  const blobs = await FsBlobStore.open(config.storage.path, { space });
   const db = await openSqliteDatabase(config.database.path, { synchronous: config.database.synchronous });
   const meta = new SqlMetaStore(db);
   const metrics = createMetrics();
+  registerDiskSpaceMetrics(metrics, space);
   let authGate: AuthGate | undefined;
   let https: { cert: Buffer; key: Buffer } | undefined;
   try {
@@ -77,6 +87,14 @@ export async function startRegistry(config: RegistryConfig, options: StartOption
     throw err;
   }
   const gate = options.gate ?? authGate ?? openGate;
+  try {
+    await reconcileUploads(blobs, meta, log);
+  } catch (err) {
+    authGate?.stop();
+    await meta.close();
+    await blobs.close();
+    throw err;
+  }
   const events = new DomainEvents((err, event) => log.error({ err, event: event.type }, 'an event listener failed'));
   // Retention deletes tags through the service (tags: below), so its deletions are announced too.
   const lifecycle = await Lifecycle.start({
@@ -92,7 +110,7 @@ export async function startRegistry(config: RegistryConfig, options: StartOption
   });
   const service: RepositoryService = new RepositoryService({ meta, blobs, lifecycle, access: gate, events, options: { automaticMount: config.uploads.automaticMount } });
   subscribe(events, { metrics, lifecycle, audit: authGate?.store, log });
-  const app = buildApp({ config, service, gate, metrics, lifecycle }, log, https ? { https } : {});
+  const app = buildApp({ config, service, gate, metrics, lifecycle, space }, log, https ? { https } : {});
   if (authGate) registerTokenRoute(app, authGate, { refreshTtl: config.auth.refreshTtl });
   const colon = config.listen.lastIndexOf(':');
   const host = config.listen.slice(0, colon).replace(/^\[|\]$/g, '');
@@ -167,6 +185,33 @@ function subscribe(events: DomainEvents, to: { metrics: Metrics; lifecycle: Life
   events.on('manifest-pushed', (e) => record('push', e.repository, e.reference, e.actor));
   events.on('manifest-deleted', (e) => record('delete', e.repository, e.reference, e.actor));
   events.on('blob-deleted', (e) => record('delete-blob', e.repository, e.digest, e.actor));
+}
+
+/**
+ * Crash leftovers, at start: upload files without a session (the process
+ * died between creating the file and recording it) are removed, and
+ * sessions without a file are ended. Sessions with a file stay: a client
+ * resumes them across a restart.
+ */
+export async function reconcileUploads(blobs: BlobStore, meta: MetaStore, log: Logger): Promise<void> {
+  const everything = new Date(Date.now() + 86_400_000);
+  const sessions = new Set(await meta.uploadsStartedBefore(everything));
+  let files = 0;
+  let ended = 0;
+  for (const id of await blobs.staleUploads(everything)) {
+    if (sessions.has(id)) {
+      sessions.delete(id);
+      continue;
+    }
+    await blobs.cancelUpload(id);
+    files++;
+  }
+  for (const id of sessions) {
+    if (await blobs.uploadInfo(id).then(() => true, () => false)) continue;
+    await meta.deleteUpload(id);
+    ended++;
+  }
+  if (files + ended > 0) log.info({ removedFiles: files, endedSessions: ended }, 'reconciled uploads left by a crash');
 }
 
 /** Expires upload sessions idle for longer than `uploads.maxAge`, and orphaned upload files. */

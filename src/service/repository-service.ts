@@ -117,7 +117,13 @@ export class RepositoryService implements TagWriter {
   /** Starts a resumable upload session belonging to `repository`. */
   async startUpload(repository: RepositoryName): Promise<string> {
     const id = await this.deps.blobs.startUpload();
-    await this.deps.meta.createUpload(id, repository);
+    try {
+      await this.deps.meta.createUpload(id, repository);
+    } catch (err) {
+      // No session (the database may be full): leave no file behind.
+      await this.deps.blobs.cancelUpload(id);
+      throw err;
+    }
     return id;
   }
 
@@ -142,7 +148,12 @@ export class RepositoryService implements TagWriter {
     const capped = allowed !== undefined && !chunk.announced && (chunk.limit === undefined || allowed < chunk.limit);
     const limit = capped ? allowed : chunk.limit;
     try {
-      return (await this.deps.blobs.append(id, offset, data, limit === undefined ? {} : { maxBytes: limit })).size;
+      return (
+        await this.deps.blobs.append(id, offset, data, {
+          ...(limit === undefined ? {} : { maxBytes: limit }),
+          ...(chunk.declared === undefined ? {} : { expectedBytes: chunk.declared }),
+        })
+      ).size;
     } catch (err) {
       if (capped && codeOf(err) === 'ERR_SIZE_MISMATCH') {
         throw new LifecycleError('ERR_QUOTA_EXCEEDED', `quota exceeded: this upload passed the quota of its namespace after ${limit} more bytes`);
@@ -174,7 +185,7 @@ export class RepositoryService implements TagWriter {
     const { blobs } = this.deps;
     const id = await blobs.startUpload();
     try {
-      await blobs.append(id, 0, data);
+      await blobs.append(id, 0, data, declaredSize === undefined ? {} : { expectedBytes: declaredSize });
       return await this.commitAndLink(repository, digest, () => blobs.commit(id, digest, declaredSize));
     } catch (err) {
       await blobs.cancelUpload(id);

@@ -51,8 +51,16 @@ export interface SpawnedRegistry {
 }
 
 /** Runs `pier serve` in a child process on an ephemeral port and waits until it listens. */
-export async function spawnTestRegistry(options: { dataDir: string; env?: NodeJS.ProcessEnv; args?: string[]; listen?: string }): Promise<SpawnedRegistry> {
-  const child = spawn(process.execPath, [PIER_BIN, 'serve', '--listen', options.listen ?? '127.0.0.1:0', '--data', options.dataDir, ...(options.args ?? [])], {
+export async function spawnTestRegistry(options: {
+  dataDir: string;
+  env?: NodeJS.ProcessEnv;
+  args?: string[];
+  listen?: string;
+  /** A command that runs the registry, such as `['prlimit', '--nofile=1024']`. */
+  wrap?: [string, ...string[]];
+}): Promise<SpawnedRegistry> {
+  const [command, ...prefix] = options.wrap ?? [process.execPath];
+  const child = spawn(command, [...prefix, ...(options.wrap ? [process.execPath] : []), PIER_BIN, 'serve', '--listen', options.listen ?? '127.0.0.1:0', '--data', options.dataDir, ...(options.args ?? [])], {
     env: { ...process.env, ...options.env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });

@@ -32,6 +32,8 @@ Every configuration key can also be set by environment variable: see README.md.`
       flags: { listen: values.listen, data: values.data },
       ...(values['insecure-open'] ? { overrides: { auth: { insecureOpen: true } } } : {}),
     });
+    // Everything the registry creates (database, keys, uploads, blobs) is the service user's alone.
+    process.umask(0o077);
     const registry = await startRegistry(config);
     await new Promise<void>((resolve) => {
       let stopping = false;

@@ -18,7 +18,13 @@ export type BlobStoreErrorCode =
   | 'ERR_UPLOAD_BUSY'
   | 'ERR_DIGEST_MISMATCH'
   | 'ERR_SIZE_MISMATCH'
-  | 'ERR_RANGE_NOT_SATISFIABLE';
+  | 'ERR_RANGE_NOT_SATISFIABLE'
+  /** The device is full (ENOSPC, EDQUOT): nothing more can be written until space is freed. */
+  | 'ERR_STORAGE_FULL'
+  /** Free space is below the configured minimum: new upload bytes are refused before the device fills. */
+  | 'ERR_STORAGE_LOW'
+  /** Any other write failure of the device (EIO, EROFS, ...). */
+  | 'ERR_STORAGE_FAILED';
 
 export class BlobStoreError extends PierError {
   constructor(
@@ -76,8 +82,15 @@ export interface BlobIngester {
    * Appends a stream at `offset`, which must equal the current size
    * (ERR_UPLOAD_OFFSET otherwise). If the stream fails midway, whatever
    * arrived is kept and the size reflects it, so a client can resume.
+   *
+   * If writing fails (ERR_STORAGE_FULL, ERR_STORAGE_FAILED) or free space
+   * falls below the store's minimum (ERR_STORAGE_LOW, checked before the
+   * first byte against `expectedBytes` and again while bytes arrive), it
+   * throws at once without reading the rest of `data`; the upload keeps
+   * the bytes that were wholly written before the failure (a torn tail is
+   * cut off), stays usable, and its size says where to resume.
    */
-  append(id: string, offset: number, data: Readable, options?: { maxBytes?: number }): Promise<UploadInfo>;
+  append(id: string, offset: number, data: Readable, options?: { maxBytes?: number; expectedBytes?: number }): Promise<UploadInfo>;
   /**
    * Verifies the upload against `digest` (ERR_DIGEST_MISMATCH) and an
    * optional expected size (ERR_SIZE_MISMATCH), then moves it durably into

@@ -12,11 +12,18 @@
  * Hashing: sha256 is computed while bytes arrive (kept in memory per upload
  * between appends of one process). After a restart, a failed append, or for
  * sha512, commit re-reads the upload file instead.
+ *
+ * Files are private to the service user: folders 0700, files 0600.
+ *
+ * Write failures: every write is awaited, so a full device (ENOSPC, EDQUOT)
+ * or an I/O error surfaces as a {@link BlobStoreError} (ERR_STORAGE_FULL,
+ * ERR_STORAGE_FAILED) from the call that caused it, at once; an append that
+ * fails cuts its upload back to the last wholly written buffer and leaves it
+ * resumable. New bytes are refused below the {@link SpaceGuard}'s minimum.
  */
 import { createHash, randomUUID, type Hash } from 'node:crypto';
-import { createReadStream, createWriteStream } from 'node:fs';
-import { mkdir, open, readdir, rename, rm, stat, unlink } from 'node:fs/promises';
-import { once } from 'node:events';
+import { createReadStream } from 'node:fs';
+import { chmod, mkdir, open, readdir, rename, rm, stat, unlink, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { Digest } from '../../../oci/digest.js';
@@ -27,11 +34,16 @@ import {
   type ByteRange,
   type UploadInfo,
 } from '../blob-store.js';
+import { NO_GUARD, type SpaceGuard } from '../../disk-space.js';
 
 const UPLOAD_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 const WRITE_BUFFER = 1024 * 1024;
 /** Bytes an upload may hold in memory before waiting for the disk: small, so many concurrent uploads stay cheap. */
 const APPEND_BUFFER = 256 * 1024;
+/** Free space is checked again after this many bytes of one append. */
+const SPACE_CHECK_EVERY = 4 * 1024 * 1024;
+const DIR_MODE = 0o700;
+const FILE_MODE = 0o600;
 
 interface LiveUpload {
   /** Running sha256 of exactly `size` bytes, or undefined when it must be recomputed. */
@@ -44,20 +56,60 @@ function isNotFound(err: unknown): boolean {
   return (err as NodeJS.ErrnoException).code === 'ENOENT';
 }
 
+/** A failed write as the store's error: ERR_STORAGE_FULL for a full device, ERR_STORAGE_FAILED otherwise. */
+export function writeError(err: unknown, what: string): unknown {
+  if (err instanceof BlobStoreError) return err;
+  const code = (err as NodeJS.ErrnoException).code;
+  if (code === 'ENOSPC' || code === 'EDQUOT') {
+    return new BlobStoreError('ERR_STORAGE_FULL', `the registry is out of storage: ${what}: no space left on the device (${code})`, { cause: err });
+  }
+  if (typeof code === 'string' && code.startsWith('E') && code !== 'ENOENT') {
+    return new BlobStoreError('ERR_STORAGE_FAILED', `storage failed: ${what}: ${code}`, { cause: err });
+  }
+  return err;
+}
+
+/** Writes all of `buffers` at the end of `handle` (short writes continued). */
+async function writeAll(handle: FileHandle, buffers: Buffer[]): Promise<void> {
+  let rest = buffers;
+  while (rest.length > 0) {
+    const { bytesWritten } = await handle.writev(rest);
+    let skip = bytesWritten;
+    const next: Buffer[] = [];
+    for (const b of rest) {
+      if (skip >= b.length) skip -= b.length;
+      else {
+        next.push(skip > 0 ? b.subarray(skip) : b);
+        skip = 0;
+      }
+    }
+    if (bytesWritten === 0 && next.length > 0) throw Object.assign(new Error('write made no progress'), { code: 'EIO' });
+    rest = next;
+  }
+}
+
 export class FsBlobStore implements BlobStore {
   private readonly blobsDir: string;
   private readonly uploadsDir: string;
   private readonly live = new Map<string, LiveUpload>();
 
-  private constructor(readonly root: string) {
+  private constructor(
+    readonly root: string,
+    private readonly space: SpaceGuard,
+  ) {
     this.blobsDir = path.join(root, 'blobs');
     this.uploadsDir = path.join(root, 'uploads');
   }
 
-  static async open(root: string): Promise<FsBlobStore> {
-    const store = new FsBlobStore(root);
-    await mkdir(store.blobsDir, { recursive: true });
-    await mkdir(store.uploadsDir, { recursive: true });
+  /** Opens (creating, private) the store under `root`; `space` refuses new bytes when free space is low. */
+  static async open(root: string, options: { space?: SpaceGuard } = {}): Promise<FsBlobStore> {
+    const store = new FsBlobStore(root, options.space ?? NO_GUARD);
+    await mkdir(root, { recursive: true, mode: DIR_MODE });
+    await mkdir(store.blobsDir, { recursive: true, mode: DIR_MODE });
+    await mkdir(store.uploadsDir, { recursive: true, mode: DIR_MODE });
+    // Private even when an older version created them world-readable.
+    await chmod(store.blobsDir, DIR_MODE);
+    await chmod(store.uploadsDir, DIR_MODE);
     return store;
   }
 
@@ -96,9 +148,14 @@ export class FsBlobStore implements BlobStore {
   }
 
   async startUpload(): Promise<string> {
+    await this.space.ensureRoom(0);
     const id = randomUUID();
-    const handle = await open(this.uploadPath(id), 'wx');
-    await handle.close();
+    try {
+      const handle = await open(this.uploadPath(id), 'wx', FILE_MODE);
+      await handle.close();
+    } catch (err) {
+      throw writeError(err, 'starting an upload');
+    }
     this.live.set(id, { hash: createHash('sha256'), size: 0, busy: false });
     return id;
   }
@@ -125,7 +182,7 @@ export class FsBlobStore implements BlobStore {
     return live;
   }
 
-  async append(id: string, offset: number, data: Readable, options: { maxBytes?: number } = {}): Promise<UploadInfo> {
+  async append(id: string, offset: number, data: Readable, options: { maxBytes?: number; expectedBytes?: number } = {}): Promise<UploadInfo> {
     const file = this.uploadPath(id);
     const live = await this.liveUpload(id);
     if (live.busy) throw new BlobStoreError('ERR_UPLOAD_BUSY', `upload ${id} is receiving data already`);
@@ -133,34 +190,63 @@ export class FsBlobStore implements BlobStore {
       throw new BlobStoreError('ERR_UPLOAD_OFFSET', `upload ${id} has ${live.size} bytes; cannot write at ${offset}`);
     }
     live.busy = true;
-    const out = createWriteStream(file, { flags: 'a', highWaterMark: APPEND_BUFFER });
-    let written = 0;
+    let handle: FileHandle | undefined;
+    /** Bytes wholly in the file: where the upload resumes if this append fails. */
+    let kept = live.size;
+    const pending: Buffer[] = [];
+    let pendingBytes = 0;
+    let writeFailed = false;
+    const flush = async () => {
+      if (pendingBytes === 0 || !handle) return;
+      try {
+        await writeAll(handle, pending);
+      } catch (err) {
+        writeFailed = true;
+        throw writeError(err, `writing upload ${id}`);
+      }
+      kept += pendingBytes;
+      pending.length = 0;
+      pendingBytes = 0;
+    };
     try {
-      await once(out, 'open');
-      for await (const chunk of data as AsyncIterable<Buffer>) {
+      await this.space.ensureRoom(options.expectedBytes ?? 0);
+      try {
+        handle = await open(file, 'a', FILE_MODE);
+      } catch (err) {
+        if (isNotFound(err)) throw new BlobStoreError('ERR_UPLOAD_NOT_FOUND', `upload ${id} not found`);
+        throw writeError(err, `opening upload ${id}`);
+      }
+      let written = 0;
+      let nextCheck = SPACE_CHECK_EVERY;
+      // Leaving the loop early must not destroy `data`: the caller still answers on its connection.
+      for await (const chunk of data.iterator({ destroyOnReturn: false }) as AsyncIterable<Buffer>) {
         written += chunk.length;
         if (options.maxBytes !== undefined && written > options.maxBytes) {
           throw new BlobStoreError('ERR_SIZE_MISMATCH', `more than ${options.maxBytes} bytes sent`);
         }
         live.hash?.update(chunk);
-        if (!out.write(chunk)) await once(out, 'drain');
+        pending.push(chunk);
+        pendingBytes += chunk.length;
+        if (pendingBytes >= APPEND_BUFFER) await flush();
+        if (written >= nextCheck) {
+          nextCheck = written + SPACE_CHECK_EVERY;
+          await this.space.ensureRoom(0);
+        }
       }
-      out.end();
-      await once(out, 'finish');
-      live.size += written;
+      await flush();
+      live.size = kept;
       return { size: live.size };
     } catch (err) {
-      // Keep what reached the disk; the running hash no longer matches it.
-      out.destroy();
-      await once(out, 'close').catch(() => undefined);
+      // The running hash no longer matches the file: commit re-reads it.
       live.hash = undefined;
-      try {
-        live.size = (await stat(file)).size;
-      } catch {
-        this.live.delete(id);
-      }
+      // A failing source keeps what arrived (the client resumes after it);
+      // a failing device keeps only what was wholly written.
+      if (!writeFailed && handle) await flush().catch(() => undefined);
+      if (handle) await handle.truncate(kept).catch(() => undefined);
+      live.size = kept;
       throw err;
     } finally {
+      await handle?.close().catch(() => undefined);
       live.busy = false;
     }
   }
@@ -191,15 +277,21 @@ export class FsBlobStore implements BlobStore {
         if (expectedSize !== undefined && expectedSize !== size) {
           throw new BlobStoreError('ERR_SIZE_MISMATCH', `upload has ${size} bytes, expected ${expectedSize}`);
         }
-        await handle.sync();
+        await handle.sync().catch((err: unknown) => {
+          throw writeError(err, `syncing upload ${id}`);
+        });
       } finally {
         await handle.close();
       }
       const target = this.blobPath(digest);
       const dir = path.dirname(target);
-      await mkdir(dir, { recursive: true });
-      await rename(file, target);
-      await syncDir(dir);
+      try {
+        await mkdir(dir, { recursive: true, mode: DIR_MODE });
+        await rename(file, target);
+        await syncDir(dir);
+      } catch (err) {
+        throw writeError(err, `storing blob ${digest.toString()}`);
+      }
       this.live.delete(id);
       return { size };
     } catch (err) {

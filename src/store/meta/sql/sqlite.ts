@@ -1,19 +1,41 @@
 /** Opens the embedded SQLite database and brings its schema up to date. */
-import { mkdir } from 'node:fs/promises';
+import { chmod, mkdir, open } from 'node:fs/promises';
 import path from 'node:path';
 import SQLite from 'better-sqlite3';
-import { Kysely, Migrator, SqliteDialect } from 'kysely';
+import { Kysely, Migrator, SqliteDialect, type Driver } from 'kysely';
 import { migrationProvider } from './migrations.js';
 import type { Database } from './schema.js';
 import { SqlAccountStore } from './sql-account-store.js';
 import { SqlMetaStore } from './sql-meta-store.js';
 
 /**
+ * SQLite rolls a transaction back by itself on some errors (SQLITE_FULL
+ * when the disk is full, SQLITE_IOERR); Kysely's ROLLBACK then fails with
+ * "no transaction is active" and hides the error that mattered. This
+ * dialect skips the ROLLBACK when SQLite has already done it.
+ */
+class RollbackSafeSqliteDialect extends SqliteDialect {
+  constructor(private readonly sqlite: SQLite.Database) {
+    super({ database: sqlite });
+  }
+
+  override createDriver(): Driver {
+    const driver = super.createDriver();
+    const rollback = driver.rollbackTransaction.bind(driver);
+    driver.rollbackTransaction = async (connection) => {
+      if (this.sqlite.inTransaction) await rollback(connection);
+    };
+    return driver;
+  }
+}
+
+/**
  * The Kysely handle over `file`, migrated to the latest schema. Other
  * stores (accounts, lifecycle) share it; the caller destroys it once.
  */
 export async function openSqliteDatabase(file: string, options: { synchronous?: 'normal' | 'full' } = {}): Promise<Kysely<Database>> {
-  await mkdir(path.dirname(file), { recursive: true });
+  await mkdir(path.dirname(file), { recursive: true, mode: 0o700 });
+  await makePrivate(file);
   const sqlite = new SQLite(file);
   // WAL lets readers run beside the writer. In WAL mode, NORMAL keeps every
   // commit across a process crash and the database consistent across a power
@@ -23,7 +45,7 @@ export async function openSqliteDatabase(file: string, options: { synchronous?: 
   sqlite.pragma(`synchronous = ${options.synchronous === 'full' ? 'FULL' : 'NORMAL'}`);
   sqlite.pragma('foreign_keys = ON');
   sqlite.pragma('busy_timeout = 5000');
-  const db = new Kysely<Database>({ dialect: new SqliteDialect({ database: sqlite }) });
+  const db = new Kysely<Database>({ dialect: new RollbackSafeSqliteDialect(sqlite) });
   const { error, results } = await new Migrator({ db, provider: migrationProvider('sqlite') }).migrateToLatest();
   const failed = results?.find((r) => r.status === 'Error');
   if (error || failed) {
@@ -41,4 +63,18 @@ export async function openSqliteMetaStore(file: string): Promise<SqlMetaStore> {
 export async function openSqliteAccountStore(file: string): Promise<{ store: SqlAccountStore; close(): Promise<void> }> {
   const db = await openSqliteDatabase(file);
   return { store: new SqlAccountStore(db), close: () => db.destroy() };
+}
+
+/**
+ * Creates the database file readable by the service user only (0600), and
+ * makes an existing one (and its WAL and shared-memory files) so. SQLite
+ * gives the -wal and -shm files it creates the database file's mode.
+ */
+async function makePrivate(file: string): Promise<void> {
+  await (await open(file, 'a', 0o600)).close();
+  for (const f of [file, `${file}-wal`, `${file}-shm`]) {
+    await chmod(f, 0o600).catch((err: NodeJS.ErrnoException) => {
+      if (err.code !== 'ENOENT') throw err;
+    });
+  }
 }

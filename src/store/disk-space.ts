@@ -1,0 +1,81 @@
+/**
+ * Free-space accounting for the folders Pier writes to (the fs blob store
+ * and the SQLite database's folder). A store asks {@link DiskSpace.ensureRoom}
+ * before it takes in new bytes; below the configured minimum the answer is
+ * ERR_STORAGE_LOW, so uploads are refused while there is still room for the
+ * metadata database (manifest pushes, tag moves, session bookkeeping) and
+ * for the writes already under way.
+ *
+ * Not a reservation in the accounting sense: concurrent writers each see
+ * the same free space, so the floor can be undershot by what they have in
+ * flight (one check interval each). The minimum should be larger than that.
+ */
+import { statfs } from 'node:fs/promises';
+import { BlobStoreError } from './blob/blob-store.js';
+
+/** The configured floor: absolute bytes, or a percentage of the volume's size. */
+export type MinFree = { bytes: number } | { percent: number };
+
+export interface VolumeStatus {
+  /** What the folder is for: `storage`, `database`. */
+  name: string;
+  path: string;
+  /** Bytes available to this (unprivileged) process. */
+  free: number;
+  /** Size of the volume in bytes. */
+  total: number;
+  /** The floor in bytes for this volume. */
+  minFree: number;
+  /** True when free space is below the floor: new uploads are refused. */
+  low: boolean;
+}
+
+export interface SpaceGuard {
+  /**
+   * Throws ERR_STORAGE_LOW when writing `bytes` more would leave less than
+   * the minimum free on any watched volume. Errors reading the volume's
+   * statistics are ignored (the write itself will report a real failure).
+   */
+  ensureRoom(bytes: number): Promise<void>;
+}
+
+/** A guard that never refuses (no minimum configured). */
+export const NO_GUARD: SpaceGuard = { ensureRoom: async () => undefined };
+
+export class DiskSpace implements SpaceGuard {
+  constructor(
+    private readonly volumes: { name: string; path: string }[],
+    private readonly minFree: MinFree,
+  ) {}
+
+  private floor(total: number): number {
+    return 'bytes' in this.minFree ? this.minFree.bytes : Math.ceil((total * this.minFree.percent) / 100);
+  }
+
+  /** Current free space of every watched folder. */
+  async status(): Promise<VolumeStatus[]> {
+    const out: VolumeStatus[] = [];
+    for (const v of this.volumes) {
+      try {
+        const s = await statfs(v.path);
+        const free = s.bavail * s.bsize;
+        const total = s.blocks * s.bsize;
+        const minFree = this.floor(total);
+        out.push({ ...v, free, total, minFree, low: free < minFree });
+      } catch {
+        // The folder is gone or unreadable: the stores report that themselves.
+      }
+    }
+    return out;
+  }
+
+  async ensureRoom(bytes: number): Promise<void> {
+    if ('bytes' in this.minFree ? this.minFree.bytes === 0 : this.minFree.percent === 0) return;
+    for (const v of await this.status()) {
+      if (v.free - bytes < v.minFree) {
+        const need = bytes > 0 ? ` for ${bytes} more bytes` : '';
+        throw new BlobStoreError('ERR_STORAGE_LOW', `the registry is out of storage: ${v.name} has ${v.free} bytes free${need}, below the minimum of ${v.minFree}`);
+      }
+    }
+  }
+}
