@@ -51,6 +51,9 @@ export function toOciError(err: unknown): OciError {
     switch (err.code) {
       case 'ERR_MANIFEST_REFERENCE_MISSING':
         return new OciError('MANIFEST_BLOB_UNKNOWN', err.message, { cause: err, detail: err.detail });
+      case 'ERR_MANIFEST_REFERENCED':
+        // 409: the request is allowed, the repository's state forbids it (docs/decisions/0055).
+        return new OciError('DENIED', err.message, { cause: err, status: 409, detail: err.detail });
       case 'ERR_NOT_FOUND':
         return new OciError('NAME_UNKNOWN', err.message, { cause: err });
     }

@@ -90,7 +90,7 @@ export async function startRegistry(config: RegistryConfig, options: StartOption
     log,
     openAccess: gate === openGate,
   });
-  const service: RepositoryService = new RepositoryService({ meta, blobs, lifecycle, access: gate, events, options: { automaticMount: config.uploads.automaticMount } });
+  const service: RepositoryService = new RepositoryService({ meta, blobs, lifecycle, access: gate, events, options: { automaticMount: config.uploads.automaticMount, deleteIndexChildren: config.manifests.deleteIndexChildren } });
   subscribe(events, { metrics, lifecycle, audit: authGate?.store, log });
   const app = buildApp({ config, service, gate, metrics, lifecycle }, log, https ? { https } : {});
   if (authGate) registerTokenRoute(app, authGate, { refreshTtl: config.auth.refreshTtl });
