@@ -102,8 +102,8 @@ export function buildApp(deps: RegistryDeps, logger: FastifyBaseLogger | false, 
   };
   app.route({ method: ['GET', 'HEAD', 'PUT', 'POST', 'PATCH', 'DELETE'], url: '/v2', handler });
   app.route({ method: ['GET', 'HEAD', 'PUT', 'POST', 'PATCH', 'DELETE'], url: '/v2/*', handler });
-  // Pier's own JSON API (docs/api.md): history, rollback, GC, retention, usage, webhooks.
-  app.route({ method: ['GET', 'POST', 'DELETE'], url: '/pier/v1/*', handler });
+  // Pier's own JSON API (docs/api.md): history, rollback, GC, retention, usage, webhooks, administration.
+  app.route({ method: ['GET', 'POST', 'PUT', 'DELETE'], url: '/pier/v1/*', handler });
 
   app.get('/healthz', async (_req, reply) => {
     await deps.service.repositoryExists('healthz-probe' as never);

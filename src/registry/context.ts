@@ -2,6 +2,7 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { AccessGate, Action, Principal } from '../auth/access.js';
 import type { Lifecycle } from '../lifecycle/lifecycle.js';
+import type { AuthStore } from '../auth/store.js';
 import { parseRepositoryName, type RepositoryName } from '../oci/reference.js';
 import type { Actor } from '../service/events.js';
 import type { RepositoryService } from '../service/repository-service.js';
@@ -16,6 +17,11 @@ export interface RegistryDeps {
   metrics: Metrics;
   /** The /pier/v1 admin services: history, GC, retention, usage, webhooks. */
   lifecycle: Lifecycle;
+  /**
+   * Users, groups, tokens and rules for the admin API; `refresh` makes the
+   * gate see a change at once. Absent when the registry runs with a custom gate.
+   */
+  accounts?: { store: AuthStore; refresh(): Promise<void> } | undefined;
 }
 
 export class Call {

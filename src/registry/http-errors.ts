@@ -12,6 +12,9 @@ import { MetaStoreError } from '../store/meta/meta-store.js';
 import { LifecycleError } from '../lifecycle/errors.js';
 import { AuthError, type Challenge } from '../auth/errors.js';
 import { ScopeError } from '../auth/scope.js';
+import { AccountError } from '../auth/accounts.js';
+import { PolicyError } from '../auth/policy.js';
+import { AuthStoreError } from '../auth/store.js';
 
 /** The `WWW-Authenticate: Bearer` header of a challenge (Docker token spec). */
 export function bearerChallenge(c: Challenge): string {
@@ -83,6 +86,14 @@ export function toOciError(err: unknown): OciError {
       case 'ERR_INVALID_REQUEST':
         return new OciError('UNSUPPORTED', err.message, { cause: err, status: 400 });
     }
+  }
+  if (err instanceof AccountError || err instanceof PolicyError || err instanceof ScopeError) {
+    return new OciError('UNSUPPORTED', err.message, { cause: err, status: 400 });
+  }
+  if (err instanceof AuthStoreError) {
+    // ERR_*_EXISTS: the name is taken (409); ERR_*_UNKNOWN: no such user, group, token or rule (404).
+    if (err.code.endsWith('_EXISTS')) return new OciError('DENIED', err.message, { cause: err, status: 409 });
+    return new OciError('NAME_UNKNOWN', err.message, { cause: err, status: 404 });
   }
   const code = (err as { code?: unknown }).code;
   if (code === 'ECONNRESET' || code === 'ERR_STREAM_PREMATURE_CLOSE' || code === 'ECONNABORTED') {
