@@ -8,6 +8,8 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
+import { addPolicyRule, addUser } from '../../src/auth/accounts.js';
+import { basic, pushAs, startAuthRegistry } from '../auth/helpers.js';
 import { startDistribution, type Distribution } from '../helpers/distribution.js';
 import { makeImage, makeIndex, type TestImage } from '../helpers/images.js';
 import { startTestRegistry, type TestRegistry } from '../helpers/registry.js';
@@ -51,8 +53,9 @@ async function seed(baseUrl: string, repo: string): Promise<Fixture> {
   return { a, b, index };
 }
 
-async function status(baseUrl: string, repo: string, ref: string): Promise<number> {
-  const res = await fetch(`${baseUrl}/v2/${repo}/manifests/${ref}`, { method: 'HEAD', headers: { accept: 'application/vnd.oci.image.index.v1+json, application/vnd.oci.image.manifest.v1+json' } });
+async function status(baseUrl: string, repo: string, ref: string, authorization?: string): Promise<number> {
+  const accept = 'application/vnd.oci.image.index.v1+json, application/vnd.oci.image.manifest.v1+json';
+  const res = await fetch(`${baseUrl}/v2/${repo}/manifests/${ref}`, { method: 'HEAD', headers: { accept, ...(authorization ? { authorization } : {}) } });
   return res.status;
 }
 
@@ -151,6 +154,33 @@ describe('manifests.deleteIndexChildren', () => {
       const raw = await fetch(`${reg.url}/v2/cfg/idx/manifests/${c.digest}`, { method: 'DELETE' });
       assert.equal(raw.status, 202);
       assert.equal(await status(reg.url, 'cfg/idx', c.digest), 404);
+    } finally {
+      await reg.close();
+    }
+  });
+});
+
+describe('override=index', () => {
+  test('needs an admin: a user with the delete right is refused, an admin deletes', async () => {
+    const reg = await startAuthRegistry(async (store) => {
+      await addUser(store, 'root', 'root-password', { admin: true });
+      await addUser(store, 'dev', 'dev-password');
+      await addPolicyRule(store, 'user:dev', 'ov/*', ['pull', 'push', 'delete']);
+    });
+    try {
+      const c = await makeImage({ layers: [128] });
+      const index = makeIndex([{ image: c, platform: { os: 'linux', architecture: 'amd64' } }]);
+      for (const [ref, image] of [[c.digest, c], [index.digest, index]] as const) {
+        assert.equal(await pushAs(reg.url, 'ov/app', ref, image, basic('dev', 'dev-password')), 201);
+      }
+      const url = `${reg.url}/v2/ov/app/manifests/${c.digest}?override=index`;
+      const dev = await fetch(url, { method: 'DELETE', headers: { authorization: basic('dev', 'dev-password') } });
+      assert.equal(dev.status, 403);
+      assert.match(((await dev.json()) as { errors: { message: string }[] }).errors[0]?.message ?? '', /needs an admin; dev is not one/);
+      assert.equal(await status(reg.url, 'ov/app', c.digest, basic('dev', 'dev-password')), 200);
+      const root = await fetch(url, { method: 'DELETE', headers: { authorization: basic('root', 'root-password') } });
+      assert.equal(root.status, 202);
+      assert.equal(await status(reg.url, 'ov/app', c.digest, basic('dev', 'dev-password')), 404);
     } finally {
       await reg.close();
     }
