@@ -5,57 +5,14 @@
  * {@link Registry}, so credentials, retries and TLS are those of every
  * other registry call. The response types are the server's (src/api/pier-v1.ts).
  */
-import type { GcResponse, RetentionResponse, RollbackResponse, TagHistoryResponse, WebhookTestResponse } from '../api/pier-v1.js';
+import type { GcResponse, GroupInfo, ImportResponse, NewToken, RetentionResponse, RollbackResponse, RuleInfo, TagHistoryResponse, TokenInfo, UserInfo, WebhookTestResponse } from '../api/pier-v1.js';
 import type { RepositoryName } from '../oci/reference.js';
 import { scope, type Action, type Registry } from './registry.js';
 import { Readable } from 'node:stream';
 import { ClientError } from './errors.js';
 import { readBody, type HttpRequest } from './transport.js';
 
-export type { GcResponse, HistoryChange, HistoryVersion, RetentionResponse, RollbackResponse, TagHistoryResponse, WebhookTestResponse } from '../api/pier-v1.js';
-
-export interface UserInfo {
-  name: string;
-  admin: boolean;
-  groups: string[];
-  createdAt: string;
-}
-
-export interface GroupInfo {
-  name: string;
-  members: string[];
-}
-
-export interface TokenInfo {
-  name: string;
-  owner: string | null;
-  scopes: string[];
-  createdAt: string;
-  expiresAt: string | null;
-  revokedAt: string | null;
-  lastUsedAt: string | null;
-}
-
-export interface NewToken {
-  name: string;
-  /** Shown once: only its hash is stored. */
-  secret: string;
-  expiresAt: string | null;
-}
-
-export interface RuleInfo {
-  /** `config:N` for a rule from the configuration file, else the rule's id (what `policy rm` takes). */
-  origin: string;
-  subject: string;
-  repositories: string;
-  actions: string[];
-}
-
-export interface ImportResponse {
-  added: string[];
-  updated: string[];
-  skipped: { user: string; reason: string }[];
-}
+export type { GcResponse, GroupInfo, HistoryChange, HistoryVersion, ImportResponse, NewToken, RetentionResponse, RollbackResponse, RuleInfo, TagHistoryResponse, TokenInfo, UserInfo, WebhookTestResponse } from '../api/pier-v1.js';
 
 const seg = encodeURIComponent;
 

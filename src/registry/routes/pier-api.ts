@@ -16,7 +16,7 @@
 import { Digest } from '../../oci/digest.js';
 import { OciError } from '../../oci/errors.js';
 import { parseTag } from '../../oci/reference.js';
-import type { DeleteTagResponse, DeliveriesResponse, GcResponse, RetentionResponse, RollbackResponse, TagHistoryResponse, UsageResponse, WebhookTestResponse, WebhooksResponse } from '../../api/pier-v1.js';
+import type { DeleteTagResponse, DeliveriesResponse, GcResponse, GroupInfo, ImportResponse, NewToken, RetentionResponse, RollbackResponse, RuleInfo, TagHistoryResponse, TokenInfo, UsageResponse, UserInfo, WebhookTestResponse, WebhooksResponse } from '../../api/pier-v1.js';
 import { addPolicyRule, addUser, changePassword, createAccessToken, importHtpasswd } from '../../auth/accounts.js';
 import { storedRules, type AuthStore } from '../../auth/store.js';
 import type { RollbackTarget } from '../../lifecycle/history.js';
@@ -213,7 +213,7 @@ function strings(body: Record<string, unknown>, name: string): string[] {
   return v;
 }
 
-async function listUsers(call: Call) {
+async function listUsers(call: Call): Promise<{ users: UserInfo[] }> {
   const { store } = await accountsFor(call, 'listing users');
   return { users: (await store.listUsers()).map((u) => ({ name: u.name, admin: u.admin, groups: u.groups, createdAt: u.createdAt.toISOString() })) };
 }
@@ -228,7 +228,7 @@ async function createUser(call: Call) {
   return { name, admin: isAdmin };
 }
 
-async function importUsers(call: Call) {
+async function importUsers(call: Call): Promise<ImportResponse> {
   const { store, actor } = await accountsFor(call, 'importing users');
   const body = await jsonBody(call);
   const result = await importHtpasswd(store, field(body, 'htpasswd'), { update: optional<boolean>(body, 'update', 'boolean') ?? false });
@@ -259,7 +259,7 @@ async function setAdmin(call: Call, m: RegExpExecArray) {
   return { name: m[1]!, admin: value };
 }
 
-async function listGroups(call: Call) {
+async function listGroups(call: Call): Promise<{ groups: GroupInfo[] }> {
   const { store } = await accountsFor(call, 'listing groups');
   return { groups: await store.listGroups() };
 }
@@ -293,7 +293,7 @@ async function removeMember(call: Call, m: RegExpExecArray) {
   return { group: m[1]!, user: m[2]! };
 }
 
-async function listTokens(call: Call) {
+async function listTokens(call: Call): Promise<{ tokens: TokenInfo[] }> {
   const { store } = await accountsFor(call, 'listing tokens');
   const iso = (d: Date | undefined) => d?.toISOString() ?? null;
   return {
@@ -309,7 +309,7 @@ async function listTokens(call: Call) {
   };
 }
 
-async function createToken(call: Call) {
+async function createToken(call: Call): Promise<NewToken> {
   const { store, actor } = await accountsFor(call, 'creating a token');
   const body = await jsonBody(call);
   const name = field(body, 'name');
@@ -330,13 +330,13 @@ async function revokeToken(call: Call, m: RegExpExecArray) {
   return { name: m[1]!, revoked: true };
 }
 
-async function listRules(call: Call) {
+async function listRules(call: Call): Promise<{ rules: RuleInfo[] }> {
   const { store } = await accountsFor(call, 'listing policy rules');
   const rules = [...call.deps.config.policy, ...(await storedRules(store))];
   return { rules: rules.map((r) => ({ origin: r.origin, subject: r.subject, repositories: r.repositories, actions: r.actions })) };
 }
 
-async function createRule(call: Call) {
+async function createRule(call: Call): Promise<{ id: number; subject: string; repositories: string; actions: string[] }> {
   const { store, actor } = await accountsFor(call, 'adding a policy rule');
   const body = await jsonBody(call);
   const subject = field(body, 'subject');
