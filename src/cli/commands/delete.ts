@@ -18,10 +18,6 @@ REPO@DIGEST deletes the manifest and every tag on it. First it lists the
 tags and indexes that use it and refuses while there are any; --force
 deletes anyway (on Pier, as an admin, even a manifest an index lists).
 
-Examples:
-  pier delete registry.example.com/team/app:v1.2.0-rc1
-  pier delete registry.example.com/team/app@sha256:3f1c...e9 --force
-
 Options:
   --force             delete a manifest even though tags or indexes use it
 ${CONNECTION_USAGE}`,

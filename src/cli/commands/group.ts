@@ -13,10 +13,6 @@ export const group: Command = {
 Policy rules can grant to group:NAME (see 'pier help policy'). With
 --registry HOST, works on a running registry as an admin (see 'pier help user').
 
-Examples:
-  pier group add devs --registry registry.example.com
-  pier group join devs alice bob --registry registry.example.com
-
 Options:
 ${ADMIN_USAGE}`,
   async run(args, io) {

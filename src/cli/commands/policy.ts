@@ -15,10 +15,6 @@ everything. Rules in the config file's policy list are shown with their
 origin and cannot be removed here. With --registry HOST, works on a
 running registry as an admin (see 'pier help user').
 
-Examples:
-  pier policy add --subject group:devs --repositories 'team/*' --actions pull,push --registry registry.example.com
-  pier policy ls --registry registry.example.com
-
 Options:
   --subject SUBJECT
   --repositories PATTERN

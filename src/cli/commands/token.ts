@@ -14,10 +14,6 @@ An access token is used as a password (with any user name):
 It is printed once, at creation; only its hash is stored. With --registry
 HOST, works on a running registry as an admin (see 'pier help user').
 
-Examples:
-  pier token create --name ci --scope repository:team/app:push,pull --expires 30d --registry registry.example.com
-  pier token revoke ci --registry registry.example.com
-
 Options:
   --name NAME         a name to list and revoke it by (token:NAME in policy rules)
   --scope SCOPE       repository:PATTERN:ACTIONS, e.g. repository:team/app:push,pull

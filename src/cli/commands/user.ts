@@ -20,11 +20,6 @@ exist; a running registry picks the change up within a second.
 import-htpasswd takes an Apache htpasswd file with bcrypt entries
 (htpasswd -B, as distribution uses) and keeps the hashes.
 
-Examples:
-  echo "$PASSWORD" | pier user add alice --admin --registry 127.0.0.1:5000
-  pier user ls --registry registry.example.com
-  echo "$PASSWORD" | pier user add bob --data /var/lib/pier
-
 Options:
   --admin             may do everything on every repository
   --update            import-htpasswd: replace the password of existing users
