@@ -115,3 +115,48 @@ export interface WebhookTestResponse {
   ms: number;
   event: WebhookEventBody;
 }
+
+// ---- administration (admin only): /pier/v1/users, groups, tokens, policy
+
+export interface UserInfo {
+  name: string;
+  admin: boolean;
+  groups: string[];
+  createdAt: string;
+}
+
+export interface GroupInfo {
+  name: string;
+  members: string[];
+}
+
+export interface TokenInfo {
+  name: string;
+  owner: string | null;
+  scopes: string[];
+  createdAt: string;
+  expiresAt: string | null;
+  revokedAt: string | null;
+  lastUsedAt: string | null;
+}
+
+export interface NewToken {
+  name: string;
+  /** Shown once: only its hash is stored. */
+  secret: string;
+  expiresAt: string | null;
+}
+
+export interface RuleInfo {
+  /** `config:N` for a rule from the configuration file, else the rule's id (what `policy rm` takes). */
+  origin: string;
+  subject: string;
+  repositories: string;
+  actions: string[];
+}
+
+export interface ImportResponse {
+  added: string[];
+  updated: string[];
+  skipped: { user: string; reason: string }[];
+}

@@ -24,6 +24,12 @@ export interface AuthConfig {
   insecureOpen: boolean;
   /** Failed logins from one address within `window` seconds before it gets 429 (0 = never). */
   throttle: { failures: number; window: number };
+  /**
+   * An admin created at start when the database has no user (a registry
+   * in a container gets its first admin this way). Set when a password
+   * or password file is configured.
+   */
+  initialAdmin: { name: string; password: string } | { name: string; passwordFile: string } | undefined;
 }
 
 /** What building the gate needs to know about the server it guards. */

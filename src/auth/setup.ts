@@ -4,9 +4,11 @@
  * Pier serves everyone only on a loopback address; on any other address it
  * refuses to start unless `auth.insecureOpen` (`--insecure-open`) says so.
  */
+import { readFile } from 'node:fs/promises';
 import { PierError } from '../oci/pier-error.js';
 import { isLoopback } from '../shared/loopback.js';
 import type { AuthSetup } from './config.js';
+import { AccountError, addUser } from './accounts.js';
 import { AuthGate } from './gate.js';
 import { loadKeySet } from './keys.js';
 import type { AuthStore } from './store.js';
@@ -19,16 +21,46 @@ export class AuthSetupError extends PierError {
 
 type Logger = { warn(obj: object, msg: string): void; error(obj: object, msg: string): void; info(obj: object, msg: string): void };
 
+/**
+ * Creates `auth.initialAdmin` when the database has no user (a registry in a
+ * container gets its first admin from its configuration, as Harbor's admin
+ * password does). Never changes an existing user.
+ */
+async function createInitialAdmin(config: AuthSetup, store: AuthStore, log: Logger): Promise<void> {
+  const initial = config.auth.initialAdmin;
+  if (!initial || (await store.counts()).users > 0) return;
+  let password: string;
+  if ('passwordFile' in initial) {
+    try {
+      password = (await readFile(initial.passwordFile, 'utf8')).split(/\r?\n/)[0] ?? '';
+    } catch (err) {
+      throw new AuthSetupError(`auth.initialAdmin.passwordFile: cannot read ${initial.passwordFile}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`);
+    }
+  } else {
+    password = initial.password;
+  }
+  try {
+    await addUser(store, initial.name, password, { admin: true });
+  } catch (err) {
+    if (err instanceof AccountError) throw new AuthSetupError(`auth.initialAdmin: ${err.message}`);
+    throw err;
+  }
+  await store.record({ at: new Date(), actor: 'config', ip: undefined, action: 'user-add-admin', repository: undefined, target: initial.name, outcome: 'ok' });
+  log.info({ user: initial.name }, 'created the initial admin from auth.initialAdmin');
+}
+
 export async function createAuthGate(config: AuthSetup, store: AuthStore, log: Logger): Promise<AuthGate> {
   const host = config.listen.slice(0, config.listen.lastIndexOf(':'));
   const loopback = isLoopback(host);
+  await createInitialAdmin(config, store, log);
   const counts = await store.counts();
   const empty = counts.users === 0 && counts.tokens === 0 && counts.rules === 0 && config.policy.length === 0;
   if (empty && !loopback && !config.auth.insecureOpen) {
     throw new AuthSetupError(
       `refusing to serve ${config.listen} with no users: anyone could push and delete. ` +
-        `Add a user first (echo PASSWORD | pier user add NAME --data ${config.data}), ` +
-        `or listen on 127.0.0.1, or pass --insecure-open (PIER_AUTH_INSECURE_OPEN=true) to serve everyone everything`,
+        `Set a first admin (PIER_AUTH_INITIAL_ADMIN_PASSWORD or auth.initialAdmin.passwordFile), ` +
+        `or listen on 127.0.0.1 and add one (echo PASSWORD | pier user add NAME --admin --registry 127.0.0.1:PORT), ` +
+        `or pass --insecure-open (PIER_AUTH_INSECURE_OPEN=true) to serve everyone everything`,
     );
   }
   const keys = await loadKeySet(config.auth.keys);

@@ -5,10 +5,10 @@
  */
 export const EXAMPLES: Readonly<Record<string, readonly string[]>> = {
   serve: ['pier serve --listen 127.0.0.1:5000 --data /var/lib/pier'],
-  user: ['echo "$PASSWORD" | pier user add alice --admin --data /var/lib/pier', 'pier user ls --data /var/lib/pier'],
-  group: ['pier group add devs --data /var/lib/pier', 'pier group join devs alice bob --data /var/lib/pier'],
-  token: ['pier token create --name ci --scope repository:team/*:pull,push --expires 30d --data /var/lib/pier'],
-  policy: ['pier policy add --subject group:devs --repositories "team/*" --actions pull,push --data /var/lib/pier'],
+  user: ['echo "$PASSWORD" | pier user add alice --admin --registry 127.0.0.1:5000', 'pier user ls --registry registry.example.com', 'echo "$PASSWORD" | pier user add alice --admin --data /var/lib/pier'],
+  group: ['pier group add devs --registry registry.example.com', 'pier group join devs alice bob --data /var/lib/pier'],
+  token: ['pier token create --name ci --scope repository:team/*:pull,push --expires 30d --registry registry.example.com', 'pier token revoke ci --data /var/lib/pier'],
+  policy: ['pier policy add --subject group:devs --repositories "team/*" --actions pull,push --registry registry.example.com', 'pier policy ls --data /var/lib/pier'],
   audit: ['pier audit --limit 20 --actor alice --data /var/lib/pier'],
   login: ['echo "$PASSWORD" | pier login registry.example.com -u alice --password-stdin'],
   logout: ['pier logout registry.example.com'],
@@ -22,7 +22,7 @@ export const EXAMPLES: Readonly<Record<string, readonly string[]>> = {
   tag: ['pier tag registry.example.com/team/app:v1 stable'],
   tags: ['pier tags registry.example.com/team/app'],
   inspect: ['pier inspect registry.example.com/team/app:v1 --format json'],
-  delete: ['pier delete registry.example.com/team/app:old'],
+  delete: ['pier delete registry.example.com/team/app:old', 'pier delete registry.example.com/team/app@sha256:3f1c...e9 --force'],
   history: ['pier history registry.example.com/team/app:v1'],
   rollback: ['pier rollback registry.example.com/team/app:v1 --steps 1'],
   retention: ['pier retention 127.0.0.1:5000 --dry-run'],

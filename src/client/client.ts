@@ -9,7 +9,7 @@ import { parseManifest } from '../oci/index.js';
 import type { Credential } from './auth.js';
 import { PierCache, defaultCacheDir } from './cache.js';
 import { CredentialStore } from './credentials.js';
-import { ClientError } from './errors.js';
+import { deleteManifest, deleteTag, findManifestUsers, type ManifestUsers } from './delete.js';
 import type { EventSink } from './events.js';
 import { openWriter, type DestinationSpec } from './dest/index.js';
 import { pullImage, type PullOptions, type PullResult } from './pull.js';
@@ -136,17 +136,19 @@ export class Client {
     return this.registry(repo).listTags(repo.repository);
   }
 
-  /** Deletes a manifest (by digest; a tag is resolved first). */
-  async delete(ref: ImageReference): Promise<Digest> {
-    const reg = this.registry(ref);
-    let digest = ref.digest;
-    if (!digest) {
-      const head = await reg.headManifest(ref.repository, ref.manifestReference, ['pull', 'delete']);
-      if (!head) throw new ClientError('ERR_NOT_FOUND', `${ref.toString()}: no such manifest`);
-      digest = head.digest ?? (await reg.getManifest(ref.repository, ref.manifestReference)).digest;
-    }
-    await reg.deleteManifest(ref.repository, digest);
-    return digest;
+  /** Removes one tag; the manifest and its other tags stay. Returns the digest it pointed at (see delete.ts). */
+  async deleteTag(ref: ImageReference): Promise<Digest> {
+    return deleteTag(this.registry(ref), ref);
+  }
+
+  /** The tags and tagged indexes that use the manifest `ref.digest`. */
+  async manifestUsers(ref: ImageReference & { digest: Digest }): Promise<ManifestUsers> {
+    return findManifestUsers(this.registry(ref), ref.repository, ref.digest);
+  }
+
+  /** Deletes the manifest `ref.digest` and every tag on it (see delete.ts for `force`). */
+  async deleteManifest(ref: ImageReference & { digest: Digest }, options: { force?: boolean } = {}): Promise<void> {
+    return deleteManifest(this.registry(ref), ref.repository, ref.digest, options);
   }
 
   async inspect(ref: ImageReference): Promise<Inspection> {

@@ -22,6 +22,8 @@ export type ClientErrorCode =
   | 'ERR_CREDENTIALS' // config.json / helper failures
   | 'ERR_CONFIG' // bad options
   | 'ERR_DAEMON' // the Docker Engine API failed
+  | 'ERR_UNSUPPORTED' // the registry cannot do this (e.g. delete a tag)
+  | 'ERR_IN_USE' // a delete refused because tags or indexes use the manifest
   | 'ERR_ABORTED'; // cancelled by the user (Ctrl-C)
 
 export class ClientError extends PierError {

@@ -10,6 +10,7 @@ export type { PushEvent, BlobStatus, EventSink } from './events.js';
 export { createRenderer, formatBytes, type ProgressFormat, type Renderer } from './progress.js';
 export { PushEngine, pushImage, type PushOptions, type PushResult, type PushStats, type Compression } from './push.js';
 export { Registry, isLoopback, resolvesToLoopback, scope } from './registry.js';
+export { deleteTag, deleteManifest, findManifestUsers, type ManifestUsers } from './delete.js';
 export { createParallelGzip, gzipCodec, GzipWorkers, DEFAULT_GZIP, type GzipSettings } from './gzip.js';
 export { openSource, OciLayoutSource, DockerArchiveSource, DockerDaemonSource, RegistrySource } from './sources/index.js';
 export type { ImageSource } from './sources/index.js';

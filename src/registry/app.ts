@@ -122,8 +122,8 @@ export function buildApp(deps: RegistryDeps, logger: FastifyBaseLogger | false, 
   };
   app.route({ method: ['GET', 'HEAD', 'PUT', 'POST', 'PATCH', 'DELETE'], url: '/v2', handler });
   app.route({ method: ['GET', 'HEAD', 'PUT', 'POST', 'PATCH', 'DELETE'], url: '/v2/*', handler });
-  // Pier's own JSON API (docs/api.md): history, rollback, GC, retention, usage, webhooks.
-  app.route({ method: ['GET', 'POST', 'DELETE'], url: '/pier/v1/*', handler });
+  // Pier's own JSON API (docs/api.md): history, rollback, GC, retention, usage, webhooks, administration.
+  app.route({ method: ['GET', 'POST', 'PUT', 'DELETE'], url: '/pier/v1/*', handler });
 
   // 200 while the database answers, so a load balancer keeps the replica
   // for pulls; low storage (uploads refused) is reported in the body.

@@ -58,6 +58,12 @@ export interface RegistryConfig extends LifecycleConfig {
   manifests: {
     /** Largest accepted manifest in bytes; larger is 413. */
     maxSize: number;
+    /**
+     * Allow deleting a manifest an index in the same repository lists
+     * (breaking the index). When false, such a DELETE is refused unless an
+     * admin adds `?override=index`.
+     */
+    deleteIndexChildren: boolean;
   };
   /** Allow DELETE of manifests, tags and blobs. */
   deletes: boolean;
@@ -110,6 +116,7 @@ const SCHEMA: Record<string, Leaf> = {
   'uploads.maxAge': 'duration',
   'uploads.maxChunkSize': 'size',
   'manifests.maxSize': 'size',
+  'manifests.deleteIndexChildren': 'boolean',
   deletes: 'boolean',
   'connections.max': 'integer',
   'connections.headerTimeout': 'duration',
@@ -140,6 +147,9 @@ const SCHEMA: Record<string, Leaf> = {
   'auth.insecureOpen': 'boolean',
   'auth.throttle.failures': 'integer',
   'auth.throttle.window': 'duration',
+  'auth.initialAdmin.name': 'string',
+  'auth.initialAdmin.password': 'string',
+  'auth.initialAdmin.passwordFile': 'string',
   'tls.cert': 'string',
   'tls.key': 'string',
   policy: { list: (raw) => parsePolicyRules(raw) },
@@ -157,6 +167,7 @@ const DEFAULTS: Record<string, unknown> = {
   'uploads.maxAge': 24 * 3600,
   'uploads.maxChunkSize': 0,
   'manifests.maxSize': 4 * 1024 * 1024,
+  'manifests.deleteIndexChildren': false,
   deletes: true,
   'connections.max': 1024,
   'connections.headerTimeout': 60,
@@ -185,6 +196,7 @@ const DEFAULTS: Record<string, unknown> = {
   'auth.insecureOpen': false,
   'auth.throttle.failures': 5,
   'auth.throttle.window': 60,
+  'auth.initialAdmin.name': 'admin',
   policy: [],
 };
 
@@ -331,7 +343,7 @@ export async function loadConfig(options: LoadOptions = {}): Promise<RegistryCon
       maxAge: get('uploads.maxAge'),
       maxChunkSize: get('uploads.maxChunkSize'),
     },
-    manifests: { maxSize: get('manifests.maxSize') },
+    manifests: { maxSize: get('manifests.maxSize'), deleteIndexChildren: get('manifests.deleteIndexChildren') },
     deletes: get('deletes'),
     connections: {
       max: Math.max(1, get<number>('connections.max')),
@@ -363,10 +375,20 @@ export async function loadConfig(options: LoadOptions = {}): Promise<RegistryCon
       cacheTtl: get('auth.cacheTtl'),
       insecureOpen: get('auth.insecureOpen'),
       throttle: { failures: get('auth.throttle.failures'), window: get('auth.throttle.window') },
+      initialAdmin: initialAdminConfig(get('auth.initialAdmin.name'), get('auth.initialAdmin.password'), get('auth.initialAdmin.passwordFile')),
     },
     tls: tlsConfig(get('tls.cert'), get('tls.key')),
     policy: get('policy'),
   };
+}
+
+function initialAdminConfig(name: string, password: string | undefined, passwordFile: string | undefined): AuthConfig['initialAdmin'] {
+  if (password !== undefined && passwordFile !== undefined) {
+    throw new ConfigError('auth.initialAdmin', 'set password or passwordFile, not both');
+  }
+  if (password !== undefined) return { name, password };
+  if (passwordFile !== undefined) return { name, passwordFile: path.resolve(passwordFile) };
+  return undefined;
 }
 
 function tlsConfig(cert: string | undefined, key: string | undefined): RegistryConfig['tls'] {

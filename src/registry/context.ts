@@ -3,6 +3,7 @@ import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { AccessGate, Action, Principal } from '../auth/access.js';
 import type { Lifecycle } from '../lifecycle/lifecycle.js';
 import type { DiskSpace } from '../store/disk-space.js';
+import type { AuthStore } from '../auth/store.js';
 import { parseRepositoryName, type RepositoryName } from '../oci/reference.js';
 import type { Actor } from '../service/events.js';
 import type { RepositoryService } from '../service/repository-service.js';
@@ -19,6 +20,11 @@ export interface RegistryDeps {
   lifecycle: Lifecycle;
   /** Free space of the data folders, for /healthz (absent: not watched). */
   space?: DiskSpace;
+  /**
+   * Users, groups, tokens and rules for the admin API; `refresh` makes the
+   * gate see a change at once. Absent when the registry runs with a custom gate.
+   */
+  accounts?: { store: AuthStore; refresh(): Promise<void> } | undefined;
 }
 
 export class Call {

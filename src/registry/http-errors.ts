@@ -12,6 +12,9 @@ import { MetaStoreError } from '../store/meta/meta-store.js';
 import { LifecycleError } from '../lifecycle/errors.js';
 import { AuthError, type Challenge } from '../auth/errors.js';
 import { ScopeError } from '../auth/scope.js';
+import { AccountError } from '../auth/accounts.js';
+import { PolicyError } from '../auth/policy.js';
+import { AuthStoreError } from '../auth/store.js';
 
 /** The `WWW-Authenticate: Bearer` header of a challenge (Docker token spec). */
 export function bearerChallenge(c: Challenge): string {
@@ -65,6 +68,9 @@ export function toOciError(err: unknown): OciError {
     switch (err.code) {
       case 'ERR_MANIFEST_REFERENCE_MISSING':
         return new OciError('MANIFEST_BLOB_UNKNOWN', err.message, { cause: err, detail: err.detail });
+      case 'ERR_MANIFEST_REFERENCED':
+        // 409: the request is allowed, the repository's state forbids it (docs/decisions/0055).
+        return new OciError('DENIED', err.message, { cause: err, status: 409, detail: err.detail });
       case 'ERR_NOT_FOUND':
         return new OciError('NAME_UNKNOWN', err.message, { cause: err });
     }
@@ -94,6 +100,14 @@ export function toOciError(err: unknown): OciError {
       case 'ERR_INVALID_REQUEST':
         return new OciError('UNSUPPORTED', err.message, { cause: err, status: 400 });
     }
+  }
+  if (err instanceof AccountError || err instanceof PolicyError || err instanceof ScopeError) {
+    return new OciError('UNSUPPORTED', err.message, { cause: err, status: 400 });
+  }
+  if (err instanceof AuthStoreError) {
+    // ERR_*_EXISTS: the name is taken (409); ERR_*_UNKNOWN: no such user, group, token or rule (404).
+    if (err.code.endsWith('_EXISTS')) return new OciError('DENIED', err.message, { cause: err, status: 409 });
+    return new OciError('NAME_UNKNOWN', err.message, { cause: err, status: 404 });
   }
   const code = (err as { code?: unknown }).code;
   // The metadata database's folder filled up (SQLite, or a bare write error).

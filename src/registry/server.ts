@@ -108,9 +108,10 @@ export async function startRegistry(config: RegistryConfig, options: StartOption
     log,
     openAccess: gate === openGate,
   });
-  const service: RepositoryService = new RepositoryService({ meta, blobs, lifecycle, access: gate, events, options: { automaticMount: config.uploads.automaticMount } });
+  const service: RepositoryService = new RepositoryService({ meta, blobs, lifecycle, access: gate, events, options: { automaticMount: config.uploads.automaticMount, deleteIndexChildren: config.manifests.deleteIndexChildren } });
   subscribe(events, { metrics, lifecycle, audit: authGate?.store, log });
-  const app = buildApp({ config, service, gate, metrics, lifecycle, space }, log, https ? { https } : {});
+  const accounts = authGate ? { store: authGate.store, refresh: () => authGate.refresh() } : undefined;
+  const app = buildApp({ config, service, gate, metrics, lifecycle, space, accounts }, log, https ? { https } : {});
   if (authGate) registerTokenRoute(app, authGate, { refreshTtl: config.auth.refreshTtl });
   const colon = config.listen.lastIndexOf(':');
   const host = config.listen.slice(0, colon).replace(/^\[|\]$/g, '');

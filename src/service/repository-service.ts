@@ -35,6 +35,8 @@ const MOUNT_CANDIDATES = 20;
 export interface RepositoryServiceOptions {
   /** Mount a blob already in the registry when a mount names no source (`uploads.automaticMount`). */
   automaticMount: boolean;
+  /** Delete a manifest an index in the repository lists, breaking the index (`manifests.deleteIndexChildren`). */
+  deleteIndexChildren: boolean;
 }
 
 export interface RepositoryServiceDeps {
@@ -312,16 +314,21 @@ export class RepositoryService implements TagWriter {
 
   /**
    * Deletes a manifest (by digest, with every tag pointing at it) or a tag
-   * (by name); refuses an immutable tag. False if there was nothing.
+   * (by name: that tag only); refuses an immutable tag. A manifest an index
+   * in the repository lists is refused (MetaStoreError ERR_MANIFEST_REFERENCED,
+   * naming the index) unless `deleteIndexChildren` is configured or an
+   * admin asks to `overrideIndex`. False if there was nothing.
    */
-  async deleteManifest(repository: RepositoryName, reference: ManifestReference, actor: Actor): Promise<boolean> {
+  async deleteManifest(repository: RepositoryName, reference: ManifestReference, actor: Actor, options: { overrideIndex?: Principal } = {}): Promise<boolean> {
     const { meta, lifecycle } = this.deps;
+    if (options.overrideIndex) lifecycle.requireAdmin(options.overrideIndex, 'deleting a manifest an index lists (override=index)');
     await lifecycle.checkDelete(repository, reference.kind === 'tag' ? { tag: reference.tag } : { digest: reference.digest });
     let deleted: boolean;
     if (reference.kind === 'tag') {
       deleted = (await this.moveTag(repository, reference.tag, { to: undefined, actor: actor.name })) !== undefined;
     } else {
-      deleted = await meta.deleteManifest(repository, reference.digest, actor.name);
+      const allowReferenced = options.overrideIndex !== undefined || this.deps.options.deleteIndexChildren;
+      deleted = await meta.deleteManifest(repository, reference.digest, actor.name, { allowReferenced });
     }
     if (deleted) this.deps.events.emit({ type: 'manifest-deleted', repository, reference: reference.kind === 'tag' ? reference.tag : reference.digest.toString(), actor });
     return deleted;

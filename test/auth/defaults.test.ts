@@ -134,6 +134,8 @@ describe('safe defaults', () => {
   test('pier user, group, token and policy commands', async () => {
     const data = await tempDir();
     try {
+      // Only pier serve creates a database; the account commands work on one.
+      await (await spawnTestRegistry({ dataDir: data })).kill();
       const ok = async (args: string[], input?: string) => {
         const r = await pier([...args, '--data', data], input);
         assert.equal(r.code, 0, `pier ${args.join(' ')}: ${r.stderr}`);
@@ -169,6 +171,7 @@ describe('safe defaults', () => {
     const data = await tempDir();
     const file = path.join(data, 'htpasswd');
     try {
+      await (await spawnTestRegistry({ dataDir: data })).kill();
       await run('htpasswd', ['-Bbc', file, 'erin', 'erin-password']);
       await run('htpasswd', ['-mb', file, 'md5user', 'md5-password']);
       const r = await pier(['user', 'import-htpasswd', file, '--data', data]);

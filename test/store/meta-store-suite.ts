@@ -118,6 +118,30 @@ export function metaStoreSuite(name: string, open: () => Promise<MetaStoreFixtur
     );
 
     test(
+      'a manifest an index lists is not deleted unless allowed; deleting a tag keeps the manifest',
+      withStore(async (store) => {
+        const child = manifest('child');
+        const index = manifest('index', [], { manifests: [child.digest], mediaType: 'application/vnd.oci.image.index.v1+json' });
+        await store.putManifest(repo('i'), child, [tag('c1'), tag('c2')], 'alice');
+        await store.putManifest(repo('i'), index, [tag('multi')], 'alice');
+        assert.deepEqual((await store.indexesReferencing(repo('i'), child.digest)).map(String), [index.digest.toString()]);
+        await assert.rejects(store.deleteManifest(repo('i'), child.digest, 'bob'), (err: unknown) => {
+          assert.ok(err instanceof MetaStoreError);
+          assert.equal(err.code, 'ERR_MANIFEST_REFERENCED');
+          assert.deepEqual(err.detail, { indexes: [index.digest.toString()] });
+          return true;
+        });
+        assert.ok(await store.getManifest(repo('i'), child.digest), 'the refused delete changed nothing');
+        assert.equal(await store.deleteTag(repo('i'), tag('c1'), 'bob'), true);
+        assert.ok(await store.getManifest(repo('i'), child.digest), 'a tag delete keeps the manifest');
+        assert.deepEqual(await store.listTags(repo('i'), { limit: 10 }), ['c2', 'multi']);
+        assert.equal(await store.deleteManifest(repo('i'), child.digest, 'bob', { allowReferenced: true }), true);
+        assert.deepEqual(await store.listTags(repo('i'), { limit: 10 }), ['multi']);
+        assert.ok(await store.getManifest(repo('i'), index.digest), 'the index stays, broken');
+      }),
+    );
+
+    test(
       'tags and repositories list in byte order with pagination',
       withStore(async (store) => {
         const m = manifest('m');

@@ -1,7 +1,5 @@
-import { addPolicyRule } from '../../auth/accounts.js';
-import { storedRules } from '../../auth/store.js';
 import { parseFlags, UsageError, type Command } from '../command.js';
-import { DATA_FLAGS, DATA_USAGE, withAuthStore } from './auth-common.js';
+import { ADMIN_FLAGS, ADMIN_USAGE, withAccounts } from './auth-common.js';
 
 export const policy: Command = {
   name: 'policy',
@@ -14,45 +12,42 @@ Subjects: user:NAME, group:NAME, token:NAME, authenticated (any user or
 token), anonymous (everyone). Patterns: a repository name where * matches
 anything, slashes included (team/*, *). Rules add up; admins may do
 everything. Rules in the config file's policy list are shown with their
-origin and cannot be removed here.
+origin and cannot be removed here. With --registry HOST, works on a
+running registry as an admin (see 'pier help user').
 
 Options:
   --subject SUBJECT
   --repositories PATTERN
   --actions LIST      some of pull, push, delete (or *)
-${DATA_USAGE}`,
+${ADMIN_USAGE}`,
   async run(args, io) {
     const { values, positionals } = parseFlags('policy', args, {
-      ...DATA_FLAGS,
+      ...ADMIN_FLAGS,
       subject: { type: 'string' },
       repositories: { type: 'string' },
       actions: { type: 'string' },
     });
     const [sub, arg] = positionals;
-    return withAuthStore(values, io, async ({ store }, config) => {
+    if (sub === undefined || !['add', 'ls', 'rm'].includes(sub)) throw new UsageError(`policy: unknown subcommand ${JSON.stringify(sub ?? '')} (see 'pier help policy')`);
+    if (sub === 'add' && (values.subject === undefined || values.repositories === undefined || values.actions === undefined)) {
+      throw new UsageError('policy add: --subject, --repositories and --actions are required');
+    }
+    const id = Number(arg);
+    if (sub === 'rm' && (arg === undefined || !Number.isSafeInteger(id))) throw new UsageError('policy rm: ID must be the number shown by pier policy ls');
+    return withAccounts(values, io, 'policy', async (accounts) => {
       switch (sub) {
         case 'add': {
-          if (values.subject === undefined || values.repositories === undefined || values.actions === undefined) {
-            throw new UsageError('policy add: --subject, --repositories and --actions are required');
-          }
-          const id = await addPolicyRule(store, values.subject, values.repositories, values.actions.split(','));
-          io.stdout.write(`added rule ${id}: ${values.subject} may ${values.actions} ${values.repositories}\n`);
+          const added = await accounts.addRule(values.subject!, values.repositories!, values.actions!.split(','));
+          io.stdout.write(`added rule ${added}: ${values.subject!} may ${values.actions!} ${values.repositories!}\n`);
           return 0;
         }
         case 'ls':
-          for (const r of [...config.policy, ...(await storedRules(store))]) {
-            io.stdout.write(`${r.origin}\t${r.subject}\t${r.repositories}\t${r.actions.join(',')}\n`);
-          }
+          for (const r of await accounts.listRules()) io.stdout.write(`${r.origin}\t${r.subject}\t${r.repositories}\t${r.actions.join(',')}\n`);
           return 0;
-        case 'rm': {
-          const id = Number(arg);
-          if (!Number.isSafeInteger(id)) throw new UsageError('policy rm: ID must be the number shown by pier policy ls');
-          await store.removeRule(id);
+        default:
+          await accounts.removeRule(id);
           io.stdout.write(`removed rule ${id}\n`);
           return 0;
-        }
-        default:
-          throw new UsageError(`policy: unknown subcommand ${JSON.stringify(sub ?? '')} (see 'pier help policy')`);
       }
     });
   },

@@ -1,6 +1,6 @@
-import { createAccessToken, parseDuration } from '../../auth/accounts.js';
+import { parseDuration } from '../../auth/accounts.js';
 import { parseFlags, UsageError, type Command } from '../command.js';
-import { DATA_FLAGS, DATA_USAGE, withAuthStore } from './auth-common.js';
+import { ADMIN_FLAGS, ADMIN_USAGE, withAccounts } from './auth-common.js';
 
 export const token: Command = {
   name: 'token',
@@ -11,7 +11,8 @@ export const token: Command = {
 
 An access token is used as a password (with any user name):
   echo "$TOKEN" | skopeo login --password-stdin -u ci REGISTRY
-It is printed once, at creation; only its hash is stored.
+It is printed once, at creation; only its hash is stored. With --registry
+HOST, works on a running registry as an admin (see 'pier help user').
 
 Options:
   --name NAME         a name to list and revoke it by (token:NAME in policy rules)
@@ -19,49 +20,41 @@ Options:
                       or repository:team/*:pull (repeatable)
   --expires DURATION  lifetime, such as 12h, 30d or 2w (default: never)
   --user USER         the token never exceeds this user's rights, and goes with the user
-${DATA_USAGE}`,
+${ADMIN_USAGE}`,
   async run(args, io) {
     const { values, positionals } = parseFlags('token', args, {
-      ...DATA_FLAGS,
+      ...ADMIN_FLAGS,
       name: { type: 'string' },
       scope: { type: 'string', multiple: true },
       expires: { type: 'string' },
       user: { type: 'string' },
     });
     const [sub, arg] = positionals;
-    return withAuthStore(values, io, async ({ store }) => {
+    if (sub === undefined || !['create', 'ls', 'revoke'].includes(sub)) throw new UsageError(`token: unknown subcommand ${JSON.stringify(sub ?? '')} (see 'pier help token')`);
+    const name = values.name ?? arg;
+    if (sub === 'create' && name === undefined) throw new UsageError('token create: --name is required');
+    if (sub === 'revoke' && arg === undefined) throw new UsageError('token revoke: missing NAME');
+    const expiresIn = sub === 'create' && values.expires !== undefined ? parseDuration(values.expires) : undefined;
+    return withAccounts(values, io, 'token', async (accounts) => {
       switch (sub) {
         case 'create': {
-          const name = values.name ?? arg;
-          if (name === undefined) throw new UsageError('token create: --name is required');
-          const { secret, expiresAt } = await createAccessToken(store, {
-            name,
-            scopes: values.scope ?? [],
-            expiresIn: values.expires === undefined ? undefined : parseDuration(values.expires),
-            owner: values.user,
-          });
-          io.stderr.write(`created token ${name}${expiresAt ? `, expires ${expiresAt.toISOString()}` : ''}; it is shown only now:\n`);
-          io.stdout.write(`${secret}\n`);
+          const created = await accounts.createToken({ name: name!, scopes: values.scope ?? [], expiresIn, owner: values.user });
+          io.stderr.write(`created token ${name!}${created.expiresAt ? `, expires ${created.expiresAt}` : ''}; it is shown only now:\n`);
+          io.stdout.write(`${created.secret}\n`);
           return 0;
         }
         case 'ls': {
           const now = Date.now();
-          for (const t of await store.listTokens()) {
-            const state = t.revokedAt ? `revoked ${t.revokedAt.toISOString()}` : t.expiresAt && t.expiresAt.getTime() <= now ? 'expired' : 'live';
-            io.stdout.write(
-              `${t.name}\t${state}\t${t.scopes.join(' ')}\t${t.owner ?? '-'}\tcreated ${t.createdAt.toISOString()}\texpires ${t.expiresAt?.toISOString() ?? 'never'}\n`,
-            );
+          for (const t of await accounts.listTokens()) {
+            const state = t.revokedAt ? `revoked ${t.revokedAt}` : t.expiresAt && Date.parse(t.expiresAt) <= now ? 'expired' : 'live';
+            io.stdout.write(`${t.name}\t${state}\t${t.scopes.join(' ')}\t${t.owner ?? '-'}\tcreated ${t.createdAt}\texpires ${t.expiresAt ?? 'never'}\n`);
           }
           return 0;
         }
-        case 'revoke': {
-          if (arg === undefined) throw new UsageError('token revoke: missing NAME');
-          await store.revokeToken(arg);
-          io.stdout.write(`revoked token ${arg}\n`);
-          return 0;
-        }
         default:
-          throw new UsageError(`token: unknown subcommand ${JSON.stringify(sub ?? '')} (see 'pier help token')`);
+          await accounts.revokeToken(arg!);
+          io.stdout.write(`revoked token ${arg!}\n`);
+          return 0;
       }
     });
   },

@@ -80,11 +80,20 @@ async function putManifest(call: Call, rawName: string, rawReference: string): P
   await call.reply.send();
 }
 
+/**
+ * DELETE by tag removes that tag only (the manifest stays, as do its other
+ * tags and its history). DELETE by digest removes the manifest and every
+ * tag on it, but not a manifest an index in the repository lists: that is
+ * refused (409 DENIED naming the index) unless `manifests.deleteIndexChildren`
+ * allows it or an admin adds `?override=index`.
+ */
 async function deleteManifest(call: Call, rawName: string, rawReference: string): Promise<void> {
   const { name, principal } = await call.repository(rawName, ['delete']);
   if (!call.deps.config.deletes) throw new OciError('UNSUPPORTED', 'deletes are disabled on this registry');
   const reference = referenceOrInvalid(rawReference);
-  if (!(await call.deps.service.deleteManifest(name, reference, call.actor(principal)))) throw await unknownManifest(call, name, rawReference);
+  const overrideIndex = call.query.getAll('override').includes('index');
+  const deleted = await call.deps.service.deleteManifest(name, reference, call.actor(principal), overrideIndex ? { overrideIndex: principal } : {});
+  if (!deleted) throw await unknownManifest(call, name, rawReference);
   call.reply.code(202).header('content-length', 0);
   await call.reply.send();
 }

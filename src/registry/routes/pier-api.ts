@@ -6,11 +6,19 @@
  * Rights: history needs pull on the repository, rollback push, tag delete
  * the delete right (plus admin to override immutability); usage, GC,
  * retention and webhooks need an admin (see src/lifecycle/lifecycle.ts).
+ *
+ * Administration (users, groups, tokens, policy rules) needs an admin too;
+ * every change is written to the audit log with who made it and from where,
+ * and the gate reloads at once so the next request sees it. While the
+ * registry has no account it is open (on loopback only), so the first admin
+ * can be added from the same machine.
  */
 import { Digest } from '../../oci/digest.js';
 import { OciError } from '../../oci/errors.js';
 import { parseTag } from '../../oci/reference.js';
-import type { DeleteTagResponse, DeliveriesResponse, GcResponse, RetentionResponse, RollbackResponse, TagHistoryResponse, UsageResponse, WebhookTestResponse, WebhooksResponse } from '../../api/pier-v1.js';
+import type { DeleteTagResponse, DeliveriesResponse, GcResponse, GroupInfo, ImportResponse, NewToken, RetentionResponse, RollbackResponse, RuleInfo, TagHistoryResponse, TokenInfo, UsageResponse, UserInfo, WebhookTestResponse, WebhooksResponse } from '../../api/pier-v1.js';
+import { addPolicyRule, addUser, changePassword, createAccessToken, importHtpasswd } from '../../auth/accounts.js';
+import { storedRules, type AuthStore } from '../../auth/store.js';
 import type { RollbackTarget } from '../../lifecycle/history.js';
 import type { Call } from '../context.js';
 import { readBody } from '../http.js';
@@ -29,6 +37,23 @@ const ROUTES: [string, RegExp, Handler][] = [
   ['GET', /^\/pier\/v1\/webhooks$/, webhooks],
   ['GET', /^\/pier\/v1\/webhooks\/([^/]+)\/deliveries$/, deliveries],
   ['POST', /^\/pier\/v1\/webhooks\/([^/]+)\/test$/, testWebhook],
+  ['GET', /^\/pier\/v1\/users$/, listUsers],
+  ['POST', /^\/pier\/v1\/users$/, createUser],
+  ['POST', /^\/pier\/v1\/users\/import$/, importUsers],
+  ['DELETE', /^\/pier\/v1\/users\/([^/]+)$/, removeUser],
+  ['PUT', /^\/pier\/v1\/users\/([^/]+)\/password$/, setPassword],
+  ['PUT', /^\/pier\/v1\/users\/([^/]+)\/admin$/, setAdmin],
+  ['GET', /^\/pier\/v1\/groups$/, listGroups],
+  ['POST', /^\/pier\/v1\/groups$/, createGroup],
+  ['DELETE', /^\/pier\/v1\/groups\/([^/]+)$/, removeGroup],
+  ['PUT', /^\/pier\/v1\/groups\/([^/]+)\/members\/([^/]+)$/, addMember],
+  ['DELETE', /^\/pier\/v1\/groups\/([^/]+)\/members\/([^/]+)$/, removeMember],
+  ['GET', /^\/pier\/v1\/tokens$/, listTokens],
+  ['POST', /^\/pier\/v1\/tokens$/, createToken],
+  ['DELETE', /^\/pier\/v1\/tokens\/([^/]+)$/, revokeToken],
+  ['GET', /^\/pier\/v1\/policy$/, listRules],
+  ['POST', /^\/pier\/v1\/policy$/, createRule],
+  ['DELETE', /^\/pier\/v1\/policy\/([^/]+)$/, removeRule],
 ];
 
 export async function pierApiRoute(call: Call, pathname: string): Promise<void> {
@@ -150,4 +175,183 @@ async function testWebhook(call: Call, m: RegExpExecArray): Promise<WebhookTestR
   const principal = await admin(call, 'testing a webhook');
   const result = await call.deps.lifecycle.webhooks.test(m[1]!, principal.name);
   return { name: m[1]!, ok: result.ok, status: result.status ?? null, error: result.error ?? null, ms: result.ms, event: result.event };
+}
+
+// ---- administration: users, groups, tokens, policy
+
+/** The account store, for an admin; UNSUPPORTED on a registry built without accounts (a custom gate). */
+async function accountsFor(call: Call, what: string): Promise<{ store: AuthStore; actor: string }> {
+  const principal = await admin(call, what);
+  const accounts = call.deps.accounts;
+  if (!accounts) throw new OciError('UNSUPPORTED', 'this registry runs without accounts', { status: 404 });
+  return { store: accounts.store, actor: principal.name };
+}
+
+/** Records a change in the audit log and makes the gate see it before the response goes out. */
+async function changed(call: Call, actor: string, action: string, target: string): Promise<void> {
+  const accounts = call.deps.accounts!;
+  await accounts.store.record({ at: new Date(), actor, ip: call.req.ip, action, repository: undefined, target, outcome: 'ok' });
+  await accounts.refresh();
+}
+
+function field(body: Record<string, unknown>, name: string): string {
+  const v = body[name];
+  if (typeof v !== 'string' || v === '') throw new OciError('UNSUPPORTED', `"${name}" must be a non-empty string`, { status: 400 });
+  return v;
+}
+
+function optional<T>(body: Record<string, unknown>, name: string, type: 'string' | 'number' | 'boolean'): T | undefined {
+  const v = body[name];
+  if (v === undefined || v === null) return undefined;
+  if (typeof v !== type) throw new OciError('UNSUPPORTED', `"${name}" must be a ${type}`, { status: 400 });
+  return v as T;
+}
+
+function strings(body: Record<string, unknown>, name: string): string[] {
+  const v = body[name];
+  if (!Array.isArray(v) || !v.every((x): x is string => typeof x === 'string')) throw new OciError('UNSUPPORTED', `"${name}" must be a list of strings`, { status: 400 });
+  return v;
+}
+
+async function listUsers(call: Call): Promise<{ users: UserInfo[] }> {
+  const { store } = await accountsFor(call, 'listing users');
+  return { users: (await store.listUsers()).map((u) => ({ name: u.name, admin: u.admin, groups: u.groups, createdAt: u.createdAt.toISOString() })) };
+}
+
+async function createUser(call: Call) {
+  const { store, actor } = await accountsFor(call, 'adding a user');
+  const body = await jsonBody(call);
+  const name = field(body, 'name');
+  const isAdmin = optional<boolean>(body, 'admin', 'boolean') ?? false;
+  await addUser(store, name, field(body, 'password'), { admin: isAdmin });
+  await changed(call, actor, isAdmin ? 'user-add-admin' : 'user-add', name);
+  return { name, admin: isAdmin };
+}
+
+async function importUsers(call: Call): Promise<ImportResponse> {
+  const { store, actor } = await accountsFor(call, 'importing users');
+  const body = await jsonBody(call);
+  const result = await importHtpasswd(store, field(body, 'htpasswd'), { update: optional<boolean>(body, 'update', 'boolean') ?? false });
+  if (result.added.length + result.updated.length > 0) await changed(call, actor, 'user-import', [...result.added, ...result.updated].join(',').slice(0, 500));
+  return result;
+}
+
+async function removeUser(call: Call, m: RegExpExecArray) {
+  const { store, actor } = await accountsFor(call, 'removing a user');
+  await store.removeUser(m[1]!);
+  await changed(call, actor, 'user-rm', m[1]!);
+  return { name: m[1]!, removed: true };
+}
+
+async function setPassword(call: Call, m: RegExpExecArray) {
+  const { store, actor } = await accountsFor(call, "changing a user's password");
+  await changePassword(store, m[1]!, field(await jsonBody(call), 'password'));
+  await changed(call, actor, 'user-passwd', m[1]!);
+  return { name: m[1]! };
+}
+
+async function setAdmin(call: Call, m: RegExpExecArray) {
+  const { store, actor } = await accountsFor(call, 'making a user an admin');
+  const value = optional<boolean>(await jsonBody(call), 'admin', 'boolean');
+  if (value === undefined) throw new OciError('UNSUPPORTED', '"admin" must be true or false', { status: 400 });
+  await store.setAdmin(m[1]!, value);
+  await changed(call, actor, value ? 'user-admin' : 'user-unadmin', m[1]!);
+  return { name: m[1]!, admin: value };
+}
+
+async function listGroups(call: Call): Promise<{ groups: GroupInfo[] }> {
+  const { store } = await accountsFor(call, 'listing groups');
+  return { groups: await store.listGroups() };
+}
+
+async function createGroup(call: Call) {
+  const { store, actor } = await accountsFor(call, 'adding a group');
+  const name = field(await jsonBody(call), 'name');
+  await store.addGroup(name);
+  await changed(call, actor, 'group-add', name);
+  return { name };
+}
+
+async function removeGroup(call: Call, m: RegExpExecArray) {
+  const { store, actor } = await accountsFor(call, 'removing a group');
+  await store.removeGroup(m[1]!);
+  await changed(call, actor, 'group-rm', m[1]!);
+  return { name: m[1]!, removed: true };
+}
+
+async function addMember(call: Call, m: RegExpExecArray) {
+  const { store, actor } = await accountsFor(call, 'adding a group member');
+  await store.addMember(m[1]!, m[2]!);
+  await changed(call, actor, 'group-join', `${m[1]!}:${m[2]!}`);
+  return { group: m[1]!, user: m[2]! };
+}
+
+async function removeMember(call: Call, m: RegExpExecArray) {
+  const { store, actor } = await accountsFor(call, 'removing a group member');
+  await store.removeMember(m[1]!, m[2]!);
+  await changed(call, actor, 'group-leave', `${m[1]!}:${m[2]!}`);
+  return { group: m[1]!, user: m[2]! };
+}
+
+async function listTokens(call: Call): Promise<{ tokens: TokenInfo[] }> {
+  const { store } = await accountsFor(call, 'listing tokens');
+  const iso = (d: Date | undefined) => d?.toISOString() ?? null;
+  return {
+    tokens: (await store.listTokens()).map((t) => ({
+      name: t.name,
+      owner: t.owner ?? null,
+      scopes: t.scopes,
+      createdAt: t.createdAt.toISOString(),
+      expiresAt: iso(t.expiresAt),
+      revokedAt: iso(t.revokedAt),
+      lastUsedAt: iso(t.lastUsedAt),
+    })),
+  };
+}
+
+async function createToken(call: Call): Promise<NewToken> {
+  const { store, actor } = await accountsFor(call, 'creating a token');
+  const body = await jsonBody(call);
+  const name = field(body, 'name');
+  const { secret, expiresAt } = await createAccessToken(store, {
+    name,
+    scopes: strings(body, 'scopes'),
+    expiresIn: optional<number>(body, 'expiresIn', 'number'),
+    owner: optional<string>(body, 'owner', 'string'),
+  });
+  await changed(call, actor, 'token-create', name);
+  return { name, secret, expiresAt: expiresAt?.toISOString() ?? null };
+}
+
+async function revokeToken(call: Call, m: RegExpExecArray) {
+  const { store, actor } = await accountsFor(call, 'revoking a token');
+  await store.revokeToken(m[1]!);
+  await changed(call, actor, 'token-revoke', m[1]!);
+  return { name: m[1]!, revoked: true };
+}
+
+async function listRules(call: Call): Promise<{ rules: RuleInfo[] }> {
+  const { store } = await accountsFor(call, 'listing policy rules');
+  const rules = [...call.deps.config.policy, ...(await storedRules(store))];
+  return { rules: rules.map((r) => ({ origin: r.origin, subject: r.subject, repositories: r.repositories, actions: r.actions })) };
+}
+
+async function createRule(call: Call): Promise<{ id: number; subject: string; repositories: string; actions: string[] }> {
+  const { store, actor } = await accountsFor(call, 'adding a policy rule');
+  const body = await jsonBody(call);
+  const subject = field(body, 'subject');
+  const repositories = field(body, 'repositories');
+  const actions = strings(body, 'actions');
+  const id = await addPolicyRule(store, subject, repositories, actions);
+  await changed(call, actor, 'policy-add', `${id}: ${subject} ${repositories} ${actions.join(',')}`);
+  return { id, subject, repositories, actions };
+}
+
+async function removeRule(call: Call, m: RegExpExecArray) {
+  const { store, actor } = await accountsFor(call, 'removing a policy rule');
+  const id = Number(m[1]);
+  if (!Number.isSafeInteger(id)) throw new OciError('UNSUPPORTED', `rule ${m[1]!} is from the configuration file; only rules added through the API or pier policy can be removed`, { status: 400 });
+  await store.removeRule(id);
+  await changed(call, actor, 'policy-rm', String(id));
+  return { id, removed: true };
 }

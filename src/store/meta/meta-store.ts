@@ -18,7 +18,9 @@ export type MetaStoreErrorCode =
   /** The repository is unknown. */
   | 'ERR_NOT_FOUND'
   /** A tag move names a manifest the repository does not hold. */
-  | 'ERR_MANIFEST_UNKNOWN';
+  | 'ERR_MANIFEST_UNKNOWN'
+  /** A manifest delete refused: an index in the repository lists it (detail: `{ indexes }`). */
+  | 'ERR_MANIFEST_REFERENCED';
 
 export class MetaStoreError extends PierError {
   constructor(
@@ -114,8 +116,16 @@ export interface ManifestStore {
   getManifest(repository: RepositoryName, digest: Digest): Promise<ManifestRecord | undefined>;
   /** The manifest a tag points at. */
   getTaggedManifest(repository: RepositoryName, tag: Tag): Promise<ManifestRecord | undefined>;
-  /** Deletes a manifest and every tag pointing at it; false if absent. */
-  deleteManifest(repository: RepositoryName, digest: Digest, actor: string): Promise<boolean>;
+  /**
+   * Deletes a manifest and every tag pointing at it; false if absent.
+   * Refuses, in the same transaction, a manifest that an index in the
+   * repository references (ERR_MANIFEST_REFERENCED, detail
+   * `{ indexes: string[] }`), unless `allowReferenced`: deleting it would
+   * break the index.
+   */
+  deleteManifest(repository: RepositoryName, digest: Digest, actor: string, options?: { allowReferenced?: boolean }): Promise<boolean>;
+  /** Indexes in the repository that list `digest` as a child manifest, in digest order. */
+  indexesReferencing(repository: RepositoryName, digest: Digest): Promise<Digest[]>;
   /** Deletes one tag; false if absent. */
   deleteTag(repository: RepositoryName, tag: Tag, actor: string): Promise<boolean>;
   /** Tags in lexical order, or undefined if the repository is unknown. */

@@ -261,11 +261,21 @@ export class SqlMetaStore implements MetaStore {
   }
 
 
-  async deleteManifest(repository: RepositoryName, digest: Digest, actor: string): Promise<boolean> {
+  async deleteManifest(repository: RepositoryName, digest: Digest, actor: string, options: { allowReferenced?: boolean } = {}): Promise<boolean> {
     const id = await this.repositoryId(this.db, repository);
     if (id === undefined) return false;
     const d = digest.toString();
     return this.db.transaction().execute(async (tx) => {
+      if (!options.allowReferenced) {
+        const indexes = await this.parents(tx, id, d);
+        if (indexes.length > 0) {
+          throw new MetaStoreError(
+            'ERR_MANIFEST_REFERENCED',
+            `manifest ${d} is a child of index ${indexes.join(', ')} in ${repository}; deleting it would break ${indexes.length === 1 ? 'that index' : 'those indexes'}: delete the index first`,
+            { indexes },
+          );
+        }
+      }
       const deleted = await tx.deleteFrom('manifests').where('repository_id', '=', id).where('digest', '=', d).executeTakeFirst();
       if (Number(deleted.numDeletedRows) === 0) return false;
       const tags = await tx.selectFrom('tags').select('name').where('repository_id', '=', id).where('manifest_digest', '=', d).execute();
@@ -274,6 +284,24 @@ export class SqlMetaStore implements MetaStore {
       await tx.deleteFrom('manifest_references').where('repository_id', '=', id).where('manifest_digest', '=', d).execute();
       return true;
     });
+  }
+
+  async indexesReferencing(repository: RepositoryName, digest: Digest): Promise<Digest[]> {
+    const id = await this.repositoryId(this.db, repository);
+    if (id === undefined) return [];
+    return (await this.parents(this.db, id, digest.toString())).map((d) => Digest.parse(d));
+  }
+
+  private async parents(db: Kysely<Database>, id: number, digest: string): Promise<string[]> {
+    const rows = await db
+      .selectFrom('manifest_references')
+      .select('manifest_digest')
+      .where('repository_id', '=', id)
+      .where('child_digest', '=', digest)
+      .where('kind', '=', 'manifest')
+      .orderBy('manifest_digest')
+      .execute();
+    return rows.map((r) => r.manifest_digest);
   }
 
   async deleteTag(repository: RepositoryName, tag: Tag, actor: string): Promise<boolean> {
