@@ -10,7 +10,7 @@ import type { AuthSetup } from './config.js';
 import { AuthGate } from './gate.js';
 import { loadKeySet } from './keys.js';
 import type { AuthStore } from './store.js';
-import { LoginThrottle } from './throttle.js';
+import { MemoryLoginThrottle } from './throttle.js';
 import { TokenService } from './tokens.js';
 
 export class AuthSetupError extends PierError {
@@ -33,7 +33,7 @@ export async function createAuthGate(config: AuthSetup, store: AuthStore, log: L
   }
   const keys = await loadKeySet(config.auth.keys);
   const tokens = new TokenService(keys, { issuer: config.auth.issuer, service: config.auth.service, ttl: config.auth.tokenTtl });
-  const throttle = new LoginThrottle(config.auth.throttle.failures === 0 ? Infinity : config.auth.throttle.failures, config.auth.throttle.window * 1000);
+  const throttle = new MemoryLoginThrottle(config.auth.throttle.failures === 0 ? Infinity : config.auth.throttle.failures, config.auth.throttle.window * 1000);
   const gate = new AuthGate(
     store,
     tokens,

@@ -9,13 +9,17 @@
  *
  * The token grants the intersection of what was asked and what the policy
  * allows; asking for more than allowed is not an error (the registry then
- * answers 401/403). Failed logins count towards the per-address throttle.
+ * answers 401/403), and a repository name the registry would reject is
+ * granted nothing. A token expires after `auth.tokenTtl` or with the access
+ * token that obtained it, whichever is first. Failed logins count towards
+ * the per-account-and-address throttle.
  */
 import { randomBytes } from 'node:crypto';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { hashSecret, type AuthGate } from '../../auth/gate.js';
 import { ANONYMOUS_IDENTITY, identityName, type Identity } from '../../auth/policy.js';
 import { parseScopes } from '../../auth/scope.js';
+import { TokenError } from '../../auth/tokens.js';
 import { OciError } from '../../oci/errors.js';
 import { readBody } from '../http.js';
 
@@ -72,10 +76,18 @@ export function registerTokenRoute(app: FastifyInstance, gate: AuthGate, options
 
     const access = gate.grant(identity, asked);
     const subject = identity.kind === 'anonymous' ? '' : identityName(identity);
-    const issued = await gate.tokens.issue(subject, access.filter((a) => a.actions.length > 0));
+    // Neither the token nor a refresh token outlives the credential that obtained them.
+    const notAfter = gate.notAfter(identity);
+    let issued;
+    try {
+      issued = await gate.tokens.issue(subject, access.filter((a) => a.actions.length > 0), notAfter);
+    } catch (err) {
+      if (err instanceof TokenError) throw new OciError('UNAUTHORIZED', err.message, { cause: err });
+      throw err;
+    }
     if (offline && identity.kind !== 'anonymous') {
       refreshToken = randomBytes(32).toString('base64url');
-      await gate.store.addRefreshToken(hashSecret(refreshToken), subject, new Date(Date.now() + options.refreshTtl * 1000));
+      await gate.store.addRefreshToken(hashSecret(refreshToken), subject, new Date(Math.min(Date.now() + options.refreshTtl * 1000, notAfter ?? Infinity)));
     }
     const body: Record<string, unknown> = {
       token: issued.token,
