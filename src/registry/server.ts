@@ -26,6 +26,8 @@ import type { MetaStore } from '../store/meta/meta-store.js';
 import { SqlAccountStore } from '../store/meta/sql/sql-account-store.js';
 import { SqlLifecycleStore } from '../store/meta/sql/sql-lifecycle-store.js';
 import { SqlMetaStore } from '../store/meta/sql/sql-meta-store.js';
+import { SqlQuotaLedger } from '../store/meta/sql/sql-quota-ledger.js';
+import type { QuotaLedger } from '../store/meta/quota-ledger.js';
 import { openSqliteDatabase } from '../store/meta/sql/sqlite.js';
 import { buildApp } from './app.js';
 import type { RegistryConfig } from './config.js';
@@ -79,6 +81,7 @@ export async function startRegistry(config: RegistryConfig, options: StartOption
   const gate = options.gate ?? authGate ?? openGate;
   const events = new DomainEvents((err, event) => log.error({ err, event: event.type }, 'an event listener failed'));
   // Retention deletes tags through the service (tags: below), so its deletions are announced too.
+  const quotaLedger = new SqlQuotaLedger(db);
   const lifecycle = await Lifecycle.start({
     store: new SqlLifecycleStore(db),
     meta,
@@ -89,6 +92,8 @@ export async function startRegistry(config: RegistryConfig, options: StartOption
     config,
     log,
     openAccess: gate === openGate,
+    quotaLedger,
+    reservationTtlMs: config.uploads.maxAge * 1000,
   });
   const service: RepositoryService = new RepositoryService({ meta, blobs, lifecycle, access: gate, events, options: { automaticMount: config.uploads.automaticMount } });
   subscribe(events, { metrics, lifecycle, audit: authGate?.store, log });
@@ -116,7 +121,7 @@ export async function startRegistry(config: RegistryConfig, options: StartOption
   const url = `${https ? 'https' : 'http'}://${hostForUrl}:${actualPort}`;
   log.info({ url, data: config.data }, 'listening');
 
-  const janitor = startJanitor(config, blobs, meta, log);
+  const janitor = startJanitor(config, blobs, meta, quotaLedger, log);
   let closing: Promise<void> | undefined;
   return {
     url,
@@ -169,8 +174,8 @@ function subscribe(events: DomainEvents, to: { metrics: Metrics; lifecycle: Life
   events.on('blob-deleted', (e) => record('delete-blob', e.repository, e.digest, e.actor));
 }
 
-/** Expires upload sessions idle for longer than `uploads.maxAge`, and orphaned upload files. */
-function startJanitor(config: RegistryConfig, blobs: BlobStore, meta: MetaStore, log: Logger): NodeJS.Timeout {
+/** Expires upload sessions idle for longer than `uploads.maxAge`, orphaned upload files, and stale quota reservations. */
+function startJanitor(config: RegistryConfig, blobs: BlobStore, meta: MetaStore, quotas: QuotaLedger, log: Logger): NodeJS.Timeout {
   const every = Math.max(1, Math.min(config.uploads.maxAge / 4, 600)) * 1000;
   const sweep = async () => {
     const before = new Date(Date.now() - config.uploads.maxAge * 1000);
@@ -182,6 +187,7 @@ function startJanitor(config: RegistryConfig, blobs: BlobStore, meta: MetaStore,
       if (!idle.has(id) && !gone) continue;
       await blobs.cancelUpload(id);
       await meta.deleteUpload(id);
+      await quotas.release(id);
       idle.delete(id);
       expired++;
     }
@@ -192,7 +198,9 @@ function startJanitor(config: RegistryConfig, blobs: BlobStore, meta: MetaStore,
         expired++;
       }
     }
-    if (expired > 0) log.info({ expired }, 'expired stale uploads');
+    // Reservations of writers that crashed (or replicas that died) before releasing them.
+    const reservations = await quotas.sweep(before);
+    if (expired > 0 || reservations > 0) log.info({ expired, reservations }, 'expired stale uploads');
   };
   const timer = setInterval(() => {
     sweep().catch((err: unknown) => log.error({ err }, 'upload janitor failed'));

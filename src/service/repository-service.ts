@@ -17,6 +17,7 @@
  * domain errors (store, lifecycle, parse); src/registry/http-errors.ts
  * maps them.
  */
+import { randomUUID } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import type { AccessGate, Principal } from '../auth/access.js';
 import { LifecycleError } from '../lifecycle/errors.js';
@@ -105,15 +106,6 @@ export class RepositoryService implements TagWriter {
 
   // ---- uploads and blobs
 
-  /**
-   * Before accepting `bytes` for `repository`: refuses past its namespace
-   * quota (ERR_QUOTA_EXCEEDED), else how many more bytes the quota allows
-   * (undefined: no quota).
-   */
-  checkQuota(repository: RepositoryName, bytes: number): Promise<number | undefined> {
-    return this.deps.lifecycle.checkUpload(repository, bytes);
-  }
-
   /** Starts a resumable upload session belonging to `repository`. */
   async startUpload(repository: RepositoryName): Promise<string> {
     const id = await this.deps.blobs.startUpload();
@@ -133,22 +125,14 @@ export class RepositoryService implements TagWriter {
   /**
    * Appends `data` at `offset` (the upload's size) and returns the new
    * size. `declared` is the chunk's Content-Length, `limit` the most it
-   * may hold, `announced` whether its length was stated at all (length or
-   * range). The quota is checked first, and a chunk of unannounced length
-   * is cut where the quota ends (ERR_QUOTA_EXCEEDED).
+   * may hold. Under a namespace quota every byte is reserved (under the
+   * upload's id) before it is written, a chunk of unknown length too: the
+   * chunk that would pass the quota fails with ERR_QUOTA_EXCEEDED before
+   * it reaches the store, and the upload keeps what it had.
    */
-  async appendUpload(repository: RepositoryName, id: string, offset: number, data: Readable, chunk: { declared: number | undefined; limit: number | undefined; announced: boolean }): Promise<number> {
-    const allowed = await this.deps.lifecycle.checkUpload(repository, offset + (chunk.declared ?? 0));
-    const capped = allowed !== undefined && !chunk.announced && (chunk.limit === undefined || allowed < chunk.limit);
-    const limit = capped ? allowed : chunk.limit;
-    try {
-      return (await this.deps.blobs.append(id, offset, data, limit === undefined ? {} : { maxBytes: limit })).size;
-    } catch (err) {
-      if (capped && codeOf(err) === 'ERR_SIZE_MISMATCH') {
-        throw new LifecycleError('ERR_QUOTA_EXCEEDED', `quota exceeded: this upload passed the quota of its namespace after ${limit} more bytes`);
-      }
-      throw err;
-    }
+  async appendUpload(repository: RepositoryName, id: string, offset: number, data: Readable, chunk: { declared: number | undefined; limit: number | undefined }): Promise<number> {
+    const body = this.deps.lifecycle.meterUpload(repository, id, data, offset, chunk.declared);
+    return (await this.deps.blobs.append(id, offset, body, chunk.limit === undefined ? {} : { maxBytes: chunk.limit })).size;
   }
 
   /**
@@ -161,24 +145,35 @@ export class RepositoryService implements TagWriter {
       try {
         return await this.deps.blobs.commit(id, digest);
       } catch (err) {
-        if (codeOf(err) === 'ERR_DIGEST_MISMATCH' || codeOf(err) === 'ERR_SIZE_MISMATCH') await this.deps.meta.deleteUpload(id);
+        if (codeOf(err) === 'ERR_DIGEST_MISMATCH' || codeOf(err) === 'ERR_SIZE_MISMATCH') {
+          await this.deps.meta.deleteUpload(id);
+          await this.deps.lifecycle.releaseReservation(id);
+        }
         throw err;
       }
     });
     await this.deps.meta.deleteUpload(id);
+    // Linked, so counted as stored: the upload's reservation has done its job.
+    await this.deps.lifecycle.releaseReservation(id);
     return info;
   }
 
-  /** A monolithic upload: the whole blob in one stream, of `declaredSize` bytes if known. */
+  /**
+   * A monolithic upload: the whole blob in one stream, of `declaredSize`
+   * bytes if known. Under a quota every byte is reserved before it is
+   * written, a chunked body's too (see {@link appendUpload}).
+   */
   async putBlob(repository: RepositoryName, digest: Digest, data: Readable, declaredSize: number | undefined): Promise<BlobInfo> {
-    const { blobs } = this.deps;
+    const { blobs, lifecycle } = this.deps;
     const id = await blobs.startUpload();
     try {
-      await blobs.append(id, 0, data);
+      await blobs.append(id, 0, lifecycle.meterUpload(repository, id, data, 0, declaredSize));
       return await this.commitAndLink(repository, digest, () => blobs.commit(id, digest, declaredSize));
     } catch (err) {
       await blobs.cancelUpload(id);
       throw err;
+    } finally {
+      await lifecycle.releaseReservation(id);
     }
   }
 
@@ -186,6 +181,7 @@ export class RepositoryService implements TagWriter {
   async cancelUpload(id: string): Promise<void> {
     await this.deps.blobs.cancelUpload(id);
     await this.deps.meta.deleteUpload(id);
+    await this.deps.lifecycle.releaseReservation(id);
   }
 
   /**
@@ -218,7 +214,14 @@ export class RepositoryService implements TagWriter {
         // The bytes must really be there: never link a repository to nothing.
         const stored = await blobs.stat(digest);
         if (!stored) continue;
-        await meta.linkBlob(repository, digest, stored.size);
+        // Quota: a mount adds the blob to this namespace (unless it has it), whatever the source's namespace.
+        const holder = `mount:${randomUUID()}`;
+        await this.deps.lifecycle.reserveBlob(repository, holder, digest, stored.size);
+        try {
+          await meta.linkBlob(repository, digest, stored.size);
+        } finally {
+          await this.deps.lifecycle.releaseReservation(holder);
+        }
         return true;
       }
       return false;
