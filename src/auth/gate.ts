@@ -148,18 +148,22 @@ export class AuthGate implements AccessGate {
     throw this.refusal(request, principal, `repository:${need.repository}:${need.actions.join(',')}`, need.repository);
   }
 
-  /**
-   * Whether `principal` may pull `repository` now: the live policy allows
-   * it and, for a bearer token, so does the token's `access` claim (a
-   * token is the grant: a mount from a repository the token does not name
-   * is refused even when the policy would allow it).
-   */
   async canPull(principal: Principal, repository: string): Promise<boolean> {
     if (this.open) return true;
+    const identity = (principal as Partial<AuthPrincipal>).identity ?? ANONYMOUS_IDENTITY;
+    return rightsOn(this.rules, identity, repository).has('pull');
+  }
+
+  /**
+   * The live policy allows pulling `repository` and, for a bearer token,
+   * so does the token's `access` claim: the token is the grant, so a mount
+   * from a repository it does not name is refused even when the policy
+   * would allow it.
+   */
+  async canMountFrom(principal: Principal, repository: string): Promise<boolean> {
+    if (!(await this.canPull(principal, repository))) return false;
     const p = principal as Partial<AuthPrincipal>;
-    const identity = p.identity ?? ANONYMOUS_IDENTITY;
-    if (!rightsOn(this.rules, identity, repository).has('pull')) return false;
-    return p.via !== 'bearer' || hasAccess(p.claims?.access ?? [], 'repository', repository, ['pull']);
+    return this.open || p.via !== 'bearer' || hasAccess(p.claims?.access ?? [], 'repository', repository, ['pull']);
   }
 
   // --- for the token endpoint ---

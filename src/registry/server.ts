@@ -32,6 +32,7 @@ import { openSqliteDatabase } from '../store/meta/sql/sqlite.js';
 import { buildApp } from './app.js';
 import type { RegistryConfig } from './config.js';
 import { createMetrics, type Metrics } from './metrics.js';
+import { registerAuditHook } from './audit-hook.js';
 import { registerTokenRoute } from './routes/token.js';
 
 /** The registry cannot listen on its address. */
@@ -96,7 +97,8 @@ export async function startRegistry(config: RegistryConfig, options: StartOption
     reservationTtlMs: config.uploads.maxAge * 1000,
   });
   const service: RepositoryService = new RepositoryService({ meta, blobs, lifecycle, access: gate, events, options: { automaticMount: config.uploads.automaticMount } });
-  subscribe(events, { metrics, lifecycle, audit: authGate?.store, log });
+  // Every change is audited, whatever gate runs (the open one included).
+  subscribe(events, { metrics, lifecycle, audit: authGate?.store ?? new SqlAccountStore(db), log });
   const app = buildApp({ config, service, gate, metrics, lifecycle }, log, https ? { https } : {});
   if (authGate) registerTokenRoute(app, authGate, { refreshTtl: config.auth.refreshTtl });
   const colon = config.listen.lastIndexOf(':');
@@ -155,7 +157,7 @@ export async function startRegistry(config: RegistryConfig, options: StartOption
  * wakes up (it reads tag_history itself), and the audit log records every
  * change made through the registry API with who and from where.
  */
-function subscribe(events: DomainEvents, to: { metrics: Metrics; lifecycle: Lifecycle; audit: AuditLog | undefined; log: Logger }): void {
+function subscribe(events: DomainEvents, to: { metrics: Metrics; lifecycle: Lifecycle; audit: AuditLog; log: Logger }): void {
   const { metrics, lifecycle, audit, log } = to;
   events.on('blob-committed', () => metrics.blobsCommitted.inc());
   events.on('manifest-pushed', () => metrics.manifestsPushed.inc());
@@ -163,15 +165,7 @@ function subscribe(events: DomainEvents, to: { metrics: Metrics; lifecycle: Life
   events.on('manifest-pushed', wake);
   events.on('manifest-deleted', wake);
   events.on('tag-changed', wake);
-  if (!audit) return;
-  const record = (action: string, repository: string, target: string, actor: { name: string; ip?: string | undefined }) => {
-    audit
-      .record({ at: new Date(), actor: actor.name, ip: actor.ip, action, repository, target, outcome: 'ok' })
-      .catch((err: unknown) => log.error({ err }, 'writing the audit log failed'));
-  };
-  events.on('manifest-pushed', (e) => record('push', e.repository, e.reference, e.actor));
-  events.on('manifest-deleted', (e) => record('delete', e.repository, e.reference, e.actor));
-  events.on('blob-deleted', (e) => record('delete-blob', e.repository, e.digest, e.actor));
+  registerAuditHook(events, audit, log);
 }
 
 /** Expires upload sessions idle for longer than `uploads.maxAge`, orphaned upload files, and stale quota reservations. */

@@ -42,8 +42,8 @@ export interface RepositoryServiceDeps {
   meta: MetaStore;
   blobs: BlobStore;
   lifecycle: Lifecycle;
-  /** Pull rights on a mount's source repository. */
-  access: Pick<AccessGate, 'canPull'>;
+  /** Pull rights on a mount's source repository (the live policy and a bearer token's grant). */
+  access: Pick<AccessGate, 'canMountFrom'>;
   events: DomainEvents;
   options: RepositoryServiceOptions;
 }
@@ -187,10 +187,12 @@ export class RepositoryService implements TagWriter {
   /**
    * Links `digest` into `repository` from `from` (or, with automatic
    * mounts, from any repository that has it), if `principal` may pull
-   * the source and the bytes are stored. False when it cannot: the client
-   * then uploads.
+   * the source (live policy and token grant) and the bytes are stored.
+   * Under a namespace quota the blob's size is reserved before it links,
+   * whatever the source's namespace (ERR_QUOTA_EXCEEDED). False when it
+   * cannot: the client then uploads. `ip`: the caller's, for the audit log.
    */
-  async mountBlob(repository: RepositoryName, digest: Digest, principal: Principal, from: string | null): Promise<boolean> {
+  async mountBlob(repository: RepositoryName, digest: Digest, principal: Principal, from: string | null, ip?: string): Promise<boolean> {
     const { meta, blobs } = this.deps;
     let candidates: string[];
     if (from !== null && from !== '') {
@@ -209,7 +211,7 @@ export class RepositoryService implements TagWriter {
           if (await meta.linkedBlob(repository, digest)) return true;
           continue;
         }
-        if (!(await this.deps.access.canPull(principal, source))) continue;
+        if (!(await this.deps.access.canMountFrom(principal, source))) continue;
         if (!(await meta.linkedBlob(source as RepositoryName, digest))) continue;
         // The bytes must really be there: never link a repository to nothing.
         const stored = await blobs.stat(digest);
@@ -222,6 +224,7 @@ export class RepositoryService implements TagWriter {
         } finally {
           await this.deps.lifecycle.releaseReservation(holder);
         }
+        this.deps.events.emit({ type: 'blob-mounted', repository, digest: digest.toString(), from: source, actor: { name: principal.name, ip } });
         return true;
       }
       return false;
@@ -298,7 +301,7 @@ export class RepositoryService implements TagWriter {
     }
     const rawReference = reference.kind === 'tag' ? reference.tag : reference.digest.toString();
     this.deps.events.emit({ type: 'manifest-pushed', repository, digest: digest.toString(), reference: rawReference, tags: allTags, actor });
-    for (const change of changes) this.deps.events.emit({ type: 'tag-changed', repository, change });
+    for (const change of changes) this.deps.events.emit({ type: 'tag-changed', repository, change, actor });
     return { digest, subject: parsed.subject?.digest, tags: allTags };
   }
 
@@ -311,7 +314,7 @@ export class RepositoryService implements TagWriter {
     await lifecycle.checkDelete(repository, reference.kind === 'tag' ? { tag: reference.tag } : { digest: reference.digest });
     let deleted: boolean;
     if (reference.kind === 'tag') {
-      deleted = (await this.moveTag(repository, reference.tag, { to: undefined, actor: actor.name })) !== undefined;
+      deleted = (await this.moveTag(repository, reference.tag, { to: undefined, actor: actor.name }, { actor })) !== undefined;
     } else {
       deleted = await meta.deleteManifest(repository, reference.digest, actor.name);
     }
@@ -321,19 +324,23 @@ export class RepositoryService implements TagWriter {
 
   // ---- tags
 
-  /** MetaStore.moveTag, announced: every tag change outside a manifest push goes through here. */
-  async moveTag(repository: RepositoryName, tag: Tag, move: TagMove): Promise<TagChange | undefined> {
+  /**
+   * MetaStore.moveTag, announced: every tag change outside a manifest push
+   * goes through here. `context` names the request that made it (actor
+   * and address) and an immutable-tag override, for the audit log.
+   */
+  async moveTag(repository: RepositoryName, tag: Tag, move: TagMove, context: { actor?: Actor; override?: 'immutable' } = {}): Promise<TagChange | undefined> {
     const change = await this.deps.meta.moveTag(repository, tag, move);
-    if (change) this.deps.events.emit({ type: 'tag-changed', repository, change });
+    if (change) this.deps.events.emit({ type: 'tag-changed', repository, change, actor: context.actor, override: context.override });
     return change;
   }
 
   /** Deletes a tag; an immutable one only for an admin who asked to `override`. */
-  async deleteTag(repository: RepositoryName, tag: Tag, principal: Principal, override: boolean): Promise<boolean> {
+  async deleteTag(repository: RepositoryName, tag: Tag, principal: Principal, override: boolean, actor: Actor = { name: principal.name }): Promise<boolean> {
     const { lifecycle } = this.deps;
     if (override) lifecycle.requireAdmin(principal, 'deleting an immutable tag');
     else await lifecycle.checkDelete(repository, { tag });
-    return (await this.moveTag(repository, tag, { to: undefined, actor: principal.name })) !== undefined;
+    return (await this.moveTag(repository, tag, { to: undefined, actor: principal.name }, { actor, override: override ? 'immutable' : undefined })) !== undefined;
   }
 
   /** Points a tag back at an earlier version (not an immutable tag), as one `rollback` change. */
@@ -343,7 +350,7 @@ export class RepositoryService implements TagWriter {
     const { from, to } = await lifecycle.history.planRollback(repository, tag, target);
     let change: TagChange | undefined;
     try {
-      change = await this.moveTag(repository, tag, { to, actor: actor.name, rollback: true, expect: { digest: from } });
+      change = await this.moveTag(repository, tag, { to, actor: actor.name, rollback: true, expect: { digest: from } }, { actor });
     } catch (err) {
       if (err instanceof MetaStoreError && err.code === 'ERR_MANIFEST_UNKNOWN') {
         throw new LifecycleError('ERR_VERSION_UNKNOWN', `version ${to} of tag ${tag} is no longer stored (beyond history.keep, and collected)`);

@@ -107,7 +107,7 @@ async function deleteTag(call: Call, m: RegExpExecArray): Promise<DeleteTagRespo
   if (!call.deps.config.deletes) throw new OciError('UNSUPPORTED', 'deletes are disabled on this registry');
   const tag = parseTag(m[2]!);
   const override = call.query.get('override') === 'immutable';
-  if (!(await call.deps.service.deleteTag(name, tag, principal, override))) {
+  if (!(await call.deps.service.deleteTag(name, tag, principal, override, call.actor(principal)))) {
     throw new OciError('MANIFEST_UNKNOWN', `tag ${tag} unknown to repository ${name}`);
   }
   return { repository: name, tag, deleted: true };

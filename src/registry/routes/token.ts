@@ -19,7 +19,6 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { hashSecret, type AuthGate } from '../../auth/gate.js';
 import { ANONYMOUS_IDENTITY, identityName, type Identity } from '../../auth/policy.js';
 import { parseScopes } from '../../auth/scope.js';
-import { TokenError } from '../../auth/tokens.js';
 import { OciError } from '../../oci/errors.js';
 import { readBody } from '../http.js';
 
@@ -78,13 +77,8 @@ export function registerTokenRoute(app: FastifyInstance, gate: AuthGate, options
     const subject = identity.kind === 'anonymous' ? '' : identityName(identity);
     // Neither the token nor a refresh token outlives the credential that obtained them.
     const notAfter = gate.notAfter(identity);
-    let issued;
-    try {
-      issued = await gate.tokens.issue(subject, access.filter((a) => a.actions.length > 0), notAfter);
-    } catch (err) {
-      if (err instanceof TokenError) throw new OciError('UNAUTHORIZED', err.message, { cause: err });
-      throw err;
-    }
+    if (notAfter !== undefined && notAfter - Date.now() < 1000) throw new OciError('UNAUTHORIZED', 'the access token has expired');
+    const issued = await gate.tokens.issue(subject, access.filter((a) => a.actions.length > 0), notAfter);
     if (offline && identity.kind !== 'anonymous') {
       refreshToken = randomBytes(32).toString('base64url');
       await gate.store.addRefreshToken(hashSecret(refreshToken), subject, new Date(Math.min(Date.now() + options.refreshTtl * 1000, notAfter ?? Infinity)));

@@ -47,7 +47,7 @@ export async function uploadsRoute(call: Call, rawName: string): Promise<void> {
   const mount = call.query.get('mount');
   if (mount !== null) {
     const digest = Digest.parse(mount);
-    if (await call.deps.service.mountBlob(name, digest, principal, call.query.get('from'))) {
+    if (await call.deps.service.mountBlob(name, digest, principal, call.query.get('from'), call.req.ip)) {
       await drain(call.req.raw);
       return sendBlobCreated(call, name, digest);
     }
