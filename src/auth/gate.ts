@@ -188,7 +188,7 @@ export class AuthGate implements AccessGate {
    * the throttle; a success (from the cache too) clears the count.
    */
   async login(user: string, password: string, ip: string): Promise<Identity> {
-    const wait = this.throttle.retryAfter(user, ip);
+    const wait = await this.throttle.retryAfter(user, ip);
     if (wait > 0) {
       throw new AuthError('ERR_LOGIN_THROTTLED', `too many failed logins for ${JSON.stringify(user.slice(0, 100))} from ${ip}; retry in ${wait} s`, { retryAfter: wait });
     }
@@ -215,11 +215,11 @@ export class AuthGate implements AccessGate {
       identity = await pending;
     }
     if (!identity) {
-      this.throttle.failed(user, ip);
+      await this.throttle.failed(user, ip);
       this.audit({ actor: user.slice(0, 100) || '(empty)', ip, action: 'login', outcome: 'failed' });
       throw new AuthError('ERR_CREDENTIALS_INVALID', 'invalid username or password', { challenge: this.challenge(undefined, undefined, undefined) });
     }
-    this.throttle.succeeded(user, ip);
+    await this.throttle.succeeded(user, ip);
     return identity;
   }
 

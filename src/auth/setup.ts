@@ -10,7 +10,8 @@ import type { AuthSetup } from './config.js';
 import { AuthGate } from './gate.js';
 import { loadKeySet } from './keys.js';
 import type { AuthStore } from './store.js';
-import { MemoryLoginThrottle } from './throttle.js';
+import type { Counters } from '../store/coordinator/coordinator.js';
+import { CountingLoginThrottle } from './throttle.js';
 import { TokenService } from './tokens.js';
 
 export class AuthSetupError extends PierError {
@@ -19,7 +20,8 @@ export class AuthSetupError extends PierError {
 
 type Logger = { warn(obj: object, msg: string): void; error(obj: object, msg: string): void; info(obj: object, msg: string): void };
 
-export async function createAuthGate(config: AuthSetup, store: AuthStore, log: Logger): Promise<AuthGate> {
+/** `counters`: where failed logins are counted (the coordinator's, so replicas sharing it share the throttle). */
+export async function createAuthGate(config: AuthSetup, store: AuthStore, counters: Counters, log: Logger): Promise<AuthGate> {
   const host = config.listen.slice(0, config.listen.lastIndexOf(':'));
   const loopback = isLoopback(host);
   const counts = await store.counts();
@@ -33,7 +35,7 @@ export async function createAuthGate(config: AuthSetup, store: AuthStore, log: L
   }
   const keys = await loadKeySet(config.auth.keys);
   const tokens = new TokenService(keys, { issuer: config.auth.issuer, service: config.auth.service, ttl: config.auth.tokenTtl });
-  const throttle = new MemoryLoginThrottle(config.auth.throttle.failures === 0 ? Infinity : config.auth.throttle.failures, config.auth.throttle.window * 1000);
+  const throttle = new CountingLoginThrottle(counters, config.auth.throttle.failures === 0 ? Infinity : config.auth.throttle.failures, config.auth.throttle.window * 1000);
   const gate = new AuthGate(
     store,
     tokens,

@@ -14,67 +14,45 @@
  * against a 256-bit token, and each guess of a password still costs the
  * slow hash. See docs/decisions/0065-login-throttle-per-account.md.
  *
- * In memory, per replica: an attacker spread over replicas gets
- * replicas × failures tries per window and account, which is still slow.
+ * The counts live in the coordinator's counters (src/store/coordinator):
+ * in this process for the embedded registry, shared by replicas once the
+ * coordinator is.
  */
+import type { Counters } from '../store/coordinator/coordinator.js';
+
 export interface LoginThrottle {
   /** Seconds until `account` may try again from `ip`, or 0 when it may now. */
-  retryAfter(account: string, ip: string): number;
+  retryAfter(account: string, ip: string): Promise<number>;
   /** Counts a failed login of `account` from `ip`. */
-  failed(account: string, ip: string): void;
+  failed(account: string, ip: string): Promise<void>;
   /** Clears the count of `account` from `ip`. */
-  succeeded(account: string, ip: string): void;
+  succeeded(account: string, ip: string): Promise<void>;
 }
 
-/** The in-process {@link LoginThrottle}: one entry per (account, address) with failures in the window. */
-export class MemoryLoginThrottle implements LoginThrottle {
-  private readonly entries = new Map<string, { count: number; since: number }>();
-
+/** The {@link LoginThrottle} over fixed-window counters, one per (account, address). */
+export class CountingLoginThrottle implements LoginThrottle {
   constructor(
+    private readonly counters: Counters,
     private readonly failures: number,
     private readonly windowMs: number,
     private readonly now: () => number = Date.now,
-    private readonly maxEntries = 100_000,
   ) {}
 
-  retryAfter(account: string, ip: string): number {
-    const key = keyOf(account, ip);
-    const e = this.entries.get(key);
-    if (!e) return 0;
-    const elapsed = this.now() - e.since;
-    if (elapsed >= this.windowMs) {
-      this.entries.delete(key);
-      return 0;
-    }
-    return e.count >= this.failures ? Math.ceil((this.windowMs - elapsed) / 1000) : 0;
+  async retryAfter(account: string, ip: string): Promise<number> {
+    const c = await this.counters.read(keyOf(account, ip), this.windowMs);
+    if (!c || c.count < this.failures) return 0;
+    return Math.max(1, Math.ceil((this.windowMs - (this.now() - c.since)) / 1000));
   }
 
-  failed(account: string, ip: string): void {
-    const now = this.now();
-    const key = keyOf(account, ip);
-    const e = this.entries.get(key);
-    if (!e || now - e.since >= this.windowMs) {
-      if (this.entries.size >= this.maxEntries) this.sweep(now);
-      this.entries.set(key, { count: 1, since: now });
-    } else {
-      e.count++;
-    }
+  async failed(account: string, ip: string): Promise<void> {
+    await this.counters.increment(keyOf(account, ip), this.windowMs);
   }
 
-  succeeded(account: string, ip: string): void {
-    this.entries.delete(keyOf(account, ip));
-  }
-
-  private sweep(now: number): void {
-    for (const [key, e] of this.entries) if (now - e.since >= this.windowMs) this.entries.delete(key);
-    // Still full of live entries: drop the oldest (insertion order) rather than grow without bound.
-    for (const key of this.entries.keys()) {
-      if (this.entries.size < this.maxEntries) break;
-      this.entries.delete(key);
-    }
+  async succeeded(account: string, ip: string): Promise<void> {
+    await this.counters.reset(keyOf(account, ip));
   }
 }
 
 function keyOf(account: string, ip: string): string {
-  return `${ip}\0${account.slice(0, 200)}`;
+  return `login:${ip}\0${account.slice(0, 200)}`;
 }

@@ -66,11 +66,13 @@ export async function startRegistry(config: RegistryConfig, options: StartOption
   const db = await openSqliteDatabase(config.database.path, { synchronous: config.database.synchronous });
   const meta = new SqlMetaStore(db);
   const metrics = createMetrics();
+  // Embedded: one process, so claims, locks, leases and counters live in it (a SQL coordinator for replicas).
+  const coordinator = new InProcessCoordinator();
   let authGate: AuthGate | undefined;
   let https: { cert: Buffer; key: Buffer } | undefined;
   try {
     if (!options.gate) {
-      authGate = await createAuthGate({ auth: config.auth, policy: config.policy, listen: config.listen, data: config.data, https: config.tls !== undefined }, new SqlAccountStore(db), log);
+      authGate = await createAuthGate({ auth: config.auth, policy: config.policy, listen: config.listen, data: config.data, https: config.tls !== undefined }, new SqlAccountStore(db), coordinator, log);
     }
     if (config.tls) https = { cert: await readFile(config.tls.cert), key: await readFile(config.tls.key) };
   } catch (err) {
@@ -88,8 +90,7 @@ export async function startRegistry(config: RegistryConfig, options: StartOption
     meta,
     tags: { moveTag: (repository, tag, move) => service.moveTag(repository, tag, move) },
     blobs,
-    // Embedded: one process, so claims, locks and leases live in it (a SQL coordinator for replicas).
-    coordinator: new InProcessCoordinator(),
+    coordinator,
     config,
     log,
     openAccess: gate === openGate,
