@@ -67,8 +67,8 @@ async function namespaceStores(db: Db, namespace: string, digest: string): Promi
   return row !== undefined;
 }
 
-/** Each distinct blob once, plus manifests. */
-async function namespaceBytes(db: Db, namespace: string): Promise<number> {
+/** Bytes a namespace stores: each distinct blob its repositories link once, plus their manifests. */
+export async function namespaceBytes(db: Db, namespace: string): Promise<number> {
   const blobs = await db
     .selectFrom((eb) =>
       eb
