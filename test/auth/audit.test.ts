@@ -87,7 +87,8 @@ describe('the audit log', () => {
     await admin.removeRule(id);
     await admin.removeUser('newbie');
     // Through the store the local commands open (openSqliteAccountStore): the local OS user is the actor.
-    await reg.store.setPassword('dev', '$2y$10$abcdefghijklmnopqrstuuW1xv3zYt6lQd2R8bXyq1ZQh6o0Jm9nS');
+    await addUser(reg.store, 'temp', 'temp-password');
+    await reg.store.setPassword('temp', '$2y$10$abcdefghijklmnopqrstuuW1xv3zYt6lQd2R8bXyq1ZQh6o0Jm9nS');
     const list = await entries();
     const mine = list.filter((e) => e.actor === 'admin' && e.ip === '192.0.2.7').map((e) => `${e.action} ${e.target ?? ''}`);
     assert.deepEqual(mine.reverse(), [
@@ -99,7 +100,7 @@ describe('the audit log', () => {
       `policy-remove #${id}`,
       'user-remove newbie',
     ]);
-    const local = find(list, { action: 'user-password', target: 'dev' });
+    const local = find(list, { action: 'user-password', target: 'temp' });
     assert.ok(local && local.actor.startsWith('local:'), JSON.stringify(local));
     // A change that fails leaves no entry.
     await assert.rejects(admin.removeUser('nobody'), /no user nobody/);
