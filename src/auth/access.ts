@@ -33,8 +33,14 @@ export interface AccessGate {
    * (src/auth/errors.ts) otherwise.
    */
   require(request: RequestIdentity, need: Need): Promise<Principal>;
-  /** Whether `principal` may pull `repository` (mount sources, catalog filtering). */
+  /** Whether the live policy lets `principal` pull `repository` (catalog filtering). */
   canPull(principal: Principal, repository: string): Promise<boolean>;
+  /**
+   * Whether `principal` may mount a blob from `repository`: pull rights on
+   * it by the live policy and, for a bearer token, by the token's own
+   * grant (a token never reaches a repository it does not name).
+   */
+  canMountFrom(principal: Principal, repository: string): Promise<boolean>;
 }
 
 export const ANONYMOUS: Principal = { name: 'anonymous' };
@@ -44,6 +50,9 @@ export const openGate: AccessGate = {
     return ANONYMOUS;
   },
   async canPull() {
+    return true;
+  },
+  async canMountFrom() {
     return true;
   },
 };

@@ -23,6 +23,7 @@
 import { createHash, createHmac, randomBytes } from 'node:crypto';
 import type { AccessGate, Need, Principal, RequestIdentity } from './access.js';
 import { AuthError, type Challenge } from './errors.js';
+import { isRepositoryName } from '../oci/reference.js';
 import { dummyVerify, verifyPassword } from './password.js';
 import { ANONYMOUS_IDENTITY, grantScopes, identityName, rightsOn, type Identity, type Rule } from './policy.js';
 import type { AccessEntry } from './scope.js';
@@ -153,48 +154,72 @@ export class AuthGate implements AccessGate {
     return rightsOn(this.rules, identity, repository).has('pull');
   }
 
+  /**
+   * The live policy allows pulling `repository` and, for a bearer token,
+   * so does the token's `access` claim: the token is the grant, so a mount
+   * from a repository it does not name is refused even when the policy
+   * would allow it.
+   */
+  async canMountFrom(principal: Principal, repository: string): Promise<boolean> {
+    if (!(await this.canPull(principal, repository))) return false;
+    const p = principal as Partial<AuthPrincipal>;
+    return this.open || p.via !== 'bearer' || hasAccess(p.claims?.access ?? [], 'repository', repository, ['pull']);
+  }
+
   // --- for the token endpoint ---
 
   /** What `identity` gets of the scopes asked (all of them while the registry is open). */
   grant(identity: Identity, asked: AccessEntry[]): AccessEntry[] {
-    if (this.open) return asked;
-    return grantScopes(this.rules, identity, asked);
+    // A name the registry would reject gets nothing, whatever the rules' patterns match.
+    const valid = asked.filter((a) => a.type !== 'repository' || isRepositoryName(a.name));
+    if (this.open) return valid;
+    return grantScopes(this.rules, identity, valid);
+  }
+
+  /** When a token issued to `identity` must expire at the latest (ms since the epoch): its access token's expiry. */
+  notAfter(identity: Identity): number | undefined {
+    return identity.kind === 'token' ? identity.expiresAt : undefined;
   }
 
   /**
    * Checks a user's password or an access token (given as the password;
-   * the user name is then free). Throws 429 while the address is throttled
-   * and 401 on failure, which counts towards the throttle.
+   * the user name is then free). Throws 429 while this account is
+   * throttled from this address, and 401 on failure, which counts towards
+   * the throttle; a success (from the cache too) clears the count.
    */
   async login(user: string, password: string, ip: string): Promise<Identity> {
-    const wait = this.throttle.retryAfter(ip);
+    const wait = await this.throttle.retryAfter(user, ip);
     if (wait > 0) {
-      throw new AuthError('ERR_LOGIN_THROTTLED', `too many failed logins from ${ip}; retry in ${wait} s`, { retryAfter: wait });
+      throw new AuthError('ERR_LOGIN_THROTTLED', `too many failed logins for ${JSON.stringify(user.slice(0, 100))} from ${ip}; retry in ${wait} s`, { retryAfter: wait });
     }
     const key = createHmac('sha256', this.hmacKey).update(user).update('\0').update(password).digest('base64');
     const now = Date.now();
     const cached = this.credentials.get(key);
-    if (cached && cached.until > now) return cached.identity;
-    let pending = this.inflight.get(key);
-    if (!pending) {
-      const generation = this.generation;
-      pending = this.checkCredentials(user, password).then((found) => {
-        if (found && generation === this.generation) {
-          const tokenExpiry = found.kind === 'token' ? this.tokenExpiry.get(found.name) : undefined;
-          this.credentials.set(key, { identity: found, until: Math.min(now + this.settings.cacheTtl * 1000, tokenExpiry ?? Infinity) });
-        }
-        return found;
-      });
-      this.inflight.set(key, pending);
-      void pending.finally(() => this.inflight.delete(key)).catch(() => undefined);
+    let identity: Identity | undefined;
+    if (cached && cached.until > now) {
+      identity = cached.identity;
+    } else {
+      let pending = this.inflight.get(key);
+      if (!pending) {
+        const generation = this.generation;
+        pending = this.checkCredentials(user, password).then((found) => {
+          if (found && generation === this.generation) {
+            const expiry = found.kind === 'token' ? found.expiresAt : undefined;
+            this.credentials.set(key, { identity: found, until: Math.min(now + this.settings.cacheTtl * 1000, expiry ?? Infinity) });
+          }
+          return found;
+        });
+        this.inflight.set(key, pending);
+        void pending.finally(() => this.inflight.delete(key)).catch(() => undefined);
+      }
+      identity = await pending;
     }
-    const identity = await pending;
     if (!identity) {
-      this.throttle.failed(ip);
+      await this.throttle.failed(user, ip);
       this.audit({ actor: user.slice(0, 100) || '(empty)', ip, action: 'login', outcome: 'failed' });
       throw new AuthError('ERR_CREDENTIALS_INVALID', 'invalid username or password', { challenge: this.challenge(undefined, undefined, undefined) });
     }
-    this.throttle.succeeded(ip);
+    await this.throttle.succeeded(user, ip);
     return identity;
   }
 
@@ -202,7 +227,7 @@ export class AuthGate implements AccessGate {
   async identityOf(subject: string): Promise<Identity | undefined> {
     if (subject === '' || subject === 'anonymous') return ANONYMOUS_IDENTITY;
     const cached = this.identities.get(subject);
-    if (cached !== undefined) return cached ?? undefined;
+    if (cached !== undefined) return cached === null || expired(cached) ? undefined : cached;
     let identity: Identity | undefined;
     if (subject.startsWith('token:')) {
       const record = await this.store.getToken(subject.slice(6));
@@ -229,8 +254,6 @@ export class AuthGate implements AccessGate {
 
   // --- internals ---
 
-  private readonly tokenExpiry = new Map<string, number>();
-
   private async tokenIdentity(name: string, owner: string | undefined, scopes: AccessEntry[], expiresAt: Date | undefined): Promise<Identity | undefined> {
     let ownerIdentity: Extract<Identity, { kind: 'user' }> | undefined;
     if (owner !== undefined) {
@@ -238,8 +261,7 @@ export class AuthGate implements AccessGate {
       if (!o || o.kind !== 'user') return undefined;
       ownerIdentity = o;
     }
-    if (expiresAt) this.tokenExpiry.set(name, expiresAt.getTime());
-    return { kind: 'token', name, scopes, owner: ownerIdentity };
+    return { kind: 'token', name, scopes, owner: ownerIdentity, expiresAt: expiresAt?.getTime() };
   }
 
   private async checkCredentials(user: string, password: string): Promise<Identity | undefined> {
@@ -312,6 +334,11 @@ export class AuthGate implements AccessGate {
       .record({ at: new Date(), actor: entry.actor, ip: entry.ip, action: entry.action, repository: entry.repository, target: entry.target, outcome: entry.outcome })
       .catch((err: unknown) => this.log.error({ err }, 'writing the audit log failed'));
   }
+}
+
+/** Whether a token identity has passed its expiry (users do not expire). */
+function expired(identity: Identity): boolean {
+  return identity.kind === 'token' && identity.expiresAt !== undefined && identity.expiresAt <= Date.now();
 }
 
 function scopeOf(need: Need): string | undefined {

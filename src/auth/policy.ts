@@ -33,6 +33,8 @@ export type Identity =
       scopes: AccessEntry[];
       /** A token owned by a user never exceeds that user's rights. */
       owner: Extract<Identity, { kind: 'user' }> | undefined;
+      /** When the token expires (ms since the epoch); nothing it obtains may outlive it. */
+      expiresAt?: number | undefined;
     };
 
 export const ANONYMOUS_IDENTITY: Identity = { kind: 'anonymous' };

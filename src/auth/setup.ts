@@ -12,7 +12,8 @@ import { AccountError, addUser } from './accounts.js';
 import { AuthGate } from './gate.js';
 import { loadKeySet } from './keys.js';
 import type { AuthStore } from './store.js';
-import { LoginThrottle } from './throttle.js';
+import type { Counters } from '../store/coordinator/coordinator.js';
+import { CountingLoginThrottle } from './throttle.js';
 import { TokenService } from './tokens.js';
 
 export class AuthSetupError extends PierError {
@@ -40,16 +41,16 @@ async function createInitialAdmin(config: AuthSetup, store: AuthStore, log: Logg
     password = initial.password;
   }
   try {
-    await addUser(store, initial.name, password, { admin: true });
+    await addUser(store.as({ name: 'config' }), initial.name, password, { admin: true });
   } catch (err) {
     if (err instanceof AccountError) throw new AuthSetupError(`auth.initialAdmin: ${err.message}`);
     throw err;
   }
-  await store.record({ at: new Date(), actor: 'config', ip: undefined, action: 'user-add-admin', repository: undefined, target: initial.name, outcome: 'ok' });
   log.info({ user: initial.name }, 'created the initial admin from auth.initialAdmin');
 }
 
-export async function createAuthGate(config: AuthSetup, store: AuthStore, log: Logger): Promise<AuthGate> {
+/** `counters`: where failed logins are counted (the coordinator's, so replicas sharing it share the throttle). */
+export async function createAuthGate(config: AuthSetup, store: AuthStore, counters: Counters, log: Logger): Promise<AuthGate> {
   const host = config.listen.slice(0, config.listen.lastIndexOf(':'));
   const loopback = isLoopback(host);
   await createInitialAdmin(config, store, log);
@@ -65,7 +66,7 @@ export async function createAuthGate(config: AuthSetup, store: AuthStore, log: L
   }
   const keys = await loadKeySet(config.auth.keys);
   const tokens = new TokenService(keys, { issuer: config.auth.issuer, service: config.auth.service, ttl: config.auth.tokenTtl });
-  const throttle = new LoginThrottle(config.auth.throttle.failures === 0 ? Infinity : config.auth.throttle.failures, config.auth.throttle.window * 1000);
+  const throttle = new CountingLoginThrottle(counters, config.auth.throttle.failures === 0 ? Infinity : config.auth.throttle.failures, config.auth.throttle.window * 1000);
   const gate = new AuthGate(
     store,
     tokens,

@@ -1,48 +1,58 @@
 /**
- * Slows down password guessing: after `failures` failed logins from one
- * address within `window` seconds, further logins from it are refused
- * (429 with Retry-After) until the window since the first of them has
- * passed. A success clears the address. In memory, per replica: a
- * determined attacker spread over replicas gets replicas × failures tries
- * per window, which is still slow.
+ * Slows down password guessing without locking out the innocent: failed
+ * logins are counted per (account, address) pair. After `failures` failed
+ * logins for one account from one address within `window` seconds, further
+ * logins for that account from that address are refused (429 with
+ * Retry-After) until the window since the first of them has passed.
+ * Another account behind the same address (a NAT, loopback in CI) is not
+ * affected, nor is the same account from another address. A successful
+ * login clears the pair (the gate calls {@link LoginThrottle.succeeded}
+ * for every success, including one answered from its credential cache).
+ *
+ * The account is the user name as given (for an access token, which works
+ * with any user name, that name too): varying it buys an attacker nothing
+ * against a 256-bit token, and each guess of a password still costs the
+ * slow hash. See docs/decisions/0065-login-throttle-per-account.md.
+ *
+ * The counts live in the coordinator's counters (src/store/coordinator):
+ * in this process for the embedded registry, shared by replicas once the
+ * coordinator is.
  */
-export class LoginThrottle {
-  private readonly entries = new Map<string, { count: number; since: number }>();
+import type { Counters } from '../store/coordinator/coordinator.js';
 
+export interface LoginThrottle {
+  /** Seconds until `account` may try again from `ip`, or 0 when it may now. */
+  retryAfter(account: string, ip: string): Promise<number>;
+  /** Counts a failed login of `account` from `ip`. */
+  failed(account: string, ip: string): Promise<void>;
+  /** Clears the count of `account` from `ip`. */
+  succeeded(account: string, ip: string): Promise<void>;
+}
+
+/** The {@link LoginThrottle} over fixed-window counters, one per (account, address). */
+export class CountingLoginThrottle implements LoginThrottle {
   constructor(
+    private readonly counters: Counters,
     private readonly failures: number,
     private readonly windowMs: number,
     private readonly now: () => number = Date.now,
   ) {}
 
-  /** Seconds until `ip` may try again, or 0 when it may now. */
-  retryAfter(ip: string): number {
-    const e = this.entries.get(ip);
-    if (!e) return 0;
-    const elapsed = this.now() - e.since;
-    if (elapsed >= this.windowMs) {
-      this.entries.delete(ip);
-      return 0;
-    }
-    return e.count >= this.failures ? Math.ceil((this.windowMs - elapsed) / 1000) : 0;
+  async retryAfter(account: string, ip: string): Promise<number> {
+    const c = await this.counters.read(keyOf(account, ip), this.windowMs);
+    if (!c || c.count < this.failures) return 0;
+    return Math.max(1, Math.ceil((this.windowMs - (this.now() - c.since)) / 1000));
   }
 
-  failed(ip: string): void {
-    const now = this.now();
-    const e = this.entries.get(ip);
-    if (!e || now - e.since >= this.windowMs) {
-      if (this.entries.size > 100_000) this.sweep(now);
-      this.entries.set(ip, { count: 1, since: now });
-    } else {
-      e.count++;
-    }
+  async failed(account: string, ip: string): Promise<void> {
+    await this.counters.increment(keyOf(account, ip), this.windowMs);
   }
 
-  succeeded(ip: string): void {
-    this.entries.delete(ip);
+  async succeeded(account: string, ip: string): Promise<void> {
+    await this.counters.reset(keyOf(account, ip));
   }
+}
 
-  private sweep(now: number): void {
-    for (const [ip, e] of this.entries) if (now - e.since >= this.windowMs) this.entries.delete(ip);
-  }
+function keyOf(account: string, ip: string): string {
+  return `login:${ip}\0${account.slice(0, 200)}`;
 }

@@ -63,8 +63,16 @@ export class TokenService {
     return this.options.ttl;
   }
 
-  async issue(subject: string, access: AccessEntry[]): Promise<{ token: string; expiresIn: number; issuedAt: Date }> {
+  /**
+   * Signs a token for `subject` granting `access`. It expires after the
+   * configured ttl or at `notAfter` (ms since the epoch: the expiry of the
+   * credential that obtained it), whichever comes first, so a token never
+   * outlives its source (one whose `notAfter` has passed is born expired).
+   */
+  async issue(subject: string, access: AccessEntry[], notAfter?: number): Promise<{ token: string; expiresIn: number; issuedAt: Date }> {
     const now = Math.floor(Date.now() / 1000);
+    const ceiling = notAfter === undefined ? Infinity : Math.floor(notAfter / 1000);
+    const exp = Math.min(now + this.options.ttl, ceiling);
     const { signer } = this.keys;
     const token = await new SignJWT({ access })
       .setProtectedHeader({ alg: signer.alg, typ: 'JWT', kid: signer.kid })
@@ -73,10 +81,10 @@ export class TokenService {
       .setAudience(this.options.service)
       .setIssuedAt(now)
       .setNotBefore(now - 5)
-      .setExpirationTime(now + this.options.ttl)
+      .setExpirationTime(exp)
       .setJti(randomUUID())
       .sign(signer.privateKey);
-    return { token, expiresIn: this.options.ttl, issuedAt: new Date(now * 1000) };
+    return { token, expiresIn: exp - now, issuedAt: new Date(now * 1000) };
   }
 
   /** Verifies signature, key, algorithm, issuer, audience and times. Throws {@link TokenError}. */
@@ -107,8 +115,14 @@ export class TokenService {
       const reason = err instanceof joseErrors.JOSEError ? err.message : 'malformed token';
       throw new TokenError(`invalid token: ${reason}`, { cause: err });
     }
-    const access = Array.isArray(payload.access) ? (payload.access as unknown[]).filter(isAccessEntry) : [];
-    const claims: TokenClaims = { sub: payload.sub ?? '', access, exp: payload.exp! };
+    // Only the key holder can sign odd claims, but they are still input: a malformed one is an invalid token.
+    if (typeof payload.sub !== 'string') throw new TokenError('invalid token: the sub claim must be a string');
+    if (typeof payload.exp !== 'number' || !Number.isFinite(payload.exp)) throw new TokenError('invalid token: the exp claim must be a number');
+    if (payload.access !== undefined && !(Array.isArray(payload.access) && (payload.access as unknown[]).every(isAccessEntry))) {
+      throw new TokenError('invalid token: the access claim must be a list of {type, name, actions}');
+    }
+    const access = (payload.access as AccessEntry[] | undefined)?.map((e) => ({ type: e.type, name: e.name, actions: [...e.actions] })) ?? [];
+    const claims: TokenClaims = { sub: payload.sub, access, exp: payload.exp };
     if (this.cache.size >= this.cacheSize) {
       // Drop the oldest tenth: insertion order is issue order, roughly.
       let n = Math.ceil(this.cacheSize / 10);

@@ -11,6 +11,8 @@
  * may do everything). Admins may run GC and retention, read usage and
  * webhook logs, and delete an immutable tag through the /pier/v1 API.
  */
+import { randomUUID } from 'node:crypto';
+import type { Readable } from 'node:stream';
 import type { Logger } from 'pino';
 import type { Digest } from '../oci/digest.js';
 import type { RepositoryName, Tag } from '../oci/reference.js';
@@ -18,6 +20,7 @@ import type { BlobStore } from '../store/blob/blob-store.js';
 import type { Coordinator, Release } from '../store/coordinator/coordinator.js';
 import type { LifecycleStore } from '../store/meta/lifecycle-store.js';
 import type { MetaStore, TagWriter } from '../store/meta/meta-store.js';
+import type { QuotaLedger } from '../store/meta/quota-ledger.js';
 import type { LifecycleConfig } from './config.js';
 import { LifecycleError } from './errors.js';
 import { GarbageCollector, type GcReport } from './gc.js';
@@ -31,12 +34,22 @@ import { WebhookDispatcher } from './webhooks.js';
 /** What the registry's routes call. Each is one line at its call site. */
 export interface LifecycleHooks {
   /**
-   * Before accepting an upload of `bytes` (so far plus declared) to
-   * `repository`: refuses if its namespace quota would be exceeded, else
-   * returns how many more bytes the quota allows (undefined: no quota), to
-   * cap a chunk whose length is not declared.
+   * The body of an upload to `repository`, passed on only as its bytes are
+   * reserved against the namespace quota under `holder` (the upload id;
+   * `offset` bytes so far, `declared` the Content-Length if any). Reading
+   * it fails with ERR_QUOTA_EXCEEDED before a chunk that would pass the
+   * quota. Release the reservation with {@link releaseReservation} once
+   * the blob is linked or the upload ends.
    */
-  checkUpload(repository: RepositoryName, bytes: number): Promise<number | undefined>;
+  meterUpload(repository: RepositoryName, holder: string, body: Readable, offset: number, declared: number | undefined): Readable;
+  /**
+   * Before a mount links `digest` (`size` bytes) into `repository`:
+   * reserves it against the namespace quota (nothing if the namespace
+   * stores it already) or throws ERR_QUOTA_EXCEEDED. Release after linking.
+   */
+  reserveBlob(repository: RepositoryName, holder: string, digest: Digest, size: number): Promise<void>;
+  /** Drops a reservation (its bytes are linked, so counted as stored, or abandoned). */
+  releaseReservation(holder: string): Promise<void>;
   /**
    * Holds GC off `digest` while a push makes it visible (commit an upload,
    * link it, mount it). Call the returned function when linked (or failed).
@@ -70,6 +83,10 @@ export interface LifecycleOptions {
   coordinator: Coordinator;
   config: LifecycleConfig;
   log: Logger;
+  /** Where quota reservations are kept (the metadata store's, so they hold across replicas). */
+  quotaLedger: QuotaLedger;
+  /** Reservations untouched this long (ms; `uploads.maxAge`) are a crashed writer's and stop counting. */
+  reservationTtlMs: number;
   /** True when the registry has no access control (the open gate): everyone is admin. */
   openAccess: boolean;
 }
@@ -93,7 +110,7 @@ export class Lifecycle implements LifecycleHooks {
     this.history = new TagHistory(meta, config.history);
     this.gc = new GarbageCollector(store, blobs, coordinator, { gracePeriod: config.gc.gracePeriod, history: config.history }, log);
     this.retention = new Retention(store, tags, config.retention.rules, config.tags.immutable, log);
-    this.usage = new StorageAccounting(store, config.quotas);
+    this.usage = new StorageAccounting(store, config.quotas, options.quotaLedger, options.reservationTtlMs);
     this.webhooks = new WebhookDispatcher(store, coordinator, config.webhooks, log);
     this.pulls = new PullRecorder(store, log);
   }
@@ -131,8 +148,16 @@ export class Lifecycle implements LifecycleHooks {
 
   // ---- hooks
 
-  checkUpload(repository: RepositoryName, bytes: number): Promise<number | undefined> {
-    return this.usage.check(repository, bytes);
+  meterUpload(repository: RepositoryName, holder: string, body: Readable, offset: number, declared: number | undefined): Readable {
+    return this.usage.meter(repository, holder, body, offset, declared);
+  }
+
+  reserveBlob(repository: RepositoryName, holder: string, digest: Digest, size: number): Promise<void> {
+    return this.usage.reserve(repository, holder, size, digest.toString());
+  }
+
+  releaseReservation(holder: string): Promise<void> {
+    return this.usage.release(holder);
   }
 
   claimBlob(digest: Digest): Promise<Release> {
@@ -140,6 +165,7 @@ export class Lifecycle implements LifecycleHooks {
   }
 
   async beforeManifestPut(repository: RepositoryName, digest: Digest, tags: Tag[], size: number): Promise<Release> {
+    const holder = `manifest:${randomUUID()}`;
     const guarded = tags.filter((t) => immutableRule(this.config.tags.immutable, repository, t));
     // Serialise pushes to the same immutable tag, so two first pushes cannot both "create" it.
     const unlock = guarded.length === 0 ? async () => undefined : await this.options.coordinator.lock(guarded.map((t) => `${repository}:${t}`));
@@ -149,12 +175,15 @@ export class Lifecycle implements LifecycleHooks {
         if (current && !current.digest.equals(digest)) throw this.immutableError(repository, tag, `cannot move it from ${current.digest.toString()} to ${digest.toString()}; push a new tag instead`);
       }
       const existing = await this.options.meta.getManifest(repository, digest);
-      if (!existing) await this.usage.check(repository, size);
+      if (!existing) await this.usage.reserve(repository, holder, size);
     } catch (err) {
       await unlock();
       throw err;
     }
-    return unlock;
+    return async () => {
+      await unlock();
+      if (this.usage.hasQuota(repository)) await this.usage.release(holder);
+    };
   }
 
   async checkDelete(repository: RepositoryName, reference: { tag: Tag } | { digest: Digest }): Promise<void> {

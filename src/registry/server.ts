@@ -26,12 +26,15 @@ import type { MetaStore } from '../store/meta/meta-store.js';
 import { SqlAccountStore } from '../store/meta/sql/sql-account-store.js';
 import { SqlLifecycleStore } from '../store/meta/sql/sql-lifecycle-store.js';
 import { SqlMetaStore } from '../store/meta/sql/sql-meta-store.js';
+import { SqlQuotaLedger } from '../store/meta/sql/sql-quota-ledger.js';
+import type { QuotaLedger } from '../store/meta/quota-ledger.js';
 import { openSqliteDatabase } from '../store/meta/sql/sqlite.js';
 import { buildApp } from './app.js';
 import type { RegistryConfig } from './config.js';
 import { createMetrics, registerDiskSpaceMetrics, type Metrics } from './metrics.js';
 import { DiskSpace } from '../store/disk-space.js';
 import path from 'node:path';
+import { registerAuditHook } from './audit-hook.js';
 import { registerTokenRoute } from './routes/token.js';
 
 /** The registry cannot listen on its address. */
@@ -73,11 +76,13 @@ export async function startRegistry(config: RegistryConfig, options: StartOption
   const meta = new SqlMetaStore(db);
   const metrics = createMetrics();
   registerDiskSpaceMetrics(metrics, space);
+  // Embedded: one process, so claims, locks, leases and counters live in it (a SQL coordinator for replicas).
+  const coordinator = new InProcessCoordinator();
   let authGate: AuthGate | undefined;
   let https: { cert: Buffer; key: Buffer } | undefined;
   try {
     if (!options.gate) {
-      authGate = await createAuthGate({ auth: config.auth, policy: config.policy, listen: config.listen, data: config.data, https: config.tls !== undefined }, new SqlAccountStore(db), log);
+      authGate = await createAuthGate({ auth: config.auth, policy: config.policy, listen: config.listen, data: config.data, https: config.tls !== undefined }, new SqlAccountStore(db), coordinator, log);
     }
     if (config.tls) https = { cert: await readFile(config.tls.cert), key: await readFile(config.tls.key) };
   } catch (err) {
@@ -97,19 +102,22 @@ export async function startRegistry(config: RegistryConfig, options: StartOption
   }
   const events = new DomainEvents((err, event) => log.error({ err, event: event.type }, 'an event listener failed'));
   // Retention deletes tags through the service (tags: below), so its deletions are announced too.
+  const quotaLedger = new SqlQuotaLedger(db);
   const lifecycle = await Lifecycle.start({
     store: new SqlLifecycleStore(db),
     meta,
     tags: { moveTag: (repository, tag, move) => service.moveTag(repository, tag, move) },
     blobs,
-    // Embedded: one process, so claims, locks and leases live in it (a SQL coordinator for replicas).
-    coordinator: new InProcessCoordinator(),
+    coordinator,
     config,
     log,
     openAccess: gate === openGate,
+    quotaLedger,
+    reservationTtlMs: config.uploads.maxAge * 1000,
   });
   const service: RepositoryService = new RepositoryService({ meta, blobs, lifecycle, access: gate, events, options: { automaticMount: config.uploads.automaticMount, deleteIndexChildren: config.manifests.deleteIndexChildren } });
-  subscribe(events, { metrics, lifecycle, audit: authGate?.store, log });
+  // Every change is audited, whatever gate runs (the open one included).
+  subscribe(events, { metrics, lifecycle, audit: authGate?.store ?? new SqlAccountStore(db), log });
   const accounts = authGate ? { store: authGate.store, refresh: () => authGate.refresh() } : undefined;
   const app = buildApp({ config, service, gate, metrics, lifecycle, space, accounts }, log, https ? { https } : {});
   if (authGate) registerTokenRoute(app, authGate, { refreshTtl: config.auth.refreshTtl });
@@ -135,7 +143,7 @@ export async function startRegistry(config: RegistryConfig, options: StartOption
   const url = `${https ? 'https' : 'http'}://${hostForUrl}:${actualPort}`;
   log.info({ url, data: config.data }, 'listening');
 
-  const janitor = startJanitor(config, blobs, meta, log);
+  const janitor = startJanitor(config, blobs, meta, quotaLedger, log);
   let closing: Promise<void> | undefined;
   return {
     url,
@@ -169,7 +177,7 @@ export async function startRegistry(config: RegistryConfig, options: StartOption
  * wakes up (it reads tag_history itself), and the audit log records every
  * change made through the registry API with who and from where.
  */
-function subscribe(events: DomainEvents, to: { metrics: Metrics; lifecycle: Lifecycle; audit: AuditLog | undefined; log: Logger }): void {
+function subscribe(events: DomainEvents, to: { metrics: Metrics; lifecycle: Lifecycle; audit: AuditLog; log: Logger }): void {
   const { metrics, lifecycle, audit, log } = to;
   events.on('blob-committed', () => metrics.blobsCommitted.inc());
   events.on('manifest-pushed', () => metrics.manifestsPushed.inc());
@@ -177,15 +185,7 @@ function subscribe(events: DomainEvents, to: { metrics: Metrics; lifecycle: Life
   events.on('manifest-pushed', wake);
   events.on('manifest-deleted', wake);
   events.on('tag-changed', wake);
-  if (!audit) return;
-  const record = (action: string, repository: string, target: string, actor: { name: string; ip?: string | undefined }) => {
-    audit
-      .record({ at: new Date(), actor: actor.name, ip: actor.ip, action, repository, target, outcome: 'ok' })
-      .catch((err: unknown) => log.error({ err }, 'writing the audit log failed'));
-  };
-  events.on('manifest-pushed', (e) => record('push', e.repository, e.reference, e.actor));
-  events.on('manifest-deleted', (e) => record('delete', e.repository, e.reference, e.actor));
-  events.on('blob-deleted', (e) => record('delete-blob', e.repository, e.digest, e.actor));
+  registerAuditHook(events, audit, log);
 }
 
 /**
@@ -215,8 +215,8 @@ export async function reconcileUploads(blobs: BlobStore, meta: MetaStore, log: L
   if (files + ended > 0) log.info({ removedFiles: files, endedSessions: ended }, 'reconciled uploads left by a crash');
 }
 
-/** Expires upload sessions idle for longer than `uploads.maxAge`, and orphaned upload files. */
-function startJanitor(config: RegistryConfig, blobs: BlobStore, meta: MetaStore, log: Logger): NodeJS.Timeout {
+/** Expires upload sessions idle for longer than `uploads.maxAge`, orphaned upload files, and stale quota reservations. */
+function startJanitor(config: RegistryConfig, blobs: BlobStore, meta: MetaStore, quotas: QuotaLedger, log: Logger): NodeJS.Timeout {
   const every = Math.max(1, Math.min(config.uploads.maxAge / 4, 600)) * 1000;
   const sweep = async () => {
     const before = new Date(Date.now() - config.uploads.maxAge * 1000);
@@ -228,6 +228,7 @@ function startJanitor(config: RegistryConfig, blobs: BlobStore, meta: MetaStore,
       if (!idle.has(id) && !gone) continue;
       await blobs.cancelUpload(id);
       await meta.deleteUpload(id);
+      await quotas.release(id);
       idle.delete(id);
       expired++;
     }
@@ -238,7 +239,9 @@ function startJanitor(config: RegistryConfig, blobs: BlobStore, meta: MetaStore,
         expired++;
       }
     }
-    if (expired > 0) log.info({ expired }, 'expired stale uploads');
+    // Reservations of writers that crashed (or replicas that died) before releasing them.
+    const reservations = await quotas.sweep(before);
+    if (expired > 0 || reservations > 0) log.info({ expired, reservations }, 'expired stale uploads');
   };
   const timer = setInterval(() => {
     sweep().catch((err: unknown) => log.error({ err }, 'upload janitor failed'));

@@ -21,10 +21,16 @@ export type DomainEvent =
   | { type: 'manifest-pushed'; repository: string; digest: string; reference: string; tags: string[]; actor: Actor }
   /** A manifest (by digest) or a tag (by name) was deleted through the registry API. */
   | { type: 'manifest-deleted'; repository: string; reference: string; actor: Actor }
-  /** A tag was created, moved, deleted or rolled back (one tag_history row). */
-  | { type: 'tag-changed'; repository: string; change: TagChange }
+  /**
+   * A tag was created, moved, deleted or rolled back (one tag_history row).
+   * `actor` is the request's (with its address) when a request made it;
+   * `override` marks an admin's delete of an immutable tag.
+   */
+  | { type: 'tag-changed'; repository: string; change: TagChange; actor?: Actor | undefined; override?: 'immutable' | undefined }
   /** An upload became a blob linked into the repository. */
   | { type: 'blob-committed'; repository: string; digest: string; size: number }
+  /** A blob already stored was linked into the repository from `from` (a mount). */
+  | { type: 'blob-mounted'; repository: string; digest: string; from: string; actor: Actor }
   /** A blob was unlinked from the repository. */
   | { type: 'blob-deleted'; repository: string; digest: string; actor: Actor };
 

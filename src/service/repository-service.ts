@@ -17,6 +17,7 @@
  * domain errors (store, lifecycle, parse); src/registry/http-errors.ts
  * maps them.
  */
+import { randomUUID } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import type { AccessGate, Principal } from '../auth/access.js';
 import { LifecycleError } from '../lifecycle/errors.js';
@@ -43,8 +44,8 @@ export interface RepositoryServiceDeps {
   meta: MetaStore;
   blobs: BlobStore;
   lifecycle: Lifecycle;
-  /** Pull rights on a mount's source repository. */
-  access: Pick<AccessGate, 'canPull'>;
+  /** Pull rights on a mount's source repository (the live policy and a bearer token's grant). */
+  access: Pick<AccessGate, 'canMountFrom'>;
   events: DomainEvents;
   options: RepositoryServiceOptions;
 }
@@ -107,15 +108,6 @@ export class RepositoryService implements TagWriter {
 
   // ---- uploads and blobs
 
-  /**
-   * Before accepting `bytes` for `repository`: refuses past its namespace
-   * quota (ERR_QUOTA_EXCEEDED), else how many more bytes the quota allows
-   * (undefined: no quota).
-   */
-  checkQuota(repository: RepositoryName, bytes: number): Promise<number | undefined> {
-    return this.deps.lifecycle.checkUpload(repository, bytes);
-  }
-
   /** Starts a resumable upload session belonging to `repository`. */
   async startUpload(repository: RepositoryName): Promise<string> {
     const id = await this.deps.blobs.startUpload();
@@ -141,27 +133,19 @@ export class RepositoryService implements TagWriter {
   /**
    * Appends `data` at `offset` (the upload's size) and returns the new
    * size. `declared` is the chunk's Content-Length, `limit` the most it
-   * may hold, `announced` whether its length was stated at all (length or
-   * range). The quota is checked first, and a chunk of unannounced length
-   * is cut where the quota ends (ERR_QUOTA_EXCEEDED).
+   * may hold. Under a namespace quota every byte is reserved (under the
+   * upload's id) before it is written, a chunk of unknown length too: the
+   * chunk that would pass the quota fails with ERR_QUOTA_EXCEEDED before
+   * it reaches the store, and the upload keeps what it had.
    */
-  async appendUpload(repository: RepositoryName, id: string, offset: number, data: Readable, chunk: { declared: number | undefined; limit: number | undefined; announced: boolean }): Promise<number> {
-    const allowed = await this.deps.lifecycle.checkUpload(repository, offset + (chunk.declared ?? 0));
-    const capped = allowed !== undefined && !chunk.announced && (chunk.limit === undefined || allowed < chunk.limit);
-    const limit = capped ? allowed : chunk.limit;
-    try {
-      return (
-        await this.deps.blobs.append(id, offset, data, {
-          ...(limit === undefined ? {} : { maxBytes: limit }),
-          ...(chunk.declared === undefined ? {} : { expectedBytes: chunk.declared }),
-        })
-      ).size;
-    } catch (err) {
-      if (capped && codeOf(err) === 'ERR_SIZE_MISMATCH') {
-        throw new LifecycleError('ERR_QUOTA_EXCEEDED', `quota exceeded: this upload passed the quota of its namespace after ${limit} more bytes`);
-      }
-      throw err;
-    }
+  async appendUpload(repository: RepositoryName, id: string, offset: number, data: Readable, chunk: { declared: number | undefined; limit: number | undefined }): Promise<number> {
+    const body = this.deps.lifecycle.meterUpload(repository, id, data, offset, chunk.declared);
+    return (
+      await this.deps.blobs.append(id, offset, body, {
+        ...(chunk.limit === undefined ? {} : { maxBytes: chunk.limit }),
+        ...(chunk.declared === undefined ? {} : { expectedBytes: chunk.declared }),
+      })
+    ).size;
   }
 
   /**
@@ -174,24 +158,35 @@ export class RepositoryService implements TagWriter {
       try {
         return await this.deps.blobs.commit(id, digest);
       } catch (err) {
-        if (codeOf(err) === 'ERR_DIGEST_MISMATCH' || codeOf(err) === 'ERR_SIZE_MISMATCH') await this.deps.meta.deleteUpload(id);
+        if (codeOf(err) === 'ERR_DIGEST_MISMATCH' || codeOf(err) === 'ERR_SIZE_MISMATCH') {
+          await this.deps.meta.deleteUpload(id);
+          await this.deps.lifecycle.releaseReservation(id);
+        }
         throw err;
       }
     });
     await this.deps.meta.deleteUpload(id);
+    // Linked, so counted as stored: the upload's reservation has done its job.
+    await this.deps.lifecycle.releaseReservation(id);
     return info;
   }
 
-  /** A monolithic upload: the whole blob in one stream, of `declaredSize` bytes if known. */
+  /**
+   * A monolithic upload: the whole blob in one stream, of `declaredSize`
+   * bytes if known. Under a quota every byte is reserved before it is
+   * written, a chunked body's too (see {@link appendUpload}).
+   */
   async putBlob(repository: RepositoryName, digest: Digest, data: Readable, declaredSize: number | undefined): Promise<BlobInfo> {
-    const { blobs } = this.deps;
+    const { blobs, lifecycle } = this.deps;
     const id = await blobs.startUpload();
     try {
-      await blobs.append(id, 0, data, declaredSize === undefined ? {} : { expectedBytes: declaredSize });
+      await blobs.append(id, 0, lifecycle.meterUpload(repository, id, data, 0, declaredSize), declaredSize === undefined ? {} : { expectedBytes: declaredSize });
       return await this.commitAndLink(repository, digest, () => blobs.commit(id, digest, declaredSize));
     } catch (err) {
       await blobs.cancelUpload(id);
       throw err;
+    } finally {
+      await lifecycle.releaseReservation(id);
     }
   }
 
@@ -199,15 +194,18 @@ export class RepositoryService implements TagWriter {
   async cancelUpload(id: string): Promise<void> {
     await this.deps.blobs.cancelUpload(id);
     await this.deps.meta.deleteUpload(id);
+    await this.deps.lifecycle.releaseReservation(id);
   }
 
   /**
    * Links `digest` into `repository` from `from` (or, with automatic
    * mounts, from any repository that has it), if `principal` may pull
-   * the source and the bytes are stored. False when it cannot: the client
-   * then uploads.
+   * the source (live policy and token grant) and the bytes are stored.
+   * Under a namespace quota the blob's size is reserved before it links,
+   * whatever the source's namespace (ERR_QUOTA_EXCEEDED). False when it
+   * cannot: the client then uploads. `ip`: the caller's, for the audit log.
    */
-  async mountBlob(repository: RepositoryName, digest: Digest, principal: Principal, from: string | null): Promise<boolean> {
+  async mountBlob(repository: RepositoryName, digest: Digest, principal: Principal, from: string | null, ip?: string): Promise<boolean> {
     const { meta, blobs } = this.deps;
     let candidates: string[];
     if (from !== null && from !== '') {
@@ -226,12 +224,20 @@ export class RepositoryService implements TagWriter {
           if (await meta.linkedBlob(repository, digest)) return true;
           continue;
         }
-        if (!(await this.deps.access.canPull(principal, source))) continue;
+        if (!(await this.deps.access.canMountFrom(principal, source))) continue;
         if (!(await meta.linkedBlob(source as RepositoryName, digest))) continue;
         // The bytes must really be there: never link a repository to nothing.
         const stored = await blobs.stat(digest);
         if (!stored) continue;
-        await meta.linkBlob(repository, digest, stored.size);
+        // Quota: a mount adds the blob to this namespace (unless it has it), whatever the source's namespace.
+        const holder = `mount:${randomUUID()}`;
+        await this.deps.lifecycle.reserveBlob(repository, holder, digest, stored.size);
+        try {
+          await meta.linkBlob(repository, digest, stored.size);
+        } finally {
+          await this.deps.lifecycle.releaseReservation(holder);
+        }
+        this.deps.events.emit({ type: 'blob-mounted', repository, digest: digest.toString(), from: source, actor: { name: principal.name, ip } });
         return true;
       }
       return false;
@@ -308,7 +314,7 @@ export class RepositoryService implements TagWriter {
     }
     const rawReference = reference.kind === 'tag' ? reference.tag : reference.digest.toString();
     this.deps.events.emit({ type: 'manifest-pushed', repository, digest: digest.toString(), reference: rawReference, tags: allTags, actor });
-    for (const change of changes) this.deps.events.emit({ type: 'tag-changed', repository, change });
+    for (const change of changes) this.deps.events.emit({ type: 'tag-changed', repository, change, actor });
     return { digest, subject: parsed.subject?.digest, tags: allTags };
   }
 
@@ -325,7 +331,7 @@ export class RepositoryService implements TagWriter {
     await lifecycle.checkDelete(repository, reference.kind === 'tag' ? { tag: reference.tag } : { digest: reference.digest });
     let deleted: boolean;
     if (reference.kind === 'tag') {
-      deleted = (await this.moveTag(repository, reference.tag, { to: undefined, actor: actor.name })) !== undefined;
+      deleted = (await this.moveTag(repository, reference.tag, { to: undefined, actor: actor.name }, { actor })) !== undefined;
     } else {
       const allowReferenced = options.overrideIndex !== undefined || this.deps.options.deleteIndexChildren;
       deleted = await meta.deleteManifest(repository, reference.digest, actor.name, { allowReferenced });
@@ -336,19 +342,23 @@ export class RepositoryService implements TagWriter {
 
   // ---- tags
 
-  /** MetaStore.moveTag, announced: every tag change outside a manifest push goes through here. */
-  async moveTag(repository: RepositoryName, tag: Tag, move: TagMove): Promise<TagChange | undefined> {
+  /**
+   * MetaStore.moveTag, announced: every tag change outside a manifest push
+   * goes through here. `context` names the request that made it (actor
+   * and address) and an immutable-tag override, for the audit log.
+   */
+  async moveTag(repository: RepositoryName, tag: Tag, move: TagMove, context: { actor?: Actor; override?: 'immutable' } = {}): Promise<TagChange | undefined> {
     const change = await this.deps.meta.moveTag(repository, tag, move);
-    if (change) this.deps.events.emit({ type: 'tag-changed', repository, change });
+    if (change) this.deps.events.emit({ type: 'tag-changed', repository, change, actor: context.actor, override: context.override });
     return change;
   }
 
   /** Deletes a tag; an immutable one only for an admin who asked to `override`. */
-  async deleteTag(repository: RepositoryName, tag: Tag, principal: Principal, override: boolean): Promise<boolean> {
+  async deleteTag(repository: RepositoryName, tag: Tag, principal: Principal, override: boolean, actor: Actor = { name: principal.name }): Promise<boolean> {
     const { lifecycle } = this.deps;
     if (override) lifecycle.requireAdmin(principal, 'deleting an immutable tag');
     else await lifecycle.checkDelete(repository, { tag });
-    return (await this.moveTag(repository, tag, { to: undefined, actor: principal.name })) !== undefined;
+    return (await this.moveTag(repository, tag, { to: undefined, actor: principal.name }, { actor, override: override ? 'immutable' : undefined })) !== undefined;
   }
 
   /** Points a tag back at an earlier version (not an immutable tag), as one `rollback` change. */
@@ -358,7 +368,7 @@ export class RepositoryService implements TagWriter {
     const { from, to } = await lifecycle.history.planRollback(repository, tag, target);
     let change: TagChange | undefined;
     try {
-      change = await this.moveTag(repository, tag, { to, actor: actor.name, rollback: true, expect: { digest: from } });
+      change = await this.moveTag(repository, tag, { to, actor: actor.name, rollback: true, expect: { digest: from } }, { actor });
     } catch (err) {
       if (err instanceof MetaStoreError && err.code === 'ERR_MANIFEST_UNKNOWN') {
         throw new LifecycleError('ERR_VERSION_UNKNOWN', `version ${to} of tag ${tag} is no longer stored (beyond history.keep, and collected)`);

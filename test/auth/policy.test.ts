@@ -5,7 +5,8 @@ import { test } from 'node:test';
 import { libtrustKeyId } from '../../src/auth/keys.js';
 import { grantScopes, matchesPattern, rightsOn, validateRule, type Identity } from '../../src/auth/policy.js';
 import { parseScope, parseScopes } from '../../src/auth/scope.js';
-import { LoginThrottle } from '../../src/auth/throttle.js';
+import { CountingLoginThrottle } from '../../src/auth/throttle.js';
+import { InProcessCoordinator } from '../../src/store/coordinator/in-process.js';
 
 test('scopes parse as the spec writes them', () => {
   assert.deepEqual(parseScope('repository:team/app:pull,push'), { type: 'repository', name: 'team/app', actions: ['pull', 'push'] });
@@ -66,23 +67,25 @@ test('rights add up over rules; admins may do everything; tokens stay within sco
   assert.throws(() => validateRule('bob', 'team/*', ['pull'], 'x'), /subject/);
 });
 
-test('the throttle counts failures per address within the window', () => {
+test('the throttle counts failures per account and address within the window', async () => {
   let now = 0;
-  const t = new LoginThrottle(3, 60_000, () => now);
+  const clock = () => now;
+  const t = new CountingLoginThrottle(new InProcessCoordinator({ now: clock }), 3, 60_000, clock);
   for (let i = 0; i < 3; i++) {
-    assert.equal(t.retryAfter('a'), 0);
-    t.failed('a');
+    assert.equal(await t.retryAfter('dev', 'a'), 0);
+    await t.failed('dev', 'a');
   }
   now = 10_000;
-  assert.equal(t.retryAfter('a'), 50);
-  assert.equal(t.retryAfter('b'), 0, 'other addresses are not affected');
+  assert.equal(await t.retryAfter('dev', 'a'), 50);
+  assert.equal(await t.retryAfter('dev', 'b'), 0, 'other addresses are not affected');
+  assert.equal(await t.retryAfter('ops', 'a'), 0, 'other accounts from the same address are not affected');
   now = 60_000;
-  assert.equal(t.retryAfter('a'), 0, 'the window passed');
-  t.failed('a');
-  t.succeeded('a');
-  t.failed('a');
-  t.failed('a');
-  assert.equal(t.retryAfter('a'), 0, 'a success starts the count again');
+  assert.equal(await t.retryAfter('dev', 'a'), 0, 'the window passed');
+  await t.failed('dev', 'a');
+  await t.succeeded('dev', 'a');
+  await t.failed('dev', 'a');
+  await t.failed('dev', 'a');
+  assert.equal(await t.retryAfter('dev', 'a'), 0, 'a success starts the count again');
 });
 
 test('key ids have the libtrust fingerprint form (that distribution accepts them is the interop test)', () => {

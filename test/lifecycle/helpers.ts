@@ -22,6 +22,9 @@ export const userGate: AccessGate = {
   async canPull() {
     return true;
   },
+  async canMountFrom() {
+    return true;
+  },
 };
 
 export function basic(user: string): string {

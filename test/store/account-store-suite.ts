@@ -92,5 +92,24 @@ export function accountStoreSuite(name: string, open: () => Promise<AccountStore
         assert.deepEqual((await store.list({ repository: 'b' })).map((e) => [e.action, e.ip, e.outcome]), [['delete', undefined, 'denied']]);
       }),
     );
+
+    test(
+      'every change is audited in its own transaction, as the actor the store was opened for; a failed one leaves no entry',
+      withStore(async (store) => {
+        const admin = store.as({ name: 'admin', ip: '192.0.2.1' });
+        await admin.addUser('carol', '$2b$04$abcdefghijklmnopqrstuu', { admin: true });
+        await admin.addGroup('ops');
+        await admin.addMember('ops', 'carol');
+        const id = await admin.addRule({ subject: 'group:ops', repositories: 'ops/*', actions: ['pull'] });
+        await assert.rejects(admin.removeUser('nobody'));
+        const mine = (await store.list({ actor: 'admin' })).reverse().map((e) => [e.action, e.target, e.ip, e.outcome]);
+        assert.deepEqual(mine, [
+          ['user-add', 'carol (admin)', '192.0.2.1', 'ok'],
+          ['group-add', 'ops', '192.0.2.1', 'ok'],
+          ['group-member-add', 'ops carol', '192.0.2.1', 'ok'],
+          ['policy-add', `#${id} group:ops ops/* pull`, '192.0.2.1', 'ok'],
+        ]);
+      }),
+    );
   });
 }

@@ -9,7 +9,10 @@
  *
  * The token grants the intersection of what was asked and what the policy
  * allows; asking for more than allowed is not an error (the registry then
- * answers 401/403). Failed logins count towards the per-address throttle.
+ * answers 401/403), and a repository name the registry would reject is
+ * granted nothing. A token expires after `auth.tokenTtl` or with the access
+ * token that obtained it, whichever is first. Failed logins count towards
+ * the per-account-and-address throttle.
  */
 import { randomBytes } from 'node:crypto';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
@@ -72,10 +75,13 @@ export function registerTokenRoute(app: FastifyInstance, gate: AuthGate, options
 
     const access = gate.grant(identity, asked);
     const subject = identity.kind === 'anonymous' ? '' : identityName(identity);
-    const issued = await gate.tokens.issue(subject, access.filter((a) => a.actions.length > 0));
+    // Neither the token nor a refresh token outlives the credential that obtained them.
+    const notAfter = gate.notAfter(identity);
+    if (notAfter !== undefined && notAfter - Date.now() < 1000) throw new OciError('UNAUTHORIZED', 'the access token has expired');
+    const issued = await gate.tokens.issue(subject, access.filter((a) => a.actions.length > 0), notAfter);
     if (offline && identity.kind !== 'anonymous') {
       refreshToken = randomBytes(32).toString('base64url');
-      await gate.store.addRefreshToken(hashSecret(refreshToken), subject, new Date(Date.now() + options.refreshTtl * 1000));
+      await gate.store.addRefreshToken(hashSecret(refreshToken), subject, new Date(Math.min(Date.now() + options.refreshTtl * 1000, notAfter ?? Infinity)));
     }
     const body: Record<string, unknown> = {
       token: issued.token,

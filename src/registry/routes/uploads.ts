@@ -44,12 +44,10 @@ async function sendBlobCreated(call: Call, name: string, digest: Digest): Promis
 export async function uploadsRoute(call: Call, rawName: string): Promise<void> {
   if (call.req.method !== 'POST') throw new OciError('UNSUPPORTED', `${call.req.method} is not supported on the uploads endpoint`);
   const { name, principal } = await call.repository(rawName, ['pull', 'push']);
-  // Quota: refuse before any byte is stored (a monolithic upload declares its size here).
-  await call.deps.service.checkQuota(name, Number(call.header('content-length') ?? 0) || 0);
   const mount = call.query.get('mount');
   if (mount !== null) {
     const digest = Digest.parse(mount);
-    if (await call.deps.service.mountBlob(name, digest, principal, call.query.get('from'))) {
+    if (await call.deps.service.mountBlob(name, digest, principal, call.query.get('from'), call.req.ip)) {
       await drain(call.req.raw);
       return sendBlobCreated(call, name, digest);
     }
@@ -115,9 +113,9 @@ async function appendBody(call: Call, name: RepositoryName, id: string): Promise
   if (max > 0 && declared !== undefined && Number(declared) > max) {
     throw new OciError('SIZE_INVALID', `chunk of ${declared} bytes exceeds the maximum of ${max}`, { status: 413 });
   }
-  // The service checks the quota: it refuses a declared chunk that would pass it, and caps one of unknown length.
+  // The service reserves each chunk against the namespace quota before it writes it.
   const sized = range ? range.end - range.start + 1 : max > 0 ? max : undefined;
-  const total = await service.appendUpload(name, id, size, call.req.raw, { declared: declared === undefined ? undefined : Number(declared) || 0, limit: sized, announced: declared !== undefined || range !== undefined });
+  const total = await service.appendUpload(name, id, size, call.req.raw, { declared: declared === undefined ? undefined : Number(declared) || 0, limit: sized });
   call.bytesIn += total - size;
   return total;
 }

@@ -113,4 +113,23 @@ export interface AuthGeneration {
   counts(): Promise<{ users: number; tokens: number; rules: number }>;
 }
 
-export type AccountStore = UserStore & GroupStore & TokenStore & PolicyStore & AuditLog & AuthGeneration;
+/** Who changes accounts, tokens and policy through a store, for the audit log. */
+export interface AuditActor {
+  name: string;
+  ip?: string | undefined;
+}
+
+export interface AuditedChanges {
+  /**
+   * The same store, recording its changes as made by `actor` (an admin
+   * API request; the local commands' store records `local:<os user>`).
+   * Every change (user, group, token, rule) writes its audit entry in its
+   * own transaction: actions `user-add`, `user-password`, `user-admin`,
+   * `user-remove`, `group-add`, `group-remove`, `group-member-add`,
+   * `group-member-remove`, `token-create`, `token-revoke`, `policy-add`,
+   * `policy-remove`.
+   */
+  as(actor: AuditActor): AccountStore;
+}
+
+export type AccountStore = UserStore & GroupStore & TokenStore & PolicyStore & AuditLog & AuthGeneration & AuditedChanges;

@@ -8,6 +8,7 @@ import type { Kysely, Migration, MigrationProvider } from 'kysely';
 import * as initial from './migrations/0001-initial.js';
 import * as auth from './migrations/0002-auth.js';
 import * as lifecycle from './migrations/0003-lifecycle.js';
+import * as quotaReservations from './migrations/0004-quota-reservations.js';
 import type { Dialect } from './migrations/types.js';
 
 export type { Dialect } from './migrations/types.js';
@@ -19,6 +20,7 @@ const STEPS: [string, Step][] = [
   ['0001-initial', initial],
   ['0002-auth', auth],
   ['0003-lifecycle', lifecycle],
+  ['0004-quota-reservations', quotaReservations],
 ];
 
 export function migrationProvider(dialect: Dialect): MigrationProvider {

@@ -168,6 +168,14 @@ export type LifecycleTables = {
   webhook_attempts: WebhookAttemptsTable;
 };
 
+/** Bytes reserved against a namespace quota (migration 0004, src/store/meta/quota-ledger.ts). */
+export interface QuotaReservationsTable {
+  holder: string;
+  namespace: string;
+  bytes: number;
+  updated_at: number;
+}
+
 export interface Database extends AuthTables, LifecycleTables {
   repositories: RepositoriesTable;
   repository_blobs: RepositoryBlobsTable;
@@ -176,4 +184,5 @@ export interface Database extends AuthTables, LifecycleTables {
   tags: TagsTable;
   tag_history: TagHistoryTable;
   uploads: UploadsTable;
+  quota_reservations: QuotaReservationsTable;
 }

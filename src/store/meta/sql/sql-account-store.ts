@@ -1,6 +1,6 @@
 /** The account store over SQL (tables of migration 0002-auth): see ../accounts.ts. */
 import { sql, type Kysely, type Transaction } from 'kysely';
-import { AuthStoreError, type AccountStore, type AuditEntry, type StoredRule, type TokenRecord, type UserRecord } from '../accounts.js';
+import { AuthStoreError, type AccountStore, type AuditActor, type AuditEntry, type StoredRule, type TokenRecord, type UserRecord } from '../accounts.js';
 import type { AccessTokensTable, Database, UsersTable } from './schema.js';
 
 function toUser(row: UsersTable, groups: string[]): UserRecord {
@@ -21,13 +21,30 @@ function toToken(row: AccessTokensTable): TokenRecord {
 }
 
 export class SqlAccountStore implements AccountStore {
-  constructor(private readonly db: Kysely<Database>) {}
+  /** `actor`: who changes made through this store are recorded as (default `local`, the data folder's own user). */
+  constructor(
+    private readonly db: Kysely<Database>,
+    private readonly actor: AuditActor = { name: 'local' },
+  ) {}
 
-  /** A change and the generation bump, in one transaction. SQLite serialises writers; on PostgreSQL the bump's row lock orders changes. */
-  private async change<T>(fn: (tx: Transaction<Database>) => Promise<T>): Promise<T> {
+  as(actor: AuditActor): SqlAccountStore {
+    return new SqlAccountStore(this.db, actor);
+  }
+
+  /**
+   * A change, the generation bump and the change's audit entry, in one
+   * transaction: no change commits without its record, and a failed one
+   * leaves none. SQLite serialises writers; on PostgreSQL the bump's row
+   * lock orders changes.
+   */
+  private async change<T>(action: string, target: string | ((out: T) => string), fn: (tx: Transaction<Database>) => Promise<T>): Promise<T> {
     return this.db.transaction().execute(async (tx) => {
       const out = await fn(tx);
       await tx.updateTable('auth_state').set({ generation: sql`generation + 1` }).where('id', '=', 1).execute();
+      await tx
+        .insertInto('audit_log')
+        .values({ at: Date.now(), actor: this.actor.name, ip: this.actor.ip ?? null, action, repository: null, target: typeof target === 'string' ? target : target(out), outcome: 'ok' })
+        .execute();
       return out;
     });
   }
@@ -47,7 +64,7 @@ export class SqlAccountStore implements AccountStore {
   }
 
   async addUser(name: string, passwordHash: string, options: { admin?: boolean } = {}): Promise<void> {
-    await this.change(async (tx) => {
+    await this.change('user-add', options.admin ? `${name} (admin)` : name, async (tx) => {
       if (await tx.selectFrom('users').select('name').where('name', '=', name).executeTakeFirst()) {
         throw new AuthStoreError('ERR_USER_EXISTS', `user ${name} already exists`);
       }
@@ -57,7 +74,7 @@ export class SqlAccountStore implements AccountStore {
   }
 
   async setPassword(name: string, passwordHash: string): Promise<void> {
-    await this.change(async (tx) => {
+    await this.change('user-password', name, async (tx) => {
       const r = await tx.updateTable('users').set({ password_hash: passwordHash, updated_at: Date.now() }).where('name', '=', name).executeTakeFirst();
       if (Number(r.numUpdatedRows) === 0) throw new AuthStoreError('ERR_USER_UNKNOWN', `no user ${name}`);
       // A new password ends every session started with the old one.
@@ -66,14 +83,14 @@ export class SqlAccountStore implements AccountStore {
   }
 
   async setAdmin(name: string, admin: boolean): Promise<void> {
-    await this.change(async (tx) => {
+    await this.change('user-admin', `${name} admin=${admin}`, async (tx) => {
       const r = await tx.updateTable('users').set({ admin: admin ? 1 : 0, updated_at: Date.now() }).where('name', '=', name).executeTakeFirst();
       if (Number(r.numUpdatedRows) === 0) throw new AuthStoreError('ERR_USER_UNKNOWN', `no user ${name}`);
     });
   }
 
   async removeUser(name: string): Promise<void> {
-    await this.change(async (tx) => {
+    await this.change('user-remove', name, async (tx) => {
       await tx.deleteFrom('group_members').where('user_name', '=', name).execute();
       await tx.deleteFrom('access_tokens').where('owner', '=', name).execute();
       await tx.deleteFrom('refresh_tokens').where('subject', '=', name).execute();
@@ -96,7 +113,7 @@ export class SqlAccountStore implements AccountStore {
   }
 
   async addGroup(name: string): Promise<void> {
-    await this.change(async (tx) => {
+    await this.change('group-add', name, async (tx) => {
       if (await tx.selectFrom('groups').select('name').where('name', '=', name).executeTakeFirst()) {
         throw new AuthStoreError('ERR_GROUP_EXISTS', `group ${name} already exists`);
       }
@@ -105,7 +122,7 @@ export class SqlAccountStore implements AccountStore {
   }
 
   async removeGroup(name: string): Promise<void> {
-    await this.change(async (tx) => {
+    await this.change('group-remove', name, async (tx) => {
       await tx.deleteFrom('group_members').where('group_name', '=', name).execute();
       const r = await tx.deleteFrom('groups').where('name', '=', name).executeTakeFirst();
       if (Number(r.numDeletedRows) === 0) throw new AuthStoreError('ERR_GROUP_UNKNOWN', `no group ${name}`);
@@ -113,7 +130,7 @@ export class SqlAccountStore implements AccountStore {
   }
 
   async addMember(group: string, user: string): Promise<void> {
-    await this.change(async (tx) => {
+    await this.change('group-member-add', `${group} ${user}`, async (tx) => {
       if (!(await tx.selectFrom('groups').select('name').where('name', '=', group).executeTakeFirst())) throw new AuthStoreError('ERR_GROUP_UNKNOWN', `no group ${group}`);
       if (!(await tx.selectFrom('users').select('name').where('name', '=', user).executeTakeFirst())) throw new AuthStoreError('ERR_USER_UNKNOWN', `no user ${user}`);
       await tx
@@ -125,7 +142,7 @@ export class SqlAccountStore implements AccountStore {
   }
 
   async removeMember(group: string, user: string): Promise<void> {
-    await this.change(async (tx) => {
+    await this.change('group-member-remove', `${group} ${user}`, async (tx) => {
       await tx.deleteFrom('group_members').where('group_name', '=', group).where('user_name', '=', user).execute();
     });
   }
@@ -137,7 +154,8 @@ export class SqlAccountStore implements AccountStore {
   }
 
   async createToken(token: { name: string; secretHash: string; owner?: string | undefined; scopes: string[]; expiresAt?: Date | undefined }): Promise<void> {
-    await this.change(async (tx) => {
+    const until = token.expiresAt ? ` until ${token.expiresAt.toISOString()}` : '';
+    await this.change('token-create', `${token.name} ${token.scopes.join(' ')}${until}`, async (tx) => {
       if (await tx.selectFrom('access_tokens').select('name').where('name', '=', token.name).executeTakeFirst()) {
         throw new AuthStoreError('ERR_TOKEN_EXISTS', `token ${token.name} already exists (revoke it first, or pick another name)`);
       }
@@ -175,7 +193,7 @@ export class SqlAccountStore implements AccountStore {
   }
 
   async revokeToken(name: string): Promise<void> {
-    await this.change(async (tx) => {
+    await this.change('token-revoke', name, async (tx) => {
       const r = await tx.updateTable('access_tokens').set({ revoked_at: Date.now() }).where('name', '=', name).where('revoked_at', 'is', null).executeTakeFirst();
       if (Number(r.numUpdatedRows) === 0) throw new AuthStoreError('ERR_TOKEN_UNKNOWN', `no live token ${name}`);
       await tx.deleteFrom('refresh_tokens').where('subject', '=', `token:${name}`).execute();
@@ -193,7 +211,7 @@ export class SqlAccountStore implements AccountStore {
   }
 
   async addRule(rule: Omit<StoredRule, 'id'>): Promise<number> {
-    return this.change(async (tx) => {
+    return this.change('policy-add', (id) => `#${id} ${rule.subject} ${rule.repositories} ${rule.actions.join(',')}`, async (tx) => {
       const r = await tx
         .insertInto('policy_rules')
         .values({ subject: rule.subject, repositories: rule.repositories, actions: rule.actions.join(','), created_at: Date.now() })
@@ -204,7 +222,7 @@ export class SqlAccountStore implements AccountStore {
   }
 
   async removeRule(id: number): Promise<void> {
-    await this.change(async (tx) => {
+    await this.change('policy-remove', `#${id}`, async (tx) => {
       const r = await tx.deleteFrom('policy_rules').where('id', '=', id).executeTakeFirst();
       if (Number(r.numDeletedRows) === 0) throw new AuthStoreError('ERR_RULE_UNKNOWN', `no policy rule ${id}`);
     });

@@ -13,6 +13,7 @@ import type {
   TagHistoryRow,
 } from '../lifecycle-store.js';
 import type { Database, WebhookDeliveriesTable } from './schema.js';
+import { namespaceBytes } from './sql-quota-ledger.js';
 
 const BATCH = 500;
 const CURSOR = 'webhook_cursor';
@@ -138,27 +139,9 @@ export class SqlLifecycleStore implements LifecycleStore {
 
   // ---- usage
 
-  async namespaceBytes(namespace: string): Promise<number> {
-    const inNamespace = (column: 'r.name') => sql<boolean>`(${sql.ref(column)} = ${namespace} or substr(${sql.ref(column)}, 1, ${namespace.length + 1}) = ${`${namespace}/`})`;
-    const blobs = await this.db
-      .selectFrom((eb) =>
-        eb
-          .selectFrom('repository_blobs as b')
-          .innerJoin('repositories as r', 'r.id', 'b.repository_id')
-          .select(['b.digest', (e) => e.fn.max('b.size').as('size')])
-          .where(inNamespace('r.name'))
-          .groupBy('b.digest')
-          .as('d'),
-      )
-      .select((eb) => eb.fn.sum<number>('d.size').as('bytes'))
-      .executeTakeFirst();
-    const manifests = await this.db
-      .selectFrom('manifests as m')
-      .innerJoin('repositories as r', 'r.id', 'm.repository_id')
-      .select((eb) => eb.fn.sum<number>('m.size').as('bytes'))
-      .where(inNamespace('r.name'))
-      .executeTakeFirst();
-    return Number(blobs?.bytes ?? 0) + Number(manifests?.bytes ?? 0);
+  namespaceBytes(namespace: string): Promise<number> {
+    // The quota ledger counts the same way inside its reservation transactions: one query, one rule.
+    return namespaceBytes(this.db, namespace);
   }
 
   async repositoryUsage(): Promise<RepositoryUsage[]> {

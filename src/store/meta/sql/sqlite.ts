@@ -1,4 +1,5 @@
 /** Opens the embedded SQLite database and brings its schema up to date. */
+import os from 'node:os';
 import { chmod, mkdir, open } from 'node:fs/promises';
 import path from 'node:path';
 import SQLite from 'better-sqlite3';
@@ -59,10 +60,22 @@ export async function openSqliteMetaStore(file: string): Promise<SqlMetaStore> {
   return new SqlMetaStore(await openSqliteDatabase(file));
 }
 
-/** The account store over `file`, for the local administration commands (`pier user`, `token`, `group`, `policy`, `audit`). */
+/**
+ * The account store over `file`, for the local administration commands
+ * (`pier user`, `token`, `group`, `policy`, `audit`). Its changes are
+ * audited as made by `local:` and the OS user.
+ */
 export async function openSqliteAccountStore(file: string): Promise<{ store: SqlAccountStore; close(): Promise<void> }> {
   const db = await openSqliteDatabase(file);
-  return { store: new SqlAccountStore(db), close: () => db.destroy() };
+  return { store: new SqlAccountStore(db, { name: `local:${localUser()}` }), close: () => db.destroy() };
+}
+
+function localUser(): string {
+  try {
+    return os.userInfo().username;
+  } catch {
+    return process.env.USER ?? 'unknown';
+  }
 }
 
 /**
