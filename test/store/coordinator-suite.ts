@@ -1,8 +1,9 @@
 /**
- * The behaviour every Coordinator implementation must have. The
- * in-process one runs it today; the SQL one (lease and claim rows) runs
- * the same suite when it lands. `open` gives coordinators over one shared
- * state (replicas), all reading the clock `now`.
+ * The behaviour every Coordinator implementation must have: the in-process
+ * one (one replica) and the SQL one (several, over one database) run it.
+ * `open` gives coordinators over one shared state (replicas), all reading
+ * the clock `now`. The tests marked "across replicas" run only when there
+ * are at least two.
  */
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
@@ -11,6 +12,8 @@ import type { Coordinator } from '../../src/store/coordinator/coordinator.js';
 export interface CoordinatorFixture {
   /** Coordinators sharing state, as replicas would; an in-process one has exactly one. */
   replicas: Coordinator[];
+  /** With replicas: how long a claim, fence or lock outlives a replica that stopped (died) without releasing it. */
+  lapseMs?: number;
   close(): Promise<void>;
 }
 
@@ -26,11 +29,11 @@ async function settled(p: Promise<unknown>): Promise<boolean> {
 }
 
 export function coordinatorSuite(name: string, open: (clock: { now: () => number }) => Promise<CoordinatorFixture>): void {
-  const withCoordinator = (fn: (c: Coordinator[], clock: { t: number }) => Promise<void>) => async () => {
+  const withCoordinator = (fn: (c: Coordinator[], clock: { t: number }, fixture: CoordinatorFixture) => Promise<void>) => async () => {
     const clock = { t: 1_000_000 };
     const fixture = await open({ now: () => clock.t });
     try {
-      await fn(fixture.replicas, clock);
+      await fn(fixture.replicas, clock, fixture);
     } finally {
       await fixture.close();
     }
@@ -126,6 +129,58 @@ export function coordinatorSuite(name: string, open: (clock: { now: () => number
         await c!.increment('ip:1', 60_000);
         await c!.reset('ip:1');
         assert.equal(await c!.read('ip:1', 60_000), undefined, 'reset clears');
+      }),
+    );
+
+    test(
+      'across replicas: a claim on one keeps the fence of another off, and a fence holds the claim of another',
+      withCoordinator(async ([a, b]) => {
+        if (!b) return;
+        const claimed = await a!.claim('sha256:a');
+        const f = await b.fence(['sha256:a', 'sha256:b']);
+        assert.deepEqual(f.fenced, ['sha256:b'], "another replica's claim protects its digest");
+        assert.deepEqual((await a!.fence(['sha256:b'])).fenced, [], "another replica's fence is respected");
+        const waiting = a!.claim('sha256:b');
+        assert.equal(await settled(waiting), false, "a claim waits for another replica's fence");
+        await f.lift();
+        await (await waiting)(); // goes ahead (by polling: the lift happened elsewhere)
+        await claimed();
+        const again = await b.fence(['sha256:a']);
+        assert.deepEqual(again.fenced, ['sha256:a']);
+        await again.lift();
+      }),
+    );
+
+    test(
+      'across replicas: locks exclude each other',
+      withCoordinator(async ([a, b]) => {
+        if (!b) return;
+        const held = await a!.lock(['repo:v1', 'repo:v2']);
+        assert.equal(await b.tryLock('repo:v2'), undefined);
+        const waiting = b.lock(['repo:v1']);
+        assert.equal(await settled(waiting), false);
+        await held();
+        await (await waiting)();
+      }),
+    );
+
+    test(
+      'across replicas: what a replica that died held lapses',
+      withCoordinator(async ([a, b], clock, fixture) => {
+        if (!b || fixture.lapseMs === undefined) return;
+        // a "dies": it never releases, and its rows are not renewed.
+        await a!.claim('sha256:orphan');
+        await a!.tryLock('repo:latest');
+        const fenceA = await a!.fence(['sha256:fenced']);
+        assert.deepEqual(fenceA.fenced, ['sha256:fenced']);
+        assert.deepEqual((await b.fence(['sha256:orphan'])).fenced, []);
+        clock.t += fixture.lapseMs + 1;
+        const f = await b.fence(['sha256:orphan', 'sha256:fenced']);
+        assert.deepEqual(f.fenced.sort(), ['sha256:fenced', 'sha256:orphan'], 'lapsed claims and fences no longer count');
+        await f.lift();
+        const lock = await b.tryLock('repo:latest');
+        assert.ok(lock, 'a lapsed lock can be taken');
+        await lock();
       }),
     );
   });

@@ -9,6 +9,7 @@ import * as initial from './migrations/0001-initial.js';
 import * as auth from './migrations/0002-auth.js';
 import * as lifecycle from './migrations/0003-lifecycle.js';
 import * as quotaReservations from './migrations/0004-quota-reservations.js';
+import * as coordination from './migrations/0005-coordination.js';
 import type { Dialect } from './migrations/types.js';
 
 export type { Dialect } from './migrations/types.js';
@@ -21,6 +22,7 @@ const STEPS: [string, Step][] = [
   ['0002-auth', auth],
   ['0003-lifecycle', lifecycle],
   ['0004-quota-reservations', quotaReservations],
+  ['0005-coordination', coordination],
 ];
 
 export function migrationProvider(dialect: Dialect): MigrationProvider {

@@ -176,7 +176,45 @@ export interface QuotaReservationsTable {
   updated_at: number;
 }
 
-export interface Database extends AuthTables, LifecycleTables {
+/** The SQL coordinator's rows (migration 0005-coordination; sql-coordinator.ts). */
+export interface CoordinatorClaimsTable {
+  id: string;
+  digest: string;
+  holder: string;
+  expires_at: number;
+}
+export interface CoordinatorFencesTable {
+  digest: string;
+  token: string;
+  holder: string;
+  expires_at: number;
+}
+export interface CoordinatorLocksTable {
+  key: string;
+  token: string;
+  holder: string;
+  expires_at: number;
+}
+export interface CoordinatorLeasesTable {
+  name: string;
+  holder: string;
+  expires_at: number;
+}
+export interface CoordinatorCountersTable {
+  key: string;
+  count: number;
+  since: number;
+}
+
+export type CoordinatorTables = {
+  coordinator_claims: CoordinatorClaimsTable;
+  coordinator_fences: CoordinatorFencesTable;
+  coordinator_locks: CoordinatorLocksTable;
+  coordinator_leases: CoordinatorLeasesTable;
+  coordinator_counters: CoordinatorCountersTable;
+};
+
+export interface Database extends AuthTables, LifecycleTables, CoordinatorTables {
   repositories: RepositoriesTable;
   repository_blobs: RepositoryBlobsTable;
   manifests: ManifestsTable;
