@@ -5,7 +5,7 @@
  *   registry → service → (auth, lifecycle) → store → oci
  *
  * `oci` (with the error base), the `shared` leaf (loopback rule, byte
- * formatter) and `api` (the /pier/v1 wire types, shared by server and
+ * and duration grammars) and `api` (the /pier/v1 wire types, shared by server and
  * client) import nothing of ours; `store` never speaks HTTP; auth and lifecycle
  * never import each other, the service or the registry. The concrete SQL
  * adapter (`store/meta/sql`) and the fs blob store are imported only by

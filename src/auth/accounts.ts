@@ -10,6 +10,7 @@ import { hashPassword, isSupportedHash } from './password.js';
 import { validateRule, type Rule } from './policy.js';
 import { formatScope, parseScope } from './scope.js';
 import { PierError } from '../oci/pier-error.js';
+import { DURATION_HINT, parseDuration as parseDurationText } from '../shared/duration.js';
 import type { AuthStore } from './store.js';
 
 export class AccountError extends PierError {
@@ -76,14 +77,11 @@ export async function importHtpasswd(store: AuthStore, text: string, options: { 
   return result;
 }
 
-const DURATION = /^(\d+)\s*([smhdw])$/;
-const UNIT: Record<string, number> = { s: 1, m: 60, h: 3600, d: 86400, w: 7 * 86400 };
-
-/** `30d`, `12h`, `2w` in seconds. */
+/** `30d`, `12h`, `2w` in seconds (the one grammar, src/shared/duration.ts); AccountError if it is not one. */
 export function parseDuration(text: string): number {
-  const m = DURATION.exec(text.trim());
-  if (!m) throw new AccountError(`invalid duration ${JSON.stringify(text)}: use a number and s, m, h, d or w (30d)`);
-  return Number(m[1]) * UNIT[m[2]!]!;
+  const seconds = parseDurationText(text);
+  if (seconds === undefined) throw new AccountError(`invalid duration ${JSON.stringify(text)}: use ${DURATION_HINT}`);
+  return seconds;
 }
 
 /** Creates an access token; returns its secret, which is never stored and cannot be shown again. */

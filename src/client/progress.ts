@@ -7,6 +7,7 @@
  * - `quiet`: nothing (the command prints the digest).
  */
 import type { PushEvent } from './events.js';
+import { formatBytes } from '../shared/bytes.js';
 
 export type ProgressFormat = 'tty' | 'plain' | 'json' | 'quiet';
 
@@ -21,16 +22,9 @@ interface Out {
   columns?: number;
 }
 
-export function formatBytes(n: number): string {
-  if (n < 1000) return `${n}B`;
-  const units = ['kB', 'MB', 'GB', 'TB'];
-  let v = n;
-  let i = -1;
-  do {
-    v /= 1000;
-    i++;
-  } while (v >= 1000 && i < units.length - 1);
-  return `${v.toFixed(1)}${units[i]}`;
+/** Sizes as Docker's progress prints them (`12.3MB`), so a push reads like `docker push`. */
+function size(n: number): string {
+  return formatBytes(n, 'docker');
 }
 
 const LABEL: Record<string, string> = {
@@ -82,7 +76,7 @@ class PlainRenderer implements Renderer {
       cur += p.current;
       tot += p.total ?? p.current;
     }
-    this.out.write(`${this.verb} ${this.progress.size} blob(s): ${formatBytes(cur)}/${formatBytes(tot)}\n`);
+    this.out.write(`${this.verb} ${this.progress.size} blob(s): ${size(cur)}/${size(tot)}\n`);
   }
   event(e: PushEvent): void {
     switch (e.type) {
@@ -95,7 +89,7 @@ class PlainRenderer implements Renderer {
         this.progress.set(e.id, { current: e.current, total: e.total });
         return;
       case 'resume':
-        this.out.write(`${e.id}: Resuming at ${formatBytes(e.offset)}\n`);
+        this.out.write(`${e.id}: Resuming at ${size(e.offset)}\n`);
         return;
       case 'retry':
         this.out.write(`${e.id ? `${e.id}: ` : ''}retrying in ${(e.delay / 1000).toFixed(1)}s: ${e.reason}\n`);
@@ -157,7 +151,7 @@ class TtyRenderer implements Renderer {
           const filled = Math.min(barWidth, Math.floor((e.current / total) * barWidth));
           bar = `[${'='.repeat(Math.max(0, filled - 1))}${filled > 0 ? '>' : ''}${' '.repeat(barWidth - filled)}] `;
         }
-        this.set(e.id, `${this.verb} ${bar}${formatBytes(e.current)}${total ? `/${formatBytes(total)}` : ''}`);
+        this.set(e.id, `${this.verb} ${bar}${size(e.current)}${total ? `/${size(total)}` : ''}`);
         return;
       }
       case 'warning':

@@ -23,6 +23,8 @@ import {
   parseWebhookEndpoints,
 } from '../lifecycle/rules.js';
 import { PierError } from '../oci/pier-error.js';
+import { BYTES_HINT, parseBytes } from '../shared/bytes.js';
+import { DURATION_HINT, parseDuration } from '../shared/duration.js';
 import type { MinFree } from '../store/disk-space.js';
 
 /** The whole configuration: the registry's own keys, composed with the auth and lifecycle sections. */
@@ -204,9 +206,6 @@ export function envName(key: string): string {
   return `PIER_${key.replace(/\./g, '_').replace(/([a-z0-9])([A-Z])/g, '$1_$2').toUpperCase()}`;
 }
 
-const DURATION_UNITS: Record<string, number> = { s: 1, m: 60, h: 3600, d: 86400 };
-const SIZE_UNITS: Record<string, number> = { '': 1, b: 1, k: 1024, kb: 1024, kib: 1024, m: 1024 ** 2, mb: 1024 ** 2, mib: 1024 ** 2, g: 1024 ** 3, gb: 1024 ** 3, gib: 1024 ** 3 };
-
 function coerce(key: string, type: Leaf, raw: unknown, env: NodeJS.ProcessEnv = {}): unknown {
   if (typeof type === 'object' && 'list' in type) {
     try {
@@ -237,10 +236,9 @@ function coerce(key: string, type: Leaf, raw: unknown, env: NodeJS.ProcessEnv = 
       return n;
     }
     case 'duration': {
-      if (typeof raw === 'number' && Number.isFinite(raw) && raw >= 0) return raw;
-      const m = typeof raw === 'string' ? /^(\d+(?:\.\d+)?)\s*([smhd]?)$/.exec(raw.trim()) : null;
-      if (!m) throw new ConfigError(key, `must be a duration like 30s, 10m, 24h or 7d (got ${JSON.stringify(raw)})`);
-      return Number(m[1]) * (DURATION_UNITS[m[2] || 's'] ?? 1);
+      const seconds = parseDuration(raw);
+      if (seconds === undefined) throw new ConfigError(key, `must be ${DURATION_HINT} (got ${JSON.stringify(raw)})`);
+      return seconds;
     }
     case 'sizeOrPercent': {
       const m = typeof raw === 'string' ? /^(\d+(?:\.\d+)?)\s*%$/.exec(raw.trim()) : null;
@@ -256,11 +254,9 @@ function coerce(key: string, type: Leaf, raw: unknown, env: NodeJS.ProcessEnv = 
       }
     }
     case 'size': {
-      if (typeof raw === 'number' && Number.isSafeInteger(raw) && raw >= 0) return raw;
-      const m = typeof raw === 'string' ? /^(\d+)\s*([a-z]*)$/i.exec(raw.trim()) : null;
-      const unit = m ? SIZE_UNITS[(m[2] ?? '').toLowerCase()] : undefined;
-      if (!m || unit === undefined) throw new ConfigError(key, `must be a size like 4MiB or 512k (got ${JSON.stringify(raw)})`);
-      return Number(m[1]) * unit;
+      const bytes = parseBytes(raw);
+      if (bytes === undefined) throw new ConfigError(key, `must be ${BYTES_HINT} (got ${JSON.stringify(raw)})`);
+      return bytes;
     }
   }
 }

@@ -1,5 +1,6 @@
 /** Flags and plumbing shared by the client commands (login, push, copy, ...). */
 import { ImageReference } from '../../oci/index.js';
+import { parseBytes } from '../../shared/bytes.js';
 import { Client, createRenderer, type ClientOptions, type ProgressFormat, type Renderer } from '../../client/index.js';
 import { ClientError } from '../../client/errors.js';
 import { UsageError, type Io } from '../command.js';
@@ -53,11 +54,9 @@ export function renderer(io: Io, format: ProgressFormat): Renderer {
 
 export function positiveInt(value: string | undefined, flag: string): number | undefined {
   if (value === undefined) return undefined;
-  const m = /^(\d+)([kKmMgG]?)(i?[bB])?$/.exec(value.trim());
-  if (!m) throw new UsageError(`${flag} must be a positive number, not ${JSON.stringify(value)}`);
-  const mult = { '': 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3 }[m[2]!.toLowerCase() as '' | 'k' | 'm' | 'g'];
-  const n = Number(m[1]) * mult;
-  if (!Number.isSafeInteger(n) || n <= 0) throw new UsageError(`${flag} must be a positive number`);
+  const n = parseBytes(value);
+  if (n === undefined) throw new UsageError(`${flag} must be a positive number, not ${JSON.stringify(value)}`);
+  if (n <= 0) throw new UsageError(`${flag} must be a positive number`);
   return n;
 }
 

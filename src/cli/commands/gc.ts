@@ -30,7 +30,7 @@ ${CONNECTION_USAGE}`,
       }
       const verb = r.dryRun ? 'would free' : 'freed';
       io.stdout.write(
-        `GC ${verb} ${formatBytes(r.blobs.bytesFreed)}: ${r.blobs.deleted} of ${r.blobs.scanned} blobs, ${r.manifests.deleted} of ${r.manifests.scanned} manifests, ${r.links.deleted} repository links (${r.durationMs} ms)\n`,
+        `GC ${verb} ${formatBytes(r.blobs.bytesFreed, 'docker')}: ${r.blobs.deleted} of ${r.blobs.scanned} blobs, ${r.manifests.deleted} of ${r.manifests.scanned} manifests, ${r.links.deleted} repository links (${r.durationMs} ms)\n`,
       );
       if (r.blobs.skippedRecent + r.blobs.skippedInUse > 0) io.stdout.write(`Kept for now: ${r.blobs.skippedRecent} blobs within the grace period, ${r.blobs.skippedInUse} in use by a push\n`);
       return 0;

@@ -29,15 +29,15 @@ ${CONNECTION_USAGE}`,
       const lines = [`Name:       ${info.reference}`, `Digest:     ${info.digest}`, `MediaType:  ${info.mediaType}`];
       if (info.platforms) {
         lines.push('Platforms:');
-        for (const p of info.platforms) lines.push(`  ${p.platform.padEnd(16)} ${p.digest}  ${formatBytes(p.size)}`);
+        for (const p of info.platforms) lines.push(`  ${p.platform.padEnd(16)} ${p.digest}  ${formatBytes(p.size, 'docker')}`);
       }
       if (info.layers) {
         const cfg = info.config as { os?: string; architecture?: string; created?: string; config?: { Entrypoint?: string[]; Cmd?: string[] } } | undefined;
         if (cfg?.os) lines.push(`Platform:   ${cfg.os}/${cfg.architecture ?? '?'}`);
         if (cfg?.created) lines.push(`Created:    ${cfg.created}`);
         if (cfg?.config?.Entrypoint || cfg?.config?.Cmd) lines.push(`Command:    ${JSON.stringify([...(cfg.config.Entrypoint ?? []), ...(cfg.config.Cmd ?? [])])}`);
-        lines.push(`Size:       ${formatBytes(info.totalSize ?? 0)} (compressed)`, `Layers:     ${info.layers.length}`);
-        for (const l of info.layers) lines.push(`  ${l.digest}  ${formatBytes(l.size).padStart(8)}`);
+        lines.push(`Size:       ${formatBytes(info.totalSize ?? 0, 'docker')} (compressed)`, `Layers:     ${info.layers.length}`);
+        for (const l of info.layers) lines.push(`  ${l.digest}  ${formatBytes(l.size, 'docker').padStart(8)}`);
       }
       io.stdout.write(`${lines.join('\n')}\n`);
       return 0;
