@@ -33,21 +33,8 @@ export interface RegistryConfig extends LifecycleConfig {
   listen: string;
   /** Root folder for the default fs blob store and SQLite database. */
   data: string;
-  storage: {
-    type: 'fs';
-    path: string;
-    /**
-     * New uploads are refused (507) while free space on the storage or the
-     * database's volume is below this: bytes, or a percentage of the volume.
-     */
-    minFree: MinFree;
-  };
-  database: {
-    type: 'sqlite';
-    path: string;
-    /** `normal`: a commit survives a process crash; `full`: also a power loss (fsync per commit). */
-    synchronous: 'normal' | 'full';
-  };
+  storage: StorageConfig;
+  database: DatabaseConfig;
   log: { level: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent' };
   uploads: {
     /** Mount a blob already in the registry when `mount` is given without `from`. */
@@ -91,6 +78,60 @@ export interface RegistryConfig extends LifecycleConfig {
   policy: Rule[];
 }
 
+/** The blob store: one variant per adapter; a key exists only in its variant. */
+export type StorageConfig =
+  | {
+      type: 'fs';
+      path: string;
+      /**
+       * New uploads are refused (507) while free space on the storage or the
+       * database's volume is below this: bytes, or a percentage of the volume.
+       */
+      minFree: MinFree;
+    }
+  /** Declared for the scale-out issue: accepted by the schema, refused at start ({@link embeddedAdapters}). */
+  | { type: 's3'; bucket: string; region: string | undefined; endpoint: string | undefined };
+
+/** The metadata store: one variant per adapter. */
+export type DatabaseConfig =
+  | {
+      type: 'sqlite';
+      path: string;
+      /** `normal`: a commit survives a process crash; `full`: also a power loss (fsync per commit). */
+      synchronous: 'normal' | 'full';
+    }
+  /** Declared for the scale-out issue: accepted by the schema, refused at start ({@link embeddedAdapters}). */
+  | { type: 'postgres'; url: string };
+
+/**
+ * Keys that belong to one variant of a union: setting one while the
+ * section's `type` is another is an error naming the key.
+ */
+const VARIANT_OF: Record<string, [typeKey: string, type: string]> = {
+  'storage.path': ['storage.type', 'fs'],
+  'storage.minFree': ['storage.type', 'fs'],
+  'storage.s3.bucket': ['storage.type', 's3'],
+  'storage.s3.region': ['storage.type', 's3'],
+  'storage.s3.endpoint': ['storage.type', 's3'],
+  'database.path': ['database.type', 'sqlite'],
+  'database.synchronous': ['database.type', 'sqlite'],
+  'database.url': ['database.type', 'postgres'],
+};
+
+/**
+ * The adapters this build has (files on disk, SQLite), narrowed from the
+ * config; a declared but unbuilt variant (s3, postgres) is a ConfigError:
+ * one line, "not available yet". Called by the composition roots.
+ */
+export function embeddedAdapters(config: Pick<RegistryConfig, 'storage' | 'database'>): {
+  storage: Extract<StorageConfig, { type: 'fs' }>;
+  database: Extract<DatabaseConfig, { type: 'sqlite' }>;
+} {
+  if (config.storage.type !== 'fs') throw new ConfigError('storage.type', `${config.storage.type} is not available yet (only fs)`);
+  if (config.database.type !== 'sqlite') throw new ConfigError('database.type', `${config.database.type} is not available yet (only sqlite)`);
+  return { storage: config.storage, database: config.database };
+}
+
 export class ConfigError extends PierError {
   readonly code = 'ERR_CONFIG';
   constructor(key: string, message: string) {
@@ -107,12 +148,16 @@ type Leaf = 'string' | 'boolean' | 'integer' | 'duration' | 'size' | 'sizeOrPerc
 const SCHEMA: Record<string, Leaf> = {
   listen: 'string',
   data: 'string',
-  'storage.type': { enum: ['fs'] },
+  'storage.type': { enum: ['fs', 's3'] },
   'storage.path': 'string',
+  'storage.s3.bucket': 'string',
+  'storage.s3.region': 'string',
+  'storage.s3.endpoint': 'string',
   'storage.minFree': 'sizeOrPercent',
-  'database.type': { enum: ['sqlite'] },
+  'database.type': { enum: ['sqlite', 'postgres'] },
   'database.path': 'string',
   'database.synchronous': { enum: ['normal', 'full'] },
+  'database.url': 'string',
   'log.level': { enum: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] },
   'uploads.automaticMount': 'boolean',
   'uploads.maxAge': 'duration',
@@ -319,6 +364,11 @@ export async function loadConfig(options: LoadOptions = {}): Promise<RegistryCon
     if (raw !== undefined) typed.set(key, coerce(key, type, raw, env));
   }
   const get = <T>(key: string): T => typed.get(key) as T;
+  for (const [key, [typeKey, type]] of Object.entries(VARIANT_OF)) {
+    // A default (database.synchronous) is not a choice; a value someone set is.
+    const set = typed.has(key) && !(key in DEFAULTS && values.get(key) === DEFAULTS[key]);
+    if (set && get(typeKey) !== type) throw new ConfigError(key, `only for ${typeKey} ${type} (${typeKey} is ${String(get(typeKey))})`);
+  }
   const data = path.resolve(get<string>('data'));
   const listen = get<string>('listen');
   if (!/^(?:\[[0-9a-fA-F:]+\]|[^:]+):\d{1,5}$/.test(listen) || Number(listen.slice(listen.lastIndexOf(':') + 1)) > 65535) {
@@ -327,12 +377,8 @@ export async function loadConfig(options: LoadOptions = {}): Promise<RegistryCon
   return {
     listen,
     data,
-    storage: { type: 'fs', path: path.resolve(data, get<string | undefined>('storage.path') ?? 'blobs'), minFree: get('storage.minFree') },
-    database: {
-      type: 'sqlite',
-      path: path.resolve(data, get<string | undefined>('database.path') ?? 'pier.db'),
-      synchronous: get('database.synchronous'),
-    },
+    storage: storageConfig(get, data),
+    database: databaseConfig(get, data),
     log: { level: get('log.level') },
     uploads: {
       automaticMount: get('uploads.automaticMount'),
@@ -385,6 +431,28 @@ function initialAdminConfig(name: string, password: string | undefined, password
   if (password !== undefined) return { name, password };
   if (passwordFile !== undefined) return { name, passwordFile: path.resolve(passwordFile) };
   return undefined;
+}
+
+type Get = <T>(key: string) => T;
+
+function required(get: Get, key: string, typeKey: string, type: string): string {
+  const v = get<string | undefined>(key);
+  if (v === undefined) throw new ConfigError(key, `required when ${typeKey} is ${type}`);
+  return v;
+}
+
+function storageConfig(get: Get, data: string): StorageConfig {
+  const type = get<StorageConfig['type']>('storage.type');
+  if (type === 's3') {
+    return { type, bucket: required(get, 'storage.s3.bucket', 'storage.type', 's3'), region: get('storage.s3.region'), endpoint: get('storage.s3.endpoint') };
+  }
+  return { type, path: path.resolve(data, get<string | undefined>('storage.path') ?? 'blobs'), minFree: get('storage.minFree') };
+}
+
+function databaseConfig(get: Get, data: string): DatabaseConfig {
+  const type = get<DatabaseConfig['type']>('database.type');
+  if (type === 'postgres') return { type, url: required(get, 'database.url', 'database.type', 'postgres') };
+  return { type, path: path.resolve(data, get<string | undefined>('database.path') ?? 'pier.db'), synchronous: get('database.synchronous') };
 }
 
 function tlsConfig(cert: string | undefined, key: string | undefined): RegistryConfig['tls'] {

@@ -30,7 +30,7 @@ import { SqlQuotaLedger } from '../store/meta/sql/sql-quota-ledger.js';
 import type { QuotaLedger } from '../store/meta/quota-ledger.js';
 import { openSqliteDatabase } from '../store/meta/sql/sqlite.js';
 import { buildApp } from './app.js';
-import type { RegistryConfig } from './config.js';
+import { embeddedAdapters, type RegistryConfig } from './config.js';
 import { createMetrics, registerDiskSpaceMetrics, type Metrics } from './metrics.js';
 import { DiskSpace } from '../store/disk-space.js';
 import path from 'node:path';
@@ -64,15 +64,16 @@ export interface StartOptions {
 
 export async function startRegistry(config: RegistryConfig, options: StartOptions = {}): Promise<RunningRegistry> {
   const log = options.logger ?? pino({ level: config.log.level, base: undefined, timestamp: pino.stdTimeFunctions.isoTime });
+  const { storage, database } = embeddedAdapters(config);
   const space = new DiskSpace(
     [
-      { name: 'storage', path: config.storage.path },
-      { name: 'database', path: path.dirname(config.database.path) },
+      { name: 'storage', path: storage.path },
+      { name: 'database', path: path.dirname(database.path) },
     ],
-    config.storage.minFree,
+    storage.minFree,
   );
-  const blobs = await FsBlobStore.open(config.storage.path, { space });
-  const db = await openSqliteDatabase(config.database.path, { synchronous: config.database.synchronous });
+  const blobs = await FsBlobStore.open(storage.path, { space });
+  const db = await openSqliteDatabase(database.path, { synchronous: database.synchronous });
   const meta = new SqlMetaStore(db);
   const metrics = createMetrics();
   registerDiskSpaceMetrics(metrics, space);

@@ -43,6 +43,31 @@ describe('configuration', () => {
     await assert.rejects(loadConfig({ flags: { listen: 'nowhere' } }), /listen: must be HOST:PORT/);
   });
 
+  test('a key of a union variant is required only for its type, and refused for another', async () => {
+    await assert.rejects(loadConfig({ env: { PIER_STORAGE_TYPE: 's3' } }), /storage\.s3\.bucket: required when storage\.type is s3/);
+    await assert.rejects(loadConfig({ overrides: { storage: { s3: { bucket: 'b' } } } }), /storage\.s3\.bucket: only for storage\.type s3 \(storage\.type is fs\)/);
+    await assert.rejects(loadConfig({ env: { PIER_DATABASE_TYPE: 'postgres', PIER_DATABASE_URL: 'postgres://x/y', PIER_DATABASE_PATH: 'p.db' } }), /database\.path: only for database\.type sqlite/);
+    await assert.rejects(loadConfig({ env: { PIER_DATABASE_TYPE: 'postgres' } }), /database\.url: required when database\.type is postgres/);
+    const s3 = await loadConfig({ overrides: { storage: { type: 's3', s3: { bucket: 'images', region: 'eu-west-1' } }, database: { type: 'postgres', url: 'postgres://db/pier' } } });
+    assert.deepEqual(s3.storage, { type: 's3', bucket: 'images', region: 'eu-west-1', endpoint: undefined });
+    assert.deepEqual(s3.database, { type: 'postgres', url: 'postgres://db/pier' });
+  });
+
+  for (const [type, env] of [
+    ['s3', { PIER_STORAGE_TYPE: 's3', PIER_STORAGE_S3_BUCKET: 'images' }],
+    ['postgres', { PIER_DATABASE_TYPE: 'postgres', PIER_DATABASE_URL: 'postgres://127.0.0.1:1/pier' }],
+  ] as const) {
+    test(`pier serve refuses ${type} (declared, not built yet) with one line`, async () => {
+      const dir = await tempDir();
+      dirs.push(dir);
+      const { code, stderr } = await pier(['serve', '--listen', '127.0.0.1:0', '--data', dir], env);
+      assert.notEqual(code, 0);
+      assert.equal(stderr.trim().split('\n').length, 1, stderr);
+      assert.match(stderr, new RegExp(`${type} is not available yet`));
+      assert.ok(!stderr.includes('    at '), 'no stack trace');
+    });
+  }
+
   for (const [label, setup, key] of [
     ['an unknown key in the file', 'storage:\n  kind: fs\n', 'storage.kind'],
     ['a bad enum value', 'log:\n  level: loud\n', 'log.level'],

@@ -5,7 +5,7 @@
  * interface, and reading a password.
  */
 import { stat } from 'node:fs/promises';
-import { loadConfig, type RegistryConfig } from '../../registry/config.js';
+import { embeddedAdapters, loadConfig, type RegistryConfig } from '../../registry/config.js';
 import type { AuthStore } from '../../auth/store.js';
 import { storedRules } from '../../auth/store.js';
 import { openSqliteAccountStore } from '../../store/meta/sql/sqlite.js';
@@ -44,17 +44,18 @@ ${CONNECTION_USAGE}`;
  */
 export async function withAuthStore<T>(values: { data?: string | undefined; config?: string | undefined }, io: Io, fn: (opened: { store: AuthStore }, config: RegistryConfig) => Promise<T>): Promise<T> {
   const config = await loadConfig({ file: values.config ?? io.env.PIER_CONFIG, env: io.env, flags: { data: values.data } });
-  const exists = await stat(config.database.path).then(
+  const database = embeddedAdapters(config).database;
+  const exists = await stat(database.path).then(
     (s) => s.isFile(),
     () => false,
   );
   if (!exists) {
     throw new UsageError(
-      `no Pier database in ${config.data} (${config.database.path} does not exist); name a registry's data folder with --data DIR (or PIER_DATA), or a running registry with --registry HOST`,
+      `no Pier database in ${config.data} (${database.path} does not exist); name a registry's data folder with --data DIR (or PIER_DATA), or a running registry with --registry HOST`,
       1,
     );
   }
-  const opened = await openSqliteAccountStore(config.database.path);
+  const opened = await openSqliteAccountStore(database.path);
   try {
     return await fn(opened, config);
   } finally {
