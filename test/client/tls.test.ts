@@ -128,6 +128,13 @@ describe('HTTPS to a loopback registry with a private CA', () => {
 
     const pulled = await skopeoPullAndVerify(`${tlsPier.host}/tls/copied:v1`, manifestDigest, `${USER}:${PASSWORD}`, certDir);
     assert.equal(pulled.length, 4, 'manifest, config and two layers');
+
+    // pier pull over HTTPS into an OCI layout: the same manifest, every blob verified on the way.
+    const out = join(work.dir, 'pulled-over-tls');
+    const pull = await runPier(['pull', '--quiet', '--ca-file', caFile, `${tlsPier.host}/tls/app:v1`, `oci:${out}:v1`], { env });
+    assert.equal(pull.code, 0, pull.stderr);
+    const index = JSON.parse(await readFile(join(out, 'index.json'), 'utf8')) as { manifests: { digest: string }[] };
+    assert.deepEqual(index.manifests.map((m) => m.digest), [manifestDigest]);
   });
 });
 
