@@ -29,7 +29,8 @@ export class PierApi {
       scopes: options.repository ? [scope(options.repository, ...(options.actions ?? ['pull']))] : [],
     });
     if (res.status === 200) return JSON.parse((await readBody(res)).toString('utf8')) as T;
-    // A refusal the server explains (not an admin, no such user, name taken, bad input) is reported in its words.
+    // An answer the server explains (no such user, name taken, bad input) is reported in its words.
+    // A 403 (not an admin) is a refusal like any other: refusalError words it (`denied: …`, docs/errors.md).
     const answer = await readBody(res, 64 * 1024).catch(() => Buffer.alloc(0));
     let message: string | undefined;
     try {
@@ -37,8 +38,8 @@ export class PierApi {
     } catch {
       // not an OCI error body
     }
-    if (message && [400, 403, 404, 409].includes(res.status)) {
-      const code = res.status === 403 ? 'ERR_DENIED' : res.status === 404 ? 'ERR_NOT_FOUND' : 'ERR_HTTP_STATUS';
+    if (message && [400, 404, 409].includes(res.status)) {
+      const code = res.status === 404 ? 'ERR_NOT_FOUND' : 'ERR_HTTP_STATUS';
       throw new ClientError(code, `${what}: ${this.registry.registry}: ${message}`, { status: res.status });
     }
     throw await this.registry.fail({ ...res, body: Readable.from([answer]) }, what, options.repository, options.actions);
