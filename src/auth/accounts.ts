@@ -11,6 +11,7 @@ import { validateRule, type Rule } from './policy.js';
 import { formatScope, parseScope } from './scope.js';
 import { PierError } from '../oci/pier-error.js';
 import { DURATION_HINT, parseDuration as parseDurationText } from '../shared/duration.js';
+import type { TokenRecord } from '../store/meta/accounts.js';
 import type { AuthStore } from './store.js';
 
 export class AccountError extends PierError {
@@ -106,4 +107,18 @@ export async function createAccessToken(
 export async function addPolicyRule(store: AuthStore, subject: string, repositories: string, actions: string[]): Promise<number> {
   const rule: Rule = validateRule(subject, repositories, actions, 'cli');
   return store.addRule({ subject: rule.subject, repositories: rule.repositories, actions: rule.actions });
+}
+
+/** A stored access token as the admin API and `pier token ls` show it (never its secret). */
+export function describeToken(t: TokenRecord): { name: string; owner: string | null; scopes: string[]; createdAt: string; expiresAt: string | null; revokedAt: string | null; lastUsedAt: string | null } {
+  const iso = (d: Date | undefined) => d?.toISOString() ?? null;
+  return {
+    name: t.name,
+    owner: t.owner ?? null,
+    scopes: t.scopes,
+    createdAt: t.createdAt.toISOString(),
+    expiresAt: iso(t.expiresAt),
+    revokedAt: iso(t.revokedAt),
+    lastUsedAt: iso(t.lastUsedAt),
+  };
 }

@@ -9,7 +9,7 @@ import { embeddedAdapters, loadConfig, type RegistryConfig } from '../../registr
 import type { AuthStore } from '../../auth/store.js';
 import { storedRules } from '../../auth/store.js';
 import { openSqliteAccountStore } from '../../store/meta/sql/sqlite.js';
-import { addPolicyRule, addUser, changePassword, createAccessToken, importHtpasswd } from '../../auth/accounts.js';
+import { addPolicyRule, addUser, changePassword, createAccessToken, describeToken, importHtpasswd } from '../../auth/accounts.js';
 import type { GroupInfo, ImportResponse, NewToken, RuleInfo, TokenInfo, UserInfo } from '../../client/pier-api.js';
 import { UsageError, type Io } from '../command.js';
 import { CONNECTION_USAGE, connectionFlags, makeClient } from './client-flags.js';
@@ -201,16 +201,7 @@ function localAccounts(store: AuthStore, config: RegistryConfig): AccountAdmin {
     removeGroup: (name) => store.removeGroup(name),
     addMember: (group, user) => store.addMember(group, user),
     removeMember: (group, user) => store.removeMember(group, user),
-    listTokens: async () =>
-      (await store.listTokens()).map((t) => ({
-        name: t.name,
-        owner: t.owner ?? null,
-        scopes: t.scopes,
-        createdAt: t.createdAt.toISOString(),
-        expiresAt: iso(t.expiresAt),
-        revokedAt: iso(t.revokedAt),
-        lastUsedAt: iso(t.lastUsedAt),
-      })),
+    listTokens: async () => (await store.listTokens()).map(describeToken),
     createToken: async (token) => {
       const { secret, expiresAt } = await createAccessToken(store, token);
       return { name: token.name, secret, expiresAt: iso(expiresAt) };

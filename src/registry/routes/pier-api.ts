@@ -17,7 +17,7 @@ import { Digest } from '../../oci/digest.js';
 import { OciError } from '../../oci/errors.js';
 import { parseTag } from '../../oci/reference.js';
 import type { DeleteTagResponse, DeliveriesResponse, GcResponse, GroupInfo, ImportResponse, NewToken, RetentionResponse, RollbackResponse, RuleInfo, TagHistoryResponse, TokenInfo, UsageResponse, UserInfo, WebhookTestResponse, WebhooksResponse } from '../../api/pier-v1.js';
-import { addPolicyRule, addUser, changePassword, createAccessToken, importHtpasswd } from '../../auth/accounts.js';
+import { addPolicyRule, addUser, changePassword, createAccessToken, describeToken, importHtpasswd } from '../../auth/accounts.js';
 import { storedRules, type AuthStore } from '../../auth/store.js';
 import type { RollbackTarget } from '../../lifecycle/history.js';
 import type { Call } from '../context.js';
@@ -294,18 +294,7 @@ async function removeMember(call: Call, m: RegExpExecArray) {
 
 async function listTokens(call: Call): Promise<{ tokens: TokenInfo[] }> {
   const { store } = await accountsFor(call, 'listing tokens');
-  const iso = (d: Date | undefined) => d?.toISOString() ?? null;
-  return {
-    tokens: (await store.listTokens()).map((t) => ({
-      name: t.name,
-      owner: t.owner ?? null,
-      scopes: t.scopes,
-      createdAt: t.createdAt.toISOString(),
-      expiresAt: iso(t.expiresAt),
-      revokedAt: iso(t.revokedAt),
-      lastUsedAt: iso(t.lastUsedAt),
-    })),
-  };
+  return { tokens: (await store.listTokens()).map(describeToken) };
 }
 
 async function createToken(call: Call): Promise<NewToken> {
