@@ -26,6 +26,7 @@ import { PierError } from '../oci/pier-error.js';
 import { BYTES_HINT, parseBytes } from '../shared/bytes.js';
 import { DURATION_HINT, parseDuration } from '../shared/duration.js';
 import type { MinFree } from '../store/disk-space.js';
+import { parseTrustRules, type TrustRule } from '../service/trust-policy.js';
 
 /** The whole configuration: the registry's own keys, composed with the auth and lifecycle sections. */
 export interface RegistryConfig extends LifecycleConfig {
@@ -76,6 +77,8 @@ export interface RegistryConfig extends LifecycleConfig {
   tls: { cert: string; key: string } | undefined;
   /** Access rules (a YAML list, or JSON in PIER_POLICY); `pier policy` adds more in the database. */
   policy: Rule[];
+  /** Signature trust policy per repository pattern (src/service/trust-policy.ts): keys and mode off | warn | enforce. */
+  signatures: { trust: TrustRule[] };
 }
 
 /** The blob store: one variant per adapter; a key exists only in its variant. */
@@ -200,6 +203,7 @@ const SCHEMA: Record<string, Leaf> = {
   'tls.cert': 'string',
   'tls.key': 'string',
   policy: { list: (raw) => parsePolicyRules(raw) },
+  'signatures.trust': { list: (raw) => parseTrustRules(raw) },
 };
 
 const DEFAULTS: Record<string, unknown> = {
@@ -245,6 +249,7 @@ const DEFAULTS: Record<string, unknown> = {
   'auth.throttle.window': 60,
   'auth.initialAdmin.name': 'admin',
   policy: [],
+  'signatures.trust': [],
 };
 
 export function envName(key: string): string {
@@ -421,6 +426,7 @@ export async function loadConfig(options: LoadOptions = {}): Promise<RegistryCon
     },
     tls: tlsConfig(get('tls.cert'), get('tls.key')),
     policy: get('policy'),
+    signatures: { trust: get('signatures.trust') },
   };
 }
 
