@@ -15,7 +15,9 @@ import { bundleFromJSON } from '@sigstore/bundle';
 import { Verifier, toSignedEntity } from '@sigstore/verify';
 import type { AuditEntry } from '../../src/auth/store.js';
 import { makeImage, pushImage, sha256, type TestImage } from '../helpers/images.js';
-import { tempDir } from '../helpers/registry.js';
+import { loadConfig } from '../../src/registry/config.js';
+import { PIER_BIN, tempDir } from '../helpers/registry.js';
+import { run } from '../helpers/tools.js';
 import { skopeo } from '../helpers/tools.js';
 import { startAuthRegistry, type AuthRegistry } from '../auth/helpers.js';
 import { runPier } from '../client/harness.js';
@@ -397,5 +399,33 @@ describe('real clients through an enforcing policy', () => {
     const pulled = await runPier(['pull', `${reg.host}/enforce/clients:signed`, `oci:${path.join(work, 'pier-signed')}`], { timeoutMs: 60_000 });
     assert.equal(pulled.code, 0, pulled.stderr);
     assert.ok(unsigned.digest !== signed.digest);
+  });
+});
+
+describe('signatures.trust in the configuration', () => {
+  test('a bad rule names its key', async () => {
+    await assert.rejects(loadConfig({ overrides: { signatures: { trust: [{ repository: 'a/*', mode: 'enforce' }] } } }), /signatures\.trust\[0\]\.keys: mode enforce needs at least one public key/);
+    await assert.rejects(loadConfig({ overrides: { signatures: { trust: [{ mode: 'strict', keys: [pem(trusted.publicKey)] }] } } }), /signatures\.trust\[0\]\.mode: must be one of off, warn, enforce/);
+    await assert.rejects(loadConfig({ overrides: { signatures: { trust: [{ mode: 'warn', keys: ['-----BEGIN PUBLIC KEY-----\nnot base64\n-----END PUBLIC KEY-----\n'] }] } } }), /signatures\.trust\[0\]\.keys\[0\]: not a usable public key/);
+    await assert.rejects(loadConfig({ overrides: { signatures: { trust: [{ mode: 'warn', keys: [pem(trusted.publicKey)], key: 'x' }] } } }), /signatures\.trust\[0\]\.key: unknown key/);
+    const config = await loadConfig({ env: { PIER_SIGNATURES_TRUST: JSON.stringify([{ repository: 'prod/**', mode: 'enforce', keys: [pem(trustedEd.publicKey)] }]) } });
+    assert.equal(config.signatures.trust[0]?.mode, 'enforce');
+    assert.equal(config.signatures.trust[0]?.keys[0]?.key.asymmetricKeyType, 'ed25519');
+  });
+
+  test('pier serve refuses an unreadable key file with one line', async () => {
+    const dir = await tempDir();
+    try {
+      const env = { PIER_SIGNATURES_TRUST: JSON.stringify([{ mode: 'enforce', keys: [path.join(dir, 'missing.pub')] }]) };
+      const failed = await run(process.execPath, [PIER_BIN, 'serve', '--listen', '127.0.0.1:0', '--data', dir], { env: { ...process.env, ...env }, timeoutMs: 20_000 }).then(
+        () => undefined,
+        (err: Error) => err.message,
+      );
+      assert.ok(failed, 'pier serve must not start');
+      assert.match(failed, /invalid configuration: signatures\.trust\[0\]\.keys\[0\]: cannot read .*missing\.pub: ENOENT/);
+      assert.doesNotMatch(failed, /\n\s+at /, 'no stack trace');
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });
