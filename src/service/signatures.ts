@@ -152,10 +152,16 @@ export class SignatureVerifier {
     if (!linked || linked.size > LIMITS.payloadBytes) return undefined;
     const chunks: Buffer[] = [];
     let total = 0;
-    for await (const chunk of await this.stores.blobs.open(digest)) {
-      total += (chunk as Buffer).length;
-      if (total > LIMITS.payloadBytes) return undefined;
-      chunks.push(chunk as Buffer);
+    try {
+      for await (const chunk of await this.stores.blobs.open(digest)) {
+        total += (chunk as Buffer).length;
+        if (total > LIMITS.payloadBytes) return undefined;
+        chunks.push(chunk as Buffer);
+      }
+    } catch (err) {
+      // Linked but gone from the store: no signature to read there (the pull is judged on the rest).
+      if ((err as { code?: string }).code === 'ERR_BLOB_NOT_FOUND') return undefined;
+      throw err;
     }
     const bytes = Buffer.concat(chunks);
     return Digest.of(bytes, digest.algorithm).equals(digest) ? bytes : undefined;
@@ -182,7 +188,9 @@ function verifyBundle(bytes: Buffer, manifest: Pick<ManifestRecord, 'digest' | '
   if (bundle.verificationMaterial.content.$case !== 'publicKey') {
     return { problem: 'untrusted', message: 'a bundle referrer is keyless (certificate): only key-based signatures are verified' };
   }
-  const entity = toSignedEntity(bundle, manifest.content);
+  // Offline: transparency-log entries and timestamps (cosign uploads to Rekor by default) are not checked,
+  // so they are set aside; @sigstore/verify would otherwise look for the log's key in the trust material.
+  const entity = { ...toSignedEntity({ ...bundle, verificationMaterial: { ...bundle.verificationMaterial, tlogEntries: [], timestampVerificationData: undefined } }, manifest.content), tlogEntries: [], timestamps: [] };
   const signer = keys.find((k) => {
     const material = { certificateAuthorities: [], timestampAuthorities: [], tlogs: [], ctlogs: [], publicKey: () => ({ publicKey: k.key, validFor: () => true }) };
     try {

@@ -175,6 +175,24 @@ describe('enforce: valid signatures are served', () => {
     assert.equal((await pull('enforce/dsse', 'v1')).status, 200);
   });
 
+  test('the referrer form as cosign writes it after a Rekor upload: the log entry is carried, not checked (offline)', async () => {
+    const image = await pushed('enforce/rekor', 'v1');
+    const b = (n: number) => Buffer.alloc(n, 7).toString('base64');
+    const entry = {
+      logIndex: '12345',
+      logId: { keyId: b(32) },
+      kindVersion: { kind: 'dsse', version: '0.0.1' },
+      integratedTime: '1700000000',
+      inclusionPromise: { signedEntryTimestamp: b(70) },
+      inclusionProof: { logIndex: '12345', rootHash: b(32), treeSize: '20000', hashes: [b(32)], checkpoint: { envelope: 'rekor.sigstore.dev - 1\n20000\nabc=\n' } },
+      canonicalizedBody: b(100),
+    };
+    const bundle = dsseBundle(trusted.privateKey, image.digest) as { verificationMaterial: { tlogEntries: unknown[] } };
+    bundle.verificationMaterial.tlogEntries = [entry];
+    await putBundle('enforce/rekor', image, bundle);
+    assert.equal((await pull('enforce/rekor', 'v1')).status, 200);
+  });
+
   test('the referrer form: a Sigstore bundle with a message signature over the manifest', async () => {
     const image = await pushed('enforce/message', 'v1');
     await putBundle('enforce/message', image, messageBundle(trusted.privateKey, image.manifest));
