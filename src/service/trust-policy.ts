@@ -15,6 +15,7 @@
 import { readFileSync } from 'node:fs';
 import { ANY, Pattern, RuleError } from '../lifecycle/rules.js';
 import type { RepositoryName } from '../oci/reference.js';
+import { list, section } from '../shared/config-schema.js';
 import type { ServePolicy, ServeRequest, ServeVerdict } from './serve-policy.js';
 import { trustedKey, type SignatureVerifier, type TrustedKey } from './signatures.js';
 
@@ -101,3 +102,18 @@ function readKey(raw: unknown, at: string): TrustedKey {
     throw new RuleError(at, `not a usable public key: ${(err as Error).message.split('\n')[0]}`);
   }
 }
+
+/** The `signatures` configuration section, declared once (src/shared/config-schema.ts); src/registry/config.ts composes it. */
+export const signaturesSection = section({
+  trust: list({
+    doc: 'List of `{repository, mode, keys}`: per repository pattern (the first that matches), the PEM public keys (inline, or file paths) whose cosign signatures are trusted, and `mode` `off` (default), `warn` (serve unsigned images, and record it: log, `pier_serve_policy_total`, audit `policy-warn`) or `enforce` (refuse them by tag with `DENIED` naming why). See Signatures below.',
+    parse: (raw, ctx) => {
+      try {
+        return parseTrustRules(raw);
+      } catch (err) {
+        if (err instanceof RuleError) ctx.fail(err.message, err.at);
+        throw err;
+      }
+    },
+  }),
+});
