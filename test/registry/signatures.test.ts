@@ -14,7 +14,7 @@ import { after, before, describe, test } from 'node:test';
 import { bundleFromJSON } from '@sigstore/bundle';
 import { Verifier, toSignedEntity } from '@sigstore/verify';
 import type { AuditEntry } from '../../src/auth/store.js';
-import { makeImage, pushImage, sha256, type TestImage } from '../helpers/images.js';
+import { makeImage, makeIndex, pushImage, sha256, type TestImage } from '../helpers/images.js';
 import { loadConfig } from '../../src/registry/config.js';
 import { PIER_BIN, tempDir } from '../helpers/registry.js';
 import { run } from '../helpers/tools.js';
@@ -417,6 +417,25 @@ describe('real clients through an enforcing policy', () => {
     const pulled = await runPier(['pull', `${reg.host}/enforce/clients:signed`, `oci:${path.join(work, 'pier-signed')}`], { timeoutMs: 60_000 });
     assert.equal(pulled.code, 0, pulled.stderr);
     assert.ok(unsigned.digest !== signed.digest);
+  });
+
+  test('a multi-platform index: refused until its digest is signed, then skopeo copies every platform', async () => {
+    const amd = await makeImage({ platform: { os: 'linux', architecture: 'amd64' } });
+    const arm = await makeImage({ platform: { os: 'linux', architecture: 'arm64' } });
+    const index = makeIndex([
+      { image: amd, platform: { os: 'linux', architecture: 'amd64' } },
+      { image: arm, platform: { os: 'linux', architecture: 'arm64' } },
+    ]);
+    await pushImage(reg.url, 'enforce/multi', 'v1', index, [amd, arm]);
+    const dest = `oci:${path.join(work, 'multi')}:v1`;
+    await assert.rejects(skopeo(['copy', '--all', '--src-tls-verify=false', `docker://${reg.host}/enforce/multi:v1`, dest]), /not signed/);
+    const keyFile = path.join(work, 'multi.key');
+    await writeFile(keyFile, trusted.privateKey.export({ type: 'pkcs8', format: 'pem' }));
+    const signed = await runPier(['sign', `${reg.host}/enforce/multi:v1`, '--key', keyFile], { timeoutMs: 60_000 });
+    assert.equal(signed.code, 0, signed.stderr);
+    assert.match(signed.stdout, new RegExp(`signed ${reg.host}/enforce/multi@${index.digest}`));
+    // The children are read by digest: the index's signature is what a pull by tag needs.
+    await skopeo(['copy', '--all', '--src-tls-verify=false', `docker://${reg.host}/enforce/multi:v1`, dest]);
   });
 });
 
