@@ -23,7 +23,7 @@ import { Verifier, toSignedEntity } from '@sigstore/verify';
 import { Cosign, cosignTag, parseSimpleSigning, statementSubjects } from '../oci/cosign.js';
 import { Digest } from '../oci/digest.js';
 import { parseManifest, type Descriptor } from '../oci/manifest.js';
-import { parseTag, type RepositoryName } from '../oci/reference.js';
+import { isTag, parseTag, type RepositoryName } from '../oci/reference.js';
 import type { BlobStore } from '../store/blob/blob-store.js';
 import type { ManifestRecord, MetaStore } from '../store/meta/meta-store.js';
 
@@ -79,6 +79,8 @@ export class SignatureVerifier {
   }
 
   private async verifyTagForm(repository: RepositoryName, digest: Digest, keys: readonly TrustedKey[], findings: Finding[]): Promise<SignatureVerdict | undefined> {
+    // A sha512 digest makes a tag longer than a tag may be: no tag form then.
+    if (!isTag(cosignTag(digest))) return undefined;
     const sig = await this.stores.meta.getTaggedManifest(repository, parseTag(cosignTag(digest)));
     if (!sig) return undefined;
     let layers: Descriptor[];
