@@ -64,25 +64,51 @@ interface Finding {
   message: string;
 }
 
+/** Verdicts kept (a cache: its key is everything the verdict depends on, so it is never stale). */
+const CACHE_ENTRIES = 4096;
+
 export class SignatureVerifier {
+  /**
+   * Verdicts by (repository, digest, the `.sig` manifest's digest, the
+   * bundle referrers' digests, the keys): a pull reads those two indexed
+   * rows and skips the blob reads and signature checks when nothing
+   * changed. Signing again, deleting a signature or changing the keys
+   * changes the key. Manifests and blobs are immutable by digest.
+   */
+  private readonly cache = new Map<string, SignatureVerdict>();
+
   constructor(private readonly stores: { meta: Pick<MetaStore, 'getTaggedManifest' | 'getManifest' | 'listReferrers' | 'linkedBlob'>; blobs: Pick<BlobStore, 'open'> }) {}
 
   /** Whether `manifest` of `repository` carries a signature valid under `keys`. */
   async verify(repository: RepositoryName, manifest: Pick<ManifestRecord, 'digest' | 'content'>, keys: readonly TrustedKey[]): Promise<SignatureVerdict> {
+    const { meta } = this.stores;
+    // A sha512 digest makes a tag longer than a tag may be: no tag form then.
+    const tag = cosignTag(manifest.digest);
+    const sig = isTag(tag) ? await meta.getTaggedManifest(repository, parseTag(tag)) : undefined;
+    const referrers = (await meta.listReferrers(repository, manifest.digest))
+      .filter((r) => r.artifactType === Cosign.bundleMediaType || r.artifactType === Cosign.bundleMediaTypeLegacy)
+      .slice(0, LIMITS.referrers)
+      .map((r) => r.digest);
+    const cacheKey = [repository, manifest.digest.toString(), sig?.digest.toString() ?? '-', referrers.map(String).join(','), keys.map((k) => k.id).join(',')].join(' ');
+    const cached = this.cache.get(cacheKey);
+    if (cached) return cached;
+    const verdict = await this.judge(repository, manifest, sig, referrers, keys);
+    if (this.cache.size >= CACHE_ENTRIES) this.cache.delete(this.cache.keys().next().value as string);
+    this.cache.set(cacheKey, verdict);
+    return verdict;
+  }
+
+  private async judge(repository: RepositoryName, manifest: Pick<ManifestRecord, 'digest' | 'content'>, sig: ManifestRecord | undefined, referrers: Digest[], keys: readonly TrustedKey[]): Promise<SignatureVerdict> {
     const findings: Finding[] = [];
-    const fromTag = await this.verifyTagForm(repository, manifest.digest, keys, findings);
+    const fromTag = sig ? await this.verifyTagForm(repository, manifest.digest, sig, keys, findings) : undefined;
     if (fromTag) return fromTag;
-    const fromBundle = await this.verifyBundles(repository, manifest, keys, findings);
+    const fromBundle = await this.verifyBundles(repository, manifest, referrers, keys, findings);
     if (fromBundle) return fromBundle;
     const worst = findings.reduce<Finding | undefined>((a, f) => (a === undefined || RANK[f.problem] > RANK[a.problem] ? f : a), undefined);
     return worst ? { valid: false, ...worst } : { valid: false, problem: 'unsigned', message: `no ${cosignTag(manifest.digest)} tag, no Sigstore bundle referrer` };
   }
 
-  private async verifyTagForm(repository: RepositoryName, digest: Digest, keys: readonly TrustedKey[], findings: Finding[]): Promise<SignatureVerdict | undefined> {
-    // A sha512 digest makes a tag longer than a tag may be: no tag form then.
-    if (!isTag(cosignTag(digest))) return undefined;
-    const sig = await this.stores.meta.getTaggedManifest(repository, parseTag(cosignTag(digest)));
-    if (!sig) return undefined;
+  private async verifyTagForm(repository: RepositoryName, digest: Digest, sig: ManifestRecord, keys: readonly TrustedKey[], findings: Finding[]): Promise<SignatureVerdict | undefined> {
     let layers: Descriptor[];
     try {
       layers = parseManifest(sig.content, sig.mediaType).layers;
@@ -122,11 +148,9 @@ export class SignatureVerifier {
     return undefined;
   }
 
-  private async verifyBundles(repository: RepositoryName, manifest: Pick<ManifestRecord, 'digest' | 'content'>, keys: readonly TrustedKey[], findings: Finding[]): Promise<SignatureVerdict | undefined> {
-    const { meta } = this.stores;
-    const referrers = (await meta.listReferrers(repository, manifest.digest)).filter((r) => r.artifactType === Cosign.bundleMediaType || r.artifactType === Cosign.bundleMediaTypeLegacy);
-    for (const referrer of referrers.slice(0, LIMITS.referrers)) {
-      const record = await meta.getManifest(repository, referrer.digest);
+  private async verifyBundles(repository: RepositoryName, manifest: Pick<ManifestRecord, 'digest' | 'content'>, referrers: Digest[], keys: readonly TrustedKey[], findings: Finding[]): Promise<SignatureVerdict | undefined> {
+    for (const referrer of referrers) {
+      const record = await this.stores.meta.getManifest(repository, referrer);
       if (!record) continue;
       let layers: Descriptor[];
       try {
@@ -137,7 +161,7 @@ export class SignatureVerifier {
       const layer = layers.find((l) => l.mediaType === Cosign.bundleMediaType || l.mediaType === Cosign.bundleMediaTypeLegacy);
       const bytes = layer ? await this.readBlob(repository, layer.digest, layer.size) : undefined;
       if (!bytes) {
-        findings.push({ problem: 'untrusted', message: `the bundle referrer ${referrer.digest.toString()} has no readable bundle layer` });
+        findings.push({ problem: 'untrusted', message: `the bundle referrer ${referrer.toString()} has no readable bundle layer` });
         continue;
       }
       const finding = verifyBundle(bytes, manifest, keys);

@@ -155,6 +155,9 @@ describe('enforce: valid signatures are served', () => {
     assert.equal(got.status, 200, got.body);
     assert.equal(sha256(Buffer.from(got.body)), image.digest);
     assert.equal((await pull('enforce/tagform', 'v1', 'HEAD')).status, 200);
+    // Verdicts are cached by what they depend on: deleting the signature takes effect at the next pull.
+    assert.equal((await fetch(`${reg.url}/v2/enforce/tagform/manifests/${image.digest.replace(':', '-')}.sig`, { method: 'DELETE' })).status, 202);
+    assert.equal((await pull('enforce/tagform', 'v1')).status, 403);
   });
 
   test('the tag form with an Ed25519 key, next to a signature by an untrusted key', async () => {
