@@ -301,6 +301,13 @@ describe('enforce: refused, naming why; warn: served and recorded', () => {
     const payload = simpleSigning(`${reg.host}/enforce/exempt`, image.digest);
     await putSigTag('enforce/exempt', image.digest, [{ payload, signature: signWith(untrusted.privateKey, payload) }]);
     assert.equal((await pull('enforce/exempt', `${image.digest.replace(':', '-')}.sig`)).status, 200, 'the .sig tag is served');
+    // cosign's .att and .sbom tags (and the referrers tag schema) hold image-shaped manifests: served by their tag name.
+    for (const suffix of ['.att', '.sbom', '']) {
+      const tag = `${image.digest.replace(':', '-')}${suffix}`;
+      const res = await fetch(`${reg.url}/v2/enforce/exempt/manifests/${tag}`, { method: 'PUT', body: image.manifest, headers: { 'content-type': image.mediaType } });
+      assert.equal(res.status, 201);
+      assert.equal((await pull('enforce/exempt', tag)).status, 200, `${tag} is served`);
+    }
     // A referrer pushed under a tag (an attestation, an SBOM) is not an image.
     const withSubject = { schemaVersion: 2, mediaType: OCI_MANIFEST, artifactType: 'application/vnd.cyclonedx+json', config: { mediaType: 'application/vnd.oci.empty.v1+json', digest: await putBlob('enforce/exempt', Buffer.from('{}')), size: 2 }, layers: [{ mediaType: 'application/vnd.cyclonedx+json', digest: await putBlob('enforce/exempt', Buffer.from('{"bomFormat":"CycloneDX"}')), size: 25 }], subject: { mediaType: OCI_MANIFEST, digest: image.digest, size: image.manifest.length } };
     await putManifest('enforce/exempt', 'sbom', withSubject);
