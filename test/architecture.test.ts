@@ -7,7 +7,8 @@
  * `oci` (with the error base), the `shared` leaf (loopback rule, byte
  * and duration grammars) and `api` (the /pier/v1 wire types, shared by server and
  * client) import nothing of ours; `store` never speaks HTTP; auth and lifecycle
- * never import each other, the service or the registry. The concrete SQL
+ * never import each other, the service or the registry; routes reach the
+ * stores only through the service. The concrete SQL
  * adapter (`store/meta/sql`) and the fs blob store are imported only by
  * `store/` itself and the composition roots named below, the only places
  * that choose and wire adapters. The CLI reaches the server side only from
@@ -80,6 +81,7 @@ export function layeringProblems(imports: ImportMap): string[] {
         const cliException = module === 'cli' && LOCAL_COMMANDS.has(file) && SERVER_SIDE.includes(targetModule);
         if (!allowed.includes(targetModule) && !cliException) problems.push(`${file} imports ${targetModule} (${spec})`);
       }
+      if (file.startsWith('registry/routes/') && targetModule === 'store' && !ADAPTERS.some((a) => a.test(target))) problems.push(`${file} imports ${target}: routes reach stores only through the service`);
       if (ADAPTERS.some((a) => a.test(target)) && module !== 'store' && !COMPOSITION_ROOTS.has(file)) {
         problems.push(`${file} imports the adapter ${target}: only store/ and the composition roots (${[...COMPOSITION_ROOTS].join(', ')}) may`);
       }
@@ -162,6 +164,7 @@ test('the checker refuses an edge outside the picture', async () => {
     ['client/registry.ts', '../registry/config.js'],
     ['cli/commands/push.ts', '../../store/meta/meta-store.js'],
     ['registry/routes/blobs.ts', '../../store/blob/fs/fs-blob-store.js'],
+    ['registry/routes/manifests.ts', '../../store/meta/meta-store.js'],
     ['shared/bytes.ts', 'kysely'],
     ['api/pier-v1.ts', '../oci/digest.js'],
   ];
