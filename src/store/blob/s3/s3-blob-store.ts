@@ -139,6 +139,8 @@ export class S3BlobStore implements BlobStore, BlobLocator {
    * Session state goes to `states` (the database).
    */
   static async open(options: S3Options, states: UploadStateStore): Promise<S3BlobStore> {
+    // Pier supports Node 20; the SDK's multi-line "Node 22 from 2027" warning on stderr would break the one-line rule (decision 0080).
+    process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
     const client = new S3Client({
       region: options.region,
       ...(options.endpoint ? { endpoint: options.endpoint } : {}),
