@@ -394,7 +394,7 @@ export class S3BlobStore implements BlobStore, BlobLocator {
               state.parts.push({ number, etag: await this.uploadPart(id, state.multipartId!, number, tail), size: tail.length });
               state.staged = [];
             }
-            await this.complete(id, state.multipartId!, state.parts);
+            await this.complete(id, state.multipartId!, state.parts, state.size);
             state.assembled = true;
             await this.save(id, token, state);
             for (const s of folded) await this.deleteKey(s.key).catch(() => undefined);
@@ -477,7 +477,12 @@ export class S3BlobStore implements BlobStore, BlobLocator {
     }
   }
 
-  private async complete(id: string, uploadId: string, parts: UploadPart[]): Promise<void> {
+  /**
+   * Completes the multipart upload into the session's object. If an earlier
+   * commit completed it but died before recording that, the object is
+   * already there with the session's size: that counts as done.
+   */
+  private async complete(id: string, uploadId: string, parts: UploadPart[], size: number): Promise<void> {
     try {
       // The response's ETag is empty on RGW 16; nothing here relies on it.
       await this.client.send(
@@ -489,6 +494,10 @@ export class S3BlobStore implements BlobStore, BlobLocator {
         }),
       );
     } catch (err) {
+      if ((err as { name?: string }).name === 'NoSuchUpload') {
+        const head = await this.client.send(new HeadObjectCommand({ Bucket: this.bucket, Key: this.dataKey(id) })).catch(() => undefined);
+        if (head?.ContentLength === size) return;
+      }
       throw storageError(err, `assembling upload ${id}`);
     }
   }
