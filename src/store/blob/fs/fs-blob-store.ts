@@ -29,6 +29,7 @@ import type { Readable } from 'node:stream';
 import { Digest } from '../../../oci/digest.js';
 import {
   BlobStoreError,
+  type BlobFileOpener,
   type BlobInfo,
   type BlobStore,
   type ByteRange,
@@ -88,7 +89,7 @@ async function writeAll(handle: FileHandle, buffers: Buffer[]): Promise<void> {
   }
 }
 
-export class FsBlobStore implements BlobStore {
+export class FsBlobStore implements BlobStore, BlobFileOpener {
   private readonly blobsDir: string;
   private readonly uploadsDir: string;
   private readonly live = new Map<string, LiveUpload>();
@@ -132,14 +133,17 @@ export class FsBlobStore implements BlobStore {
     }
   }
 
-  async open(digest: Digest, range?: ByteRange): Promise<Readable> {
-    let handle;
+  async openFile(digest: Digest): Promise<FileHandle> {
     try {
-      handle = await open(this.blobPath(digest), 'r');
+      return await open(this.blobPath(digest), 'r');
     } catch (err) {
       if (isNotFound(err)) throw new BlobStoreError('ERR_BLOB_NOT_FOUND', `blob ${digest.toString()} not found`);
       throw err;
     }
+  }
+
+  async open(digest: Digest, range?: ByteRange): Promise<Readable> {
+    const handle = await this.openFile(digest);
     return createReadStream('', {
       fd: handle,
       highWaterMark: WRITE_BUFFER,
