@@ -88,6 +88,11 @@ export type StorageConfig =
        * database's volume is below this: bytes, or a percentage of the volume.
        */
       minFree: MinFree;
+      /**
+       * Behind nginx: answer a blob GET with `X-Accel-Redirect: <prefix><algorithm>/<xx>/<hex>`
+       * (an `internal` nginx location aliased to the blob folder) instead of the bytes.
+       */
+      accelRedirect: string | undefined;
     }
   /** Declared for the scale-out issue: accepted by the schema, refused at start ({@link embeddedAdapters}). */
   | { type: 's3'; bucket: string; region: string | undefined; endpoint: string | undefined };
@@ -110,6 +115,7 @@ export type DatabaseConfig =
 const VARIANT_OF: Record<string, [typeKey: string, type: string]> = {
   'storage.path': ['storage.type', 'fs'],
   'storage.minFree': ['storage.type', 'fs'],
+  'storage.accelRedirect': ['storage.type', 'fs'],
   'storage.s3.bucket': ['storage.type', 's3'],
   'storage.s3.region': ['storage.type', 's3'],
   'storage.s3.endpoint': ['storage.type', 's3'],
@@ -154,6 +160,7 @@ const SCHEMA: Record<string, Leaf> = {
   'storage.s3.region': 'string',
   'storage.s3.endpoint': 'string',
   'storage.minFree': 'sizeOrPercent',
+  'storage.accelRedirect': 'string',
   'database.type': { enum: ['sqlite', 'postgres'] },
   'database.path': 'string',
   'database.synchronous': { enum: ['normal', 'full'] },
@@ -446,7 +453,11 @@ function storageConfig(get: Get, data: string): StorageConfig {
   if (type === 's3') {
     return { type, bucket: required(get, 'storage.s3.bucket', 'storage.type', 's3'), region: get('storage.s3.region'), endpoint: get('storage.s3.endpoint') };
   }
-  return { type, path: path.resolve(data, get<string | undefined>('storage.path') ?? 'blobs'), minFree: get('storage.minFree') };
+  const accel = get<string | undefined>('storage.accelRedirect');
+  if (accel !== undefined && !/^\/[\w./-]*\/$/.test(accel)) {
+    throw new ConfigError('storage.accelRedirect', `must be a URL path that starts and ends with "/" (e.g. /_pier_blobs/), got ${JSON.stringify(accel)}`);
+  }
+  return { type, path: path.resolve(data, get<string | undefined>('storage.path') ?? 'blobs'), minFree: get('storage.minFree'), accelRedirect: accel };
 }
 
 function databaseConfig(get: Get, data: string): DatabaseConfig {

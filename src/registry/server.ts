@@ -72,7 +72,7 @@ export async function startRegistry(config: RegistryConfig, options: StartOption
     ],
     storage.minFree,
   );
-  const blobs = await FsBlobStore.open(storage.path, { space });
+  const blobs = await FsBlobStore.open(storage.path, { space, ...(storage.accelRedirect ? { accelRedirect: storage.accelRedirect } : {}) });
   const db = await openSqliteDatabase(database.path, { synchronous: database.synchronous });
   const meta = new SqlMetaStore(db);
   const metrics = createMetrics();

@@ -13,7 +13,9 @@
  * between appends of one process). After a restart, a failed append, or for
  * sha512, commit re-reads the upload file instead.
  *
- * Files are private to the service user: folders 0700, files 0600.
+ * Files are private to the service user: folders 0700, files 0600 (behind
+ * nginx with `accelRedirect`, run nginx's workers as that user or give them
+ * read access to blobs/).
  *
  * Write failures: every write is awaited, so a full device (ENOSPC, EDQUOT)
  * or an I/O error surfaces as a {@link BlobStoreError} (ERR_STORAGE_FULL,
@@ -31,6 +33,8 @@ import {
   BlobStoreError,
   type BlobFileOpener,
   type BlobInfo,
+  type BlobLocation,
+  type BlobLocator,
   type BlobStore,
   type ByteRange,
   type UploadInfo,
@@ -89,7 +93,7 @@ async function writeAll(handle: FileHandle, buffers: Buffer[]): Promise<void> {
   }
 }
 
-export class FsBlobStore implements BlobStore, BlobFileOpener {
+export class FsBlobStore implements BlobStore, BlobFileOpener, BlobLocator {
   private readonly blobsDir: string;
   private readonly uploadsDir: string;
   private readonly live = new Map<string, LiveUpload>();
@@ -97,14 +101,20 @@ export class FsBlobStore implements BlobStore, BlobFileOpener {
   private constructor(
     readonly root: string,
     private readonly space: SpaceGuard,
+    private readonly accelRedirect: string | undefined,
   ) {
     this.blobsDir = path.join(root, 'blobs');
     this.uploadsDir = path.join(root, 'uploads');
   }
 
-  /** Opens (creating, private) the store under `root`; `space` refuses new bytes when free space is low. */
-  static async open(root: string, options: { space?: SpaceGuard } = {}): Promise<FsBlobStore> {
-    const store = new FsBlobStore(root, options.space ?? NO_GUARD);
+  /**
+   * Opens (creating, private) the store under `root`; `space` refuses new
+   * bytes when free space is low. With `accelRedirect` (a URL path prefix
+   * ending in `/`), {@link locate} hands blobs to a front nginx instead of
+   * streaming them.
+   */
+  static async open(root: string, options: { space?: SpaceGuard; accelRedirect?: string } = {}): Promise<FsBlobStore> {
+    const store = new FsBlobStore(root, options.space ?? NO_GUARD, options.accelRedirect);
     await mkdir(root, { recursive: true, mode: DIR_MODE });
     await mkdir(store.blobsDir, { recursive: true, mode: DIR_MODE });
     await mkdir(store.uploadsDir, { recursive: true, mode: DIR_MODE });
@@ -131,6 +141,17 @@ export class FsBlobStore implements BlobStore, BlobFileOpener {
       if (isNotFound(err)) return undefined;
       throw err;
     }
+  }
+
+  /**
+   * With `accelRedirect` set: the blob's internal path for nginx,
+   * `<prefix><algorithm>/<first two hex>/<hex>` (its path under blobs/,
+   * which the nginx location aliases); nginx answers `range` itself.
+   * Without it: undefined (the registry sends the file).
+   */
+  async locate(digest: Digest): Promise<BlobLocation | undefined> {
+    if (this.accelRedirect === undefined) return undefined;
+    return { kind: 'internal', path: `${this.accelRedirect}${digest.algorithm}/${digest.encoded.slice(0, 2)}/${digest.encoded}` };
   }
 
   async openFile(digest: Digest): Promise<FileHandle> {
