@@ -77,7 +77,7 @@ export async function startRegistry(config: RegistryConfig, options: StartOption
   let blobs: BlobStore;
   try {
     // S3 upload sessions keep their state in the database, so any replica continues them.
-    blobs = storage.type === 'fs' ? await FsBlobStore.open(storage.path, { space }) : await S3BlobStore.open(storage, new SqlUploadStateStore(db));
+    blobs = storage.type === 'fs' ? await FsBlobStore.open(storage.path, { space, ...(storage.accelRedirect ? { accelRedirect: storage.accelRedirect } : {}) }) : await S3BlobStore.open(storage, new SqlUploadStateStore(db));
   } catch (err) {
     await db.destroy();
     throw err;

@@ -18,6 +18,7 @@
  * maps them.
  */
 import { randomUUID } from 'node:crypto';
+import type { FileHandle } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
 import type { AccessGate, Principal } from '../auth/access.js';
 import { LifecycleError } from '../lifecycle/errors.js';
@@ -26,7 +27,7 @@ import type { Lifecycle } from '../lifecycle/lifecycle.js';
 import { Digest, DigestError } from '../oci/digest.js';
 import { parseManifest, referencedDescriptors } from '../oci/manifest.js';
 import { isRepositoryName, type ManifestReference, type RepositoryName, type Tag } from '../oci/reference.js';
-import { canLocate, type BlobInfo, type BlobLocation, type BlobStore, type ByteRange } from '../store/blob/blob-store.js';
+import { canLocate, canOpenFile, type BlobInfo, type BlobLocation, type BlobStore, type ByteRange } from '../store/blob/blob-store.js';
 import { MetaStoreError, type ManifestRecord, type MetaStore, type Page, type Referrer, type TagChange, type TagMove, type TagWriter } from '../store/meta/meta-store.js';
 import type { Actor, DomainEvents } from './events.js';
 import { isServedImage, ServePolicyError, type ServePolicy } from './serve-policy.js';
@@ -120,6 +121,15 @@ export class RepositoryService implements TagWriter {
 
   openBlob(digest: Digest, range?: ByteRange): Promise<Readable> {
     return this.deps.blobs.open(digest, range);
+  }
+
+  /**
+   * An open handle on the blob's local file, if the store keeps blobs as
+   * files (the BlobFileOpener role); undefined: use {@link openBlob}. The caller closes it.
+   */
+  async openBlobFile(digest: Digest): Promise<FileHandle | undefined> {
+    const { blobs } = this.deps;
+    return canOpenFile(blobs) ? blobs.openFile(digest) : undefined;
   }
 
   /** Where the blob can be read without streaming it through the registry, if the store can say (the BlobLocator role). */
