@@ -18,6 +18,8 @@ have ab || need+=(apache2-utils)
 [ -x /usr/bin/docker ] && have dockerd || need+=(docker.io)
 dpkg -s busybox-static >/dev/null 2>&1 || need+=(busybox-static)
 have ip || need+=(iproute2)
+# The web UI's browser tests (test/ui) drive Debian's chromium through playwright-core.
+[ -x /usr/bin/chromium ] || need+=(chromium)
 
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" != 0 ]; then
