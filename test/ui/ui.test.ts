@@ -30,6 +30,7 @@ const ADMIN = { user: 'admin', password: 'admin-password-1' };
 const READER = { user: 'reader', password: 'reader-password-1' };
 const REPOSITORIES = 10_000;
 const TAGS = 1_000;
+const SIGNATURE_TYPE = 'application/vnd.dev.sigstore.bundle.v0.3+json';
 
 function basic(c: { user: string; password: string }): string {
   return `Basic ${Buffer.from(`${c.user}:${c.password}`).toString('base64')}`;
@@ -169,6 +170,24 @@ describe('the web UI', () => {
     assert.equal(push.code, 0, push.stderr);
     await skopeo(['copy', '--dest-tls-verify=false', '--dest-creds', `${ADMIN.user}:${ADMIN.password}`, '--preserve-digests', `oci:${layout}:v2`, `docker://${reg.host}/team/app:latest`]);
 
+    // A signature-like referrer on each version (the tag page groups referrers by artifact type).
+    const empty = blob(Buffer.from('{}'), MediaTypes.ociEmpty);
+    assert.equal((await http('POST', `/v2/team/app/blobs/uploads/?digest=${empty.digest}`, empty.data, basic(ADMIN), { 'content-type': 'application/octet-stream' })).status, 201);
+    for (const subject of [v1, v2]) {
+      const referrer = Buffer.from(
+        JSON.stringify({
+          schemaVersion: 2,
+          mediaType: MediaTypes.ociManifest,
+          artifactType: SIGNATURE_TYPE,
+          config: { mediaType: empty.mediaType, digest: empty.digest, size: empty.size },
+          layers: [{ mediaType: empty.mediaType, digest: empty.digest, size: empty.size }],
+          subject: { mediaType: subject.mediaType, digest: subject.digest, size: subject.manifest.length },
+        }),
+      );
+      const r = await http('PUT', `/v2/team/app/manifests/${sha256(referrer)}`, referrer, basic(ADMIN), { 'content-type': MediaTypes.ociManifest });
+      assert.equal(r.status, 201, r.text);
+    }
+
     // team/big: one image under 1,000 tags.
     const big = await makeImage({ layers: [512] });
     for (const b of [big.config, ...big.layers]) {
@@ -243,6 +262,7 @@ describe('the web UI', () => {
     assert.equal(session.httpOnly, true);
     assert.equal(session.sameSite, 'Strict');
     assert.equal(session.path, '/pier/');
+    assert.equal(session.secure, false, 'plain HTTP: not Secure (tls.cert makes it so: session-tls.test.ts)');
     await page.getByRole('button', { name: 'Sign out' }).click();
     await page.getByRole('link', { name: 'Sign in' }).waitFor();
     assert.equal((await context.cookies()).find((c) => c.name === 'pier_session'), undefined, 'the cookie is cleared');
@@ -312,6 +332,8 @@ describe('the web UI', () => {
     const fields = await page.locator('.diff table tbody tr td:first-child').allTextContents();
     for (const f of ['env.VERSION', 'label.release', 'exposedPort.8080/tcp']) assert.ok(fields.includes(f), `${f} in ${fields.join(', ')}`);
     await screenshots(page, 'tag-diff');
+    // The current version's referrers, grouped by artifact type.
+    await page.getByRole('heading', { name: SIGNATURE_TYPE, level: 4 }).waitFor();
     await context.close();
   });
 

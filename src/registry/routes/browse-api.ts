@@ -12,7 +12,7 @@ import type { AuditResponse, DiffResponse, ManifestResponse, RepositoriesRespons
 import { ANONYMOUS, type Principal } from '../../auth/access.js';
 import { AuthError } from '../../auth/errors.js';
 import { Digest } from '../../oci/digest.js';
-import { OciError } from '../../oci/errors.js';
+import { RequestError } from '../request-errors.js';
 import type { Call } from '../context.js';
 
 type Handler = (call: Call, m: RegExpExecArray) => Promise<unknown>;
@@ -43,7 +43,7 @@ const MAX_PAGE = 1000;
 function int(call: Call, name: string, fallback: number, max: number): number {
   const raw = call.query.get(name);
   const n = raw === null ? fallback : Number(raw);
-  if (!Number.isSafeInteger(n) || n < 0) throw new OciError('UNSUPPORTED', `"${name}" must be a whole number`, { status: 400 });
+  if (!Number.isSafeInteger(n) || n < 0) throw new RequestError('ERR_BAD_REQUEST', `"${name}" must be a whole number`);
   return Math.min(n, max);
 }
 
@@ -51,9 +51,9 @@ async function repositories(call: Call): Promise<RepositoriesResponse> {
   const principal = await viewer(call);
   const q = (call.query.get('q') ?? '').trim().toLowerCase();
   const sort = (call.query.get('sort') ?? 'name') as RepositorySort;
-  if (!SORTS.includes(sort)) throw new OciError('UNSUPPORTED', `"sort" must be one of ${SORTS.join(', ')}`, { status: 400 });
+  if (!SORTS.includes(sort)) throw new RequestError('ERR_BAD_REQUEST', `"sort" must be one of ${SORTS.join(', ')}`);
   const order = call.query.get('order') ?? (sort === 'name' ? 'asc' : 'desc');
-  if (order !== 'asc' && order !== 'desc') throw new OciError('UNSUPPORTED', '"order" must be asc or desc', { status: 400 });
+  if (order !== 'asc' && order !== 'desc') throw new RequestError('ERR_BAD_REQUEST', '"order" must be asc or desc');
   const offset = int(call, 'offset', 0, Number.MAX_SAFE_INTEGER);
   const limit = int(call, 'limit', 50, MAX_PAGE);
   call.principal = principal;
@@ -78,7 +78,7 @@ async function repositories(call: Call): Promise<RepositoriesResponse> {
 async function tags(call: Call, m: RegExpExecArray): Promise<TagsResponse> {
   const { name, principal } = await call.repository(m[1]!, ['pull']);
   const list = await call.deps.web.views.tags(name);
-  if (!list) throw new OciError('NAME_UNKNOWN', `repository ${name} not known to registry`);
+  if (!list) throw new RequestError('ERR_REPOSITORY_UNKNOWN', `repository ${name} not known to registry`, { detail: { name } });
   return { repository: name, rights: await call.deps.gate.rights(principal, name), tags: list };
 }
 
@@ -90,7 +90,7 @@ async function rights(call: Call, m: RegExpExecArray): Promise<RightsResponse> {
 async function manifest(call: Call, m: RegExpExecArray): Promise<ManifestResponse> {
   const { name } = await call.repository(m[1]!, ['pull']);
   const view = await call.deps.web.views.manifest(name, Digest.parse(m[2]!));
-  if (!view) throw new OciError('MANIFEST_UNKNOWN', `manifest ${m[2]!} unknown to repository ${name}`);
+  if (!view) throw new RequestError('ERR_MANIFEST_UNKNOWN', `manifest ${m[2]!} unknown to repository ${name}`);
   return view;
 }
 
@@ -98,9 +98,9 @@ async function diff(call: Call, m: RegExpExecArray): Promise<DiffResponse> {
   const { name } = await call.repository(m[1]!, ['pull']);
   const from = call.query.get('from');
   const to = call.query.get('to');
-  if (from === null || to === null) throw new OciError('UNSUPPORTED', 'a diff needs ?from=DIGEST&to=DIGEST', { status: 400 });
+  if (from === null || to === null) throw new RequestError('ERR_DIGEST_PARAM', 'a diff needs ?from=DIGEST&to=DIGEST');
   const out = await call.deps.web.views.diff(name, Digest.parse(from), Digest.parse(to));
-  if (!out) throw new OciError('MANIFEST_UNKNOWN', `${from} or ${to} is unknown to repository ${name}`);
+  if (!out) throw new RequestError('ERR_MANIFEST_UNKNOWN', `${from} or ${to} is unknown to repository ${name}`);
   return out;
 }
 
@@ -113,7 +113,7 @@ async function admin(call: Call, what: string): Promise<void> {
 async function audit(call: Call): Promise<AuditResponse> {
   await admin(call, 'reading the audit log');
   const accounts = call.deps.accounts;
-  if (!accounts) throw new OciError('UNSUPPORTED', 'this registry runs without accounts', { status: 404 });
+  if (!accounts) throw new RequestError('ERR_NO_ACCOUNTS', 'this registry runs without accounts');
   const actor = call.query.get('actor') || undefined;
   const repository = call.query.get('repository') || undefined;
   const entries = await accounts.store.list({ limit: int(call, 'limit', 100, 1000), actor, repository });

@@ -13,7 +13,7 @@
  */
 import type { SessionResponse } from '../../api/pier-v1.js';
 import { AuthError } from '../../auth/errors.js';
-import { OciError } from '../../oci/errors.js';
+import { RequestError } from '../request-errors.js';
 import type { Call } from '../context.js';
 import { readBody } from '../http.js';
 
@@ -61,7 +61,7 @@ export async function sessionRoute(call: Call, pathname: string): Promise<boolea
   if (method === 'GET') body = await describe(call);
   else if (method === 'POST') body = await signIn(call);
   else if (method === 'DELETE') body = await signOut(call);
-  else throw new OciError('UNSUPPORTED', `${method} is not supported on ${pathname}`);
+  else throw new RequestError('ERR_METHOD_NOT_ALLOWED', `${method} is not supported on ${pathname}`);
   const bytes = Buffer.from(JSON.stringify(body));
   call.reply.code(200).header('content-type', 'application/json').header('cache-control', 'no-store').header('content-length', bytes.length);
   await call.reply.send(bytes);
@@ -83,11 +83,11 @@ async function describe(call: Call): Promise<SessionResponse> {
 
 async function signIn(call: Call): Promise<SessionResponse> {
   const sessions = call.deps.web.sessions;
-  if (!sessions) throw new OciError('UNSUPPORTED', 'this registry has no accounts to sign in with', { status: 404 });
+  if (!sessions) throw new RequestError('ERR_NO_ACCOUNTS', 'this registry has no accounts to sign in with');
   if (!(call.header('content-type') ?? '').startsWith('application/json')) {
-    throw new OciError('UNSUPPORTED', 'sign in with a JSON body (Content-Type: application/json)', { status: 415 });
+    throw new RequestError('ERR_BAD_REQUEST', 'sign in with a JSON body (Content-Type: application/json)');
   }
-  const raw = await readBody(call.req.raw, 16 * 1024, () => new OciError('SIZE_INVALID', 'request body too large', { status: 413 }));
+  const raw = await readBody(call.req.raw, 16 * 1024, () => new RequestError('ERR_BODY_TOO_LARGE', 'request body too large'));
   call.bytesIn += raw.length;
   let user: unknown;
   let password: unknown;
@@ -97,7 +97,7 @@ async function signIn(call: Call): Promise<SessionResponse> {
     // answered below
   }
   if (typeof user !== 'string' || typeof password !== 'string' || user === '') {
-    throw new OciError('UNSUPPORTED', 'the body must be {"username": "...", "password": "..."}', { status: 400 });
+    throw new RequestError('ERR_BAD_REQUEST', 'the body must be {"username": "...", "password": "..."}');
   }
   const opened = await sessions.signIn(user, password, call.req.ip);
   call.reply.header('set-cookie', cookie(call, opened.secret, Math.floor((opened.expiresAt.getTime() - Date.now()) / 1000)));
