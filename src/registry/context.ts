@@ -6,7 +6,6 @@ import type { DiskSpace } from '../store/disk-space.js';
 import type { AuthStore } from '../auth/store.js';
 import type { WebSessions } from '../auth/sessions.js';
 import type { SessionRecord } from '../store/meta/sessions.js';
-import type { BrowseQueries } from '../store/meta/browse.js';
 import type { ImageViews } from '../service/image-view.js';
 import { parseRepositoryName, type RepositoryName } from '../oci/reference.js';
 import type { Actor } from '../service/events.js';
@@ -29,8 +28,8 @@ export interface RegistryDeps {
    * gate see a change at once. Absent when the registry runs with a custom gate.
    */
   accounts?: { store: AuthStore; refresh(): Promise<void> } | undefined;
-  /** What the web UI's endpoints read (src/registry/routes/browse-api.ts), and its sessions (absent without accounts). */
-  web: { views: ImageViews; browse: BrowseQueries; sessions: WebSessions | undefined };
+  /** What the web UI's endpoints read, through the service (src/service/image-view.ts), and its sessions (absent without accounts). */
+  web: { views: ImageViews; sessions: WebSessions | undefined };
 }
 
 export class Call {

@@ -127,7 +127,6 @@ export async function startRegistry(config: RegistryConfig, options: StartOption
   const accounts = authGate ? { store: authGate.store, refresh: () => authGate.refresh() } : undefined;
   const browse = new SqlBrowseStore(db);
   const web = {
-    browse,
     views: new ImageViews(service, browse, (repository, tag) => immutableRule(config.tags.immutable, repository, tag) !== undefined),
     // Sessions live in the database, so every replica answers a signed-in browser.
     sessions: authGate ? new WebSessions(new SqlSessionStore(db), authGate) : undefined,

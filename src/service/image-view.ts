@@ -10,7 +10,7 @@
 import { Digest } from '../oci/digest.js';
 import { parseManifest, type Descriptor, type ParsedManifest, type Platform } from '../oci/manifest.js';
 import type { RepositoryName } from '../oci/reference.js';
-import type { BrowseQueries } from '../store/meta/browse.js';
+import type { BrowseQueries, RepositorySummary } from '../store/meta/browse.js';
 import type { RepositoryService } from './repository-service.js';
 
 export interface LayerInfo {
@@ -100,6 +100,11 @@ export class ImageViews {
     private readonly browse: BrowseQueries,
     private readonly isImmutable: (repository: string, tag: string) => boolean,
   ) {}
+
+  /** Every repository with its tag count, bytes and last push, in name order (the caller filters by rights). */
+  repositories(): Promise<RepositorySummary[]> {
+    return this.browse.repositorySummaries();
+  }
 
   /** Every tag of a repository with its details, in name order; undefined for an unknown repository. */
   async tags(repository: RepositoryName): Promise<TagView[] | undefined> {

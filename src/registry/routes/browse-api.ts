@@ -57,7 +57,7 @@ async function repositories(call: Call): Promise<RepositoriesResponse> {
   const offset = int(call, 'offset', 0, Number.MAX_SAFE_INTEGER);
   const limit = int(call, 'limit', 50, MAX_PAGE);
   call.principal = principal;
-  const all = await call.deps.web.browse.repositorySummaries();
+  const all = await call.deps.web.views.repositories();
   const visible = [];
   for (const r of all) {
     if (r.tags === 0 && r.pushedAt === null) continue;
