@@ -83,7 +83,7 @@ export function TagPage({ name, tag }: { name: string; tag: string; session: Ses
         <tbody>
           ${history.versions.map(
             (v) => html`<tr key=${v.digest + v.since}>
-              <td><code>${versionLabel(v.digest)}</code></td><td>${when(v.since)}</td><td>${v.until ? when(v.until) : 'now'}</td><td>${v.kept ? 'yes' : 'no (GC may remove it)'}</td>
+              <td><code>${short(v.digest)}${v.until ? '' : ' (current)'}</code></td><td>${when(v.since)}</td><td>${v.until ? when(v.until) : 'now'}</td><td>${v.kept ? 'yes' : 'no (GC may remove it)'}</td>
               ${canRollback
                 ? html`<td>${v.digest !== history.current && v.kept ? html`<button type="button" aria-label=${`Roll back ${tag} to ${short(v.digest)}`} onClick=${() => rollback(v.digest)}>Roll back</button>` : null}</td>`
                 : null}
