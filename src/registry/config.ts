@@ -15,6 +15,7 @@ import { readFile } from 'node:fs/promises';
 import { parse as parseYaml } from 'yaml';
 import { authSection, policyKey } from '../auth/config.js';
 import { lifecycleShape } from '../lifecycle/config.js';
+import { signaturesSection } from '../service/trust-policy.js';
 import { PierError } from '../oci/pier-error.js';
 import { parseBytes } from '../shared/bytes.js';
 import { bytes, count, dataPath, describeKeys, flag, key, localPath, oneOf, readConfig, section, seconds, text, union, type Out } from '../shared/config-schema.js';
@@ -135,6 +136,7 @@ const SCHEMA = section({
   ),
   policy: policyKey,
   ...lifecycleShape,
+  signatures: signaturesSection,
 });
 
 /** The whole configuration, inferred from {@link SCHEMA}. */
