@@ -22,6 +22,8 @@ have ip || need+=(iproute2)
 have radosgw || need+=(ceph-mon ceph-osd radosgw ceph-common)
 have curl || need+=(curl)
 [ -x /usr/sbin/nginx ] || need+=(nginx)
+# The web UI's browser tests (test/ui) drive Debian's chromium through playwright-core.
+[ -x /usr/bin/chromium ] || need+=(chromium)
 
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" != 0 ]; then

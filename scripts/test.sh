@@ -9,6 +9,8 @@ bash scripts/install-deps.sh
 [ -d node_modules ] || npm ci --no-audit --no-fund
 rm -rf dist
 npx tsc -p tsconfig.json
+npx tsc -p web/tsconfig.json
+node scripts/build-ui.mjs
 npx eslint .
 
 mkdir -p .tmp

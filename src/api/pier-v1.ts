@@ -160,3 +160,123 @@ export interface ImportResponse {
   updated: string[];
   skipped: { user: string; reason: string }[];
 }
+
+// ---- the web UI: session, repositories, tags, manifests, diffs, audit
+
+/** GET /pier/v1/session (also the answer to POST, which signs in). */
+export interface SessionResponse {
+  /** The signed-in user, or null for an anonymous visitor. */
+  user: string | null;
+  admin: boolean;
+  /** Echo in `X-Pier-CSRF` on every write made with the session cookie; null without a session. */
+  csrf: string | null;
+  /** The registry serves everyone everything (no account exists yet, loopback only). */
+  open: boolean;
+  /** Tag deletes are enabled on this registry (`deletes`). */
+  deletes: boolean;
+}
+
+export type RepositorySort = 'name' | 'pushed' | 'size';
+
+/** One repository in GET /pier/v1/repositories. */
+export interface RepositoryInfo {
+  name: string;
+  tags: number;
+  bytes: number;
+  /** ISO time of its newest manifest, or null. */
+  pushedAt: string | null;
+}
+
+/** GET /pier/v1/repositories[?q=TEXT&sort=name|pushed|size&order=asc|desc&offset=N&limit=N] — only what the viewer may pull. */
+export interface RepositoriesResponse {
+  /** How many repositories match `q` (all pages). */
+  total: number;
+  offset: number;
+  repositories: RepositoryInfo[];
+}
+
+/** One tag in GET /pier/v1/repositories/NAME/tags/details. */
+export interface TagInfo {
+  name: string;
+  digest: string;
+  mediaType: string;
+  /** `os/architecture[/variant]` of each image (one for an image, each child's for an index). */
+  platforms: string[];
+  /** Compressed bytes a pull transfers: manifest, config and layers (for an index: all of its images). */
+  size: number;
+  pushedAt: string;
+  pushedBy: string | null;
+  lastPulledAt: string | null;
+  immutable: boolean;
+}
+
+/** GET /pier/v1/repositories/NAME/tags/details */
+export interface TagsResponse {
+  repository: string;
+  /** What the viewer may do here (the UI offers only these; the server checks every request). */
+  rights: ('pull' | 'push' | 'delete')[];
+  tags: TagInfo[];
+}
+
+/** GET /pier/v1/repositories/NAME/rights: what the viewer may do here (the UI offers only these). */
+export interface RightsResponse {
+  repository: string;
+  rights: ('pull' | 'push' | 'delete')[];
+}
+
+export interface LayerInfo {
+  digest: string;
+  mediaType: string;
+  size: number;
+}
+
+/** GET /pier/v1/repositories/NAME/manifests/DIGEST */
+export interface ManifestResponse {
+  repository: string;
+  digest: string;
+  mediaType: string;
+  kind: 'image' | 'index';
+  size: number;
+  platforms: string[];
+  /** An image's config descriptor and, when it is JSON of at most 1 MiB, the document. */
+  config: (LayerInfo & { document: unknown }) | null;
+  layers: LayerInfo[];
+  /** An index's images. */
+  manifests: (LayerInfo & { platform: string | null })[];
+  annotations: Record<string, string>;
+  /** Tags in this repository pointing at it. */
+  tags: string[];
+  /** Referrers (signatures, SBOMs, attestations), grouped by artifact type. */
+  referrers: { artifactType: string; manifests: (LayerInfo & { annotations: Record<string, string> })[] }[];
+}
+
+export interface ConfigChange {
+  /** `entrypoint`, `cmd`, `user`, `workingDir`, `env.NAME`, `label.KEY`, `exposedPort.PORT`. */
+  field: string;
+  from: string | null;
+  to: string | null;
+}
+
+/** GET /pier/v1/repositories/NAME/diff?from=DIGEST&to=DIGEST (an index counts all of its images' layers). */
+export interface DiffResponse {
+  repository: string;
+  from: string;
+  to: string;
+  layersAdded: LayerInfo[];
+  layersRemoved: LayerInfo[];
+  size: { from: number; to: number };
+  platforms: { from: string[]; to: string[] };
+  config: ConfigChange[];
+}
+
+/** GET /pier/v1/audit[?actor=NAME&repository=NAME&limit=N] (admins). */
+export interface AuditResponse {
+  entries: { at: string; actor: string; ip: string | null; action: string; repository: string | null; target: string | null; outcome: string }[];
+}
+
+/** GET /pier/v1/rules (admins): the rules from the configuration file that the UI shows read-only. */
+export interface RulesResponse {
+  immutableTags: { repository: string; tags: string[]; except: string[] }[];
+  quotas: { namespace: string; limit: number }[];
+  retention: { repository: string; keepLast: number | null; keepDays: number | null; keep: string[] }[];
+}

@@ -25,6 +25,12 @@ export type Need = { repository: string; actions: Action[] } | { catalog: true }
 export interface RequestIdentity {
   headers: IncomingHttpHeaders;
   ip: string;
+  /**
+   * The user of a web UI session, resolved by the registry from the
+   * session cookie (src/auth/sessions.ts); used only when the request has
+   * no Authorization header.
+   */
+  session?: string | undefined;
 }
 
 export interface AccessGate {
@@ -41,6 +47,8 @@ export interface AccessGate {
    * grant (a token never reaches a repository it does not name).
    */
   canMountFrom(principal: Principal, repository: string): Promise<boolean>;
+  /** What the live policy lets `principal` do on `repository` (the web UI offers only these actions; each request is checked again). */
+  rights(principal: Principal, repository: string): Promise<Action[]>;
 }
 
 export const ANONYMOUS: Principal = { name: 'anonymous' };
@@ -54,5 +62,8 @@ export const openGate: AccessGate = {
   },
   async canMountFrom() {
     return true;
+  },
+  async rights() {
+    return ['pull', 'push', 'delete'];
   },
 };

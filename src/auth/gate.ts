@@ -21,7 +21,7 @@
  * cache is dropped when the store's generation changes (polled each second).
  */
 import { createHash, createHmac, randomBytes } from 'node:crypto';
-import type { AccessGate, Need, Principal, RequestIdentity } from './access.js';
+import type { AccessGate, Action, Need, Principal, RequestIdentity } from './access.js';
 import { AuthError, type Challenge } from './errors.js';
 import { isRepositoryName } from '../oci/reference.js';
 import { dummyVerify, verifyPassword } from './password.js';
@@ -45,7 +45,7 @@ export function hashSecret(secret: string): string {
 export interface AuthPrincipal extends Principal {
   identity: Identity;
   /** How the request proved it: the gate answers 401 or 403 accordingly. */
-  via: 'anonymous' | 'basic' | 'bearer' | 'open';
+  via: 'anonymous' | 'basic' | 'bearer' | 'session' | 'open';
   claims?: TokenClaims;
   /** An admin user (or anyone, while the registry is open): the lifecycle API's admin check reads this. */
   admin: boolean;
@@ -137,7 +137,7 @@ export class AuthGate implements AccessGate {
     const principal = await this.authenticate(request, need);
     if ('base' in need) return principal;
     if ('catalog' in need) {
-      const ok = principal.via === 'bearer' ? hasAccess(principal.claims!.access, 'registry', 'catalog', ['*']) : principal.via === 'basic';
+      const ok = principal.via === 'bearer' ? hasAccess(principal.claims!.access, 'registry', 'catalog', ['*']) : principal.via === 'basic' || principal.via === 'session';
       if (ok) return principal;
       throw this.refusal(request, principal, 'registry:catalog:*', undefined);
     }
@@ -152,6 +152,13 @@ export class AuthGate implements AccessGate {
     if (this.open) return true;
     const identity = (principal as Partial<AuthPrincipal>).identity ?? ANONYMOUS_IDENTITY;
     return rightsOn(this.rules, identity, repository).has('pull');
+  }
+
+  async rights(principal: Principal, repository: string): Promise<Action[]> {
+    if (this.open) return ['pull', 'push', 'delete'];
+    const p = principal as Partial<AuthPrincipal>;
+    const rights = [...rightsOn(this.rules, p.identity ?? ANONYMOUS_IDENTITY, repository)];
+    return p.via === 'bearer' ? rights.filter((a) => hasAccess(p.claims?.access ?? [], 'repository', repository, [a])) : rights;
   }
 
   /**
@@ -281,6 +288,11 @@ export class AuthGate implements AccessGate {
 
   private async authenticate(request: RequestIdentity, need: Need): Promise<AuthPrincipal> {
     const header = request.headers.authorization;
+    if ((header === undefined || header === '') && request.session !== undefined) {
+      // A web UI session: the user's live rights (a removed user has none left).
+      const identity = await this.identityOf(request.session);
+      if (identity?.kind === 'user') return { name: identity.name, identity, via: 'session', admin: isAdmin(identity) };
+    }
     if (header === undefined || header === '') {
       if ('base' in need) throw new AuthError('ERR_UNAUTHENTICATED', 'authentication required', { challenge: this.challenge(request, undefined, undefined) });
       return { name: 'anonymous', identity: ANONYMOUS_IDENTITY, via: 'anonymous', admin: false };

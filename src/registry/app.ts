@@ -18,6 +18,8 @@ import { catalogRoute, referrersRoute, tagsRoute } from './routes/listings.js';
 import { manifestRoute } from './routes/manifests.js';
 import { pierApiRoute } from './routes/pier-api.js';
 import { uploadRoute, uploadsRoute } from './routes/uploads.js';
+import { resolveSession, sessionRoute } from './routes/session.js';
+import { registerWebUi } from './routes/ui.js';
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -117,8 +119,10 @@ export function buildApp(deps: RegistryDeps, logger: FastifyBaseLogger | false, 
     }
     const call = new Call(deps, req, reply, new URLSearchParams(q === -1 ? '' : req.url.slice(q + 1)));
     req.call = call;
-    if (pathname.startsWith('/pier/')) await pierApiRoute(call, pathname);
-    else await dispatch(call, pathname);
+    if (pathname.startsWith('/pier/')) {
+      await resolveSession(call, pathname);
+      if (!(await sessionRoute(call, pathname))) await pierApiRoute(call, pathname);
+    } else await dispatch(call, pathname);
   };
   app.route({ method: ['GET', 'HEAD', 'PUT', 'POST', 'PATCH', 'DELETE'], url: '/v2', handler });
   app.route({ method: ['GET', 'HEAD', 'PUT', 'POST', 'PATCH', 'DELETE'], url: '/v2/*', handler });
@@ -136,6 +140,9 @@ export function buildApp(deps: RegistryDeps, logger: FastifyBaseLogger | false, 
   app.get('/metrics', async (_req, reply) => {
     return reply.header('content-type', deps.metrics.registry.contentType).send(await deps.metrics.registry.metrics());
   });
+
+  // The web UI: static files at / and /assets/ (routes/ui.ts).
+  registerWebUi(app);
 
   app.setNotFoundHandler(async (req, reply) => {
     const err = toOciError(new RequestError('ERR_NO_ROUTE', `no such endpoint ${req.method} ${req.url.split('?')[0] ?? ''}`));

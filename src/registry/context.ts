@@ -4,6 +4,9 @@ import type { AccessGate, Action, Principal } from '../auth/access.js';
 import type { Lifecycle } from '../lifecycle/lifecycle.js';
 import type { DiskSpace } from '../store/disk-space.js';
 import type { AuthStore } from '../auth/store.js';
+import type { WebSessions } from '../auth/sessions.js';
+import type { SessionRecord } from '../store/meta/sessions.js';
+import type { ImageViews } from '../service/image-view.js';
 import { parseRepositoryName, type RepositoryName } from '../oci/reference.js';
 import type { Actor } from '../service/events.js';
 import type { RepositoryService } from '../service/repository-service.js';
@@ -25,12 +28,16 @@ export interface RegistryDeps {
    * gate see a change at once. Absent when the registry runs with a custom gate.
    */
   accounts?: { store: AuthStore; refresh(): Promise<void> } | undefined;
+  /** What the web UI's endpoints read, through the service (src/service/image-view.ts), and its sessions (absent without accounts). */
+  web: { views: ImageViews; sessions: WebSessions | undefined };
 }
 
 export class Call {
   /** Bytes of request body consumed, for the access log. */
   bytesIn = 0;
   principal: Principal | undefined;
+  /** The web UI session this request carries (resolved from its cookie under /pier/ only). */
+  session: SessionRecord | undefined;
 
   constructor(
     readonly deps: RegistryDeps,
@@ -40,7 +47,7 @@ export class Call {
   ) {}
 
   identity() {
-    return { headers: this.req.headers, ip: this.req.ip };
+    return { headers: this.req.headers, ip: this.req.ip, session: this.session?.user };
   }
 
   /** Parses the repository name, then checks the caller's rights on it. */

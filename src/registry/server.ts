@@ -40,6 +40,11 @@ import { DiskSpace } from '../store/disk-space.js';
 import path from 'node:path';
 import { registerAuditHook } from './audit-hook.js';
 import { registerTokenRoute } from './routes/token.js';
+import { WebSessions } from '../auth/sessions.js';
+import { immutableRule } from '../lifecycle/rules.js';
+import { ImageViews } from '../service/image-view.js';
+import { SqlBrowseStore } from '../store/meta/sql/sql-browse-store.js';
+import { SqlSessionStore } from '../store/meta/sql/sql-session-store.js';
 
 /** The registry cannot listen on its address. */
 export class ListenError extends PierError {
@@ -137,7 +142,13 @@ export async function startRegistry(config: RegistryConfig, options: StartOption
   // Every change is audited, whatever gate runs (the open one included).
   subscribe(events, { metrics, lifecycle, audit: authGate?.store ?? new SqlAccountStore(db), log });
   const accounts = authGate ? { store: authGate.store, refresh: () => authGate.refresh() } : undefined;
-  const app = buildApp({ config, service, gate, metrics, lifecycle, space, accounts }, log, https ? { https } : {});
+  const browse = new SqlBrowseStore(db);
+  const web = {
+    views: new ImageViews(service, browse, (repository, tag) => immutableRule(config.tags.immutable, repository, tag) !== undefined),
+    // Sessions live in the database, so every replica answers a signed-in browser.
+    sessions: authGate ? new WebSessions(new SqlSessionStore(db), authGate) : undefined,
+  };
+  const app = buildApp({ config, service, gate, metrics, lifecycle, space, accounts, web }, log, https ? { https } : {});
   if (authGate) registerTokenRoute(app, authGate, { refreshTtl: config.auth.refreshTtl });
   const colon = config.listen.lastIndexOf(':');
   const host = config.listen.slice(0, colon).replace(/^\[|\]$/g, '');

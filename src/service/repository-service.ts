@@ -115,6 +115,11 @@ export class RepositoryService implements TagWriter {
   }
 
   /** The blob's size if the repository links it. */
+  /** Tags in `repository` pointing at `digest`, in name order. */
+  tagsPointingAt(repository: RepositoryName, digest: Digest): Promise<string[]> {
+    return this.deps.meta.tagsPointingAt(repository, digest);
+  }
+
   linkedBlob(repository: RepositoryName, digest: Digest): Promise<{ size: number } | undefined> {
     return this.deps.meta.linkedBlob(repository, digest);
   }

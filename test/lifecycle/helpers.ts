@@ -25,6 +25,9 @@ export const userGate: AccessGate = {
   async canMountFrom() {
     return true;
   },
+  async rights() {
+    return ['pull', 'push', 'delete'];
+  },
 };
 
 export function basic(user: string): string {

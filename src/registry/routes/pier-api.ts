@@ -22,6 +22,7 @@ import { storedRules, type AuthStore } from '../../auth/store.js';
 import type { RollbackTarget } from '../../lifecycle/history.js';
 import type { Call } from '../context.js';
 import { readBody } from '../http.js';
+import { BROWSE_ROUTES } from './browse-api.js';
 
 const MAX_BODY = 64 * 1024;
 
@@ -54,6 +55,8 @@ const ROUTES: [string, RegExp, Handler][] = [
   ['GET', /^\/pier\/v1\/policy$/, listRules],
   ['POST', /^\/pier\/v1\/policy$/, createRule],
   ['DELETE', /^\/pier\/v1\/policy\/([^/]+)$/, removeRule],
+  // The web UI's reads (browse-api.ts).
+  ...BROWSE_ROUTES,
 ];
 
 export async function pierApiRoute(call: Call, pathname: string): Promise<void> {
@@ -238,6 +241,7 @@ async function importUsers(call: Call): Promise<ImportResponse> {
 async function removeUser(call: Call, m: RegExpExecArray) {
   const { store } = await accountsFor(call, 'removing a user');
   await store.removeUser(m[1]!);
+  await call.deps.web.sessions?.signOutEverywhere(m[1]!);
   await changed(call);
   return { name: m[1]!, removed: true };
 }
@@ -245,6 +249,7 @@ async function removeUser(call: Call, m: RegExpExecArray) {
 async function setPassword(call: Call, m: RegExpExecArray) {
   const { store } = await accountsFor(call, "changing a user's password");
   await changePassword(store, m[1]!, field(await jsonBody(call), 'password'));
+  await call.deps.web.sessions?.signOutEverywhere(m[1]!);
   await changed(call);
   return { name: m[1]! };
 }

@@ -11,6 +11,7 @@ import * as lifecycle from './migrations/0003-lifecycle.js';
 import * as quotaReservations from './migrations/0004-quota-reservations.js';
 import * as coordination from './migrations/0005-coordination.js';
 import * as blobUploads from './migrations/0008-blob-uploads.js';
+import * as uiSessions from './migrations/0013-ui-sessions.js';
 import type { Dialect } from './migrations/types.js';
 
 export type { Dialect } from './migrations/types.js';
@@ -25,6 +26,7 @@ const STEPS: [string, Step][] = [
   ['0004-quota-reservations', quotaReservations],
   ['0005-coordination', coordination],
   ['0008-blob-uploads', blobUploads],
+  ['0013-ui-sessions', uiSessions],
 ];
 
 export function migrationProvider(dialect: Dialect): MigrationProvider {

@@ -230,8 +230,18 @@ export interface BlobUploadsTable {
   updated_at: number;
 }
 
+/** Web UI sessions (migration 0013-ui-sessions; sql-session-store.ts). */
+export interface UiSessionsTable {
+  id_hash: string;
+  user_name: string;
+  csrf: string;
+  created_at: number;
+  expires_at: number;
+}
+
 export interface Database extends AuthTables, LifecycleTables, CoordinatorTables {
   blob_uploads: BlobUploadsTable;
+  ui_sessions: UiSessionsTable;
   repositories: RepositoriesTable;
   repository_blobs: RepositoryBlobsTable;
   manifests: ManifestsTable;

@@ -1,0 +1,25 @@
+/** How the UI writes sizes, times and digests. */
+export function bytes(n: number): string {
+  if (n < 1024) return `${n} B`;
+  const units = ['KiB', 'MiB', 'GiB', 'TiB'];
+  let v = n;
+  let i = -1;
+  do {
+    v /= 1024;
+    i++;
+  } while (v >= 1024 && i < units.length - 1);
+  return `${v.toFixed(v < 10 ? 1 : 0)} ${units[i]!}`;
+}
+
+export function when(iso: string | null | undefined): string {
+  if (!iso) return '—';
+  const d = new Date(iso);
+  return `${d.toISOString().slice(0, 10)} ${d.toISOString().slice(11, 19)} UTC`;
+}
+
+/** The first 12 hex characters of a digest. */
+export function short(digest: string | null | undefined): string {
+  if (!digest) return '—';
+  const hex = digest.slice(digest.indexOf(':') + 1);
+  return hex.slice(0, 12);
+}
