@@ -89,8 +89,24 @@ export type StorageConfig =
        */
       minFree: MinFree;
     }
-  /** Declared for the scale-out issue: accepted by the schema, refused at start ({@link embeddedAdapters}). */
-  | { type: 's3'; bucket: string; region: string | undefined; endpoint: string | undefined };
+  /**
+   * An S3-compatible bucket (src/store/blob/s3/). Credentials fall back to
+   * the AWS SDK's chain (AWS_ACCESS_KEY_ID, ...) when unset; path-style
+   * addressing defaults to on with a custom `endpoint` (Ceph RGW, MinIO).
+   * `minFree` still guards the database's volume.
+   */
+  | {
+      type: 's3';
+      bucket: string;
+      region: string;
+      endpoint: string | undefined;
+      accessKeyId: string | undefined;
+      secretAccessKey: string | undefined;
+      forcePathStyle: boolean;
+      /** Blob GETs answer 307 to a presigned URL, so bytes bypass the registry. */
+      redirect: boolean;
+      minFree: MinFree;
+    };
 
 /** The metadata store: one variant per adapter. */
 export type DatabaseConfig =
@@ -103,31 +119,30 @@ export type DatabaseConfig =
   /** Declared for the scale-out issue: accepted by the schema, refused at start ({@link embeddedAdapters}). */
   | { type: 'postgres'; url: string };
 
+/** The keys under `storage.s3` (storage.type s3), each a string but forcePathStyle and redirect (booleans). */
+const S3_KEYS = ['bucket', 'region', 'endpoint', 'accessKeyId', 'secretAccessKey', 'forcePathStyle', 'redirect'] as const;
+
 /**
  * Keys that belong to one variant of a union: setting one while the
  * section's `type` is another is an error naming the key.
  */
 const VARIANT_OF: Record<string, [typeKey: string, type: string]> = {
   'storage.path': ['storage.type', 'fs'],
-  'storage.minFree': ['storage.type', 'fs'],
-  'storage.s3.bucket': ['storage.type', 's3'],
-  'storage.s3.region': ['storage.type', 's3'],
-  'storage.s3.endpoint': ['storage.type', 's3'],
+  ...Object.fromEntries(S3_KEYS.map((k) => [`storage.s3.${k}`, ['storage.type', 's3']])),
   'database.path': ['database.type', 'sqlite'],
   'database.synchronous': ['database.type', 'sqlite'],
   'database.url': ['database.type', 'postgres'],
 };
 
 /**
- * The adapters this build has (files on disk, SQLite), narrowed from the
- * config; a declared but unbuilt variant (s3, postgres) is a ConfigError:
+ * The adapters this build has (files on disk or S3, SQLite), narrowed from
+ * the config; a declared but unbuilt variant (postgres) is a ConfigError:
  * one line, "not available yet". Called by the composition roots.
  */
 export function embeddedAdapters(config: Pick<RegistryConfig, 'storage' | 'database'>): {
-  storage: Extract<StorageConfig, { type: 'fs' }>;
+  storage: StorageConfig;
   database: Extract<DatabaseConfig, { type: 'sqlite' }>;
 } {
-  if (config.storage.type !== 'fs') throw new ConfigError('storage.type', `${config.storage.type} is not available yet (only fs)`);
   if (config.database.type !== 'sqlite') throw new ConfigError('database.type', `${config.database.type} is not available yet (only sqlite)`);
   return { storage: config.storage, database: config.database };
 }
@@ -150,9 +165,7 @@ const SCHEMA: Record<string, Leaf> = {
   data: 'string',
   'storage.type': { enum: ['fs', 's3'] },
   'storage.path': 'string',
-  'storage.s3.bucket': 'string',
-  'storage.s3.region': 'string',
-  'storage.s3.endpoint': 'string',
+  ...Object.fromEntries(S3_KEYS.map((k) => [`storage.s3.${k}`, k === 'forcePathStyle' || k === 'redirect' ? 'boolean' : 'string'])),
   'storage.minFree': 'sizeOrPercent',
   'database.type': { enum: ['sqlite', 'postgres'] },
   'database.path': 'string',
@@ -207,6 +220,7 @@ const DEFAULTS: Record<string, unknown> = {
   data: './.pier-data',
   'storage.type': 'fs',
   'storage.minFree': '1%',
+  'storage.s3.redirect': false,
   'database.type': 'sqlite',
   'database.synchronous': 'normal',
   'log.level': 'info',
@@ -444,7 +458,21 @@ function required(get: Get, key: string, typeKey: string, type: string): string 
 function storageConfig(get: Get, data: string): StorageConfig {
   const type = get<StorageConfig['type']>('storage.type');
   if (type === 's3') {
-    return { type, bucket: required(get, 'storage.s3.bucket', 'storage.type', 's3'), region: get('storage.s3.region'), endpoint: get('storage.s3.endpoint') };
+    const endpoint = get<string | undefined>('storage.s3.endpoint');
+    if ((get('storage.s3.accessKeyId') === undefined) !== (get('storage.s3.secretAccessKey') === undefined)) {
+      throw new ConfigError('storage.s3.secretAccessKey', 'set both storage.s3.accessKeyId and storage.s3.secretAccessKey, or neither (the AWS SDK then finds credentials)');
+    }
+    return {
+      type,
+      bucket: required(get, 'storage.s3.bucket', 'storage.type', 's3'),
+      region: get<string | undefined>('storage.s3.region') ?? 'us-east-1',
+      endpoint,
+      accessKeyId: get('storage.s3.accessKeyId'),
+      secretAccessKey: get('storage.s3.secretAccessKey'),
+      forcePathStyle: get<boolean | undefined>('storage.s3.forcePathStyle') ?? endpoint !== undefined,
+      redirect: get('storage.s3.redirect'),
+      minFree: get('storage.minFree'),
+    };
   }
   return { type, path: path.resolve(data, get<string | undefined>('storage.path') ?? 'blobs'), minFree: get('storage.minFree') };
 }

@@ -4,7 +4,7 @@
  * in-flight requests finish (up to `shutdownTimeout`), then closes stores.
  *
  * The server's composition root (test/architecture.test.ts names it): the
- * one place that chooses adapters (the fs blob store, SQLite), builds the
+ * one place that chooses adapters (the fs or S3 blob store, SQLite), builds the
  * repository service over them, and subscribes audit, metrics and webhooks
  * to its events.
  */
@@ -21,6 +21,8 @@ import { DomainEvents } from '../service/events.js';
 import { RepositoryService } from '../service/repository-service.js';
 import type { BlobStore } from '../store/blob/blob-store.js';
 import { FsBlobStore } from '../store/blob/fs/fs-blob-store.js';
+import { S3BlobStore } from '../store/blob/s3/s3-blob-store.js';
+import { SqlUploadStateStore } from '../store/meta/sql/sql-upload-state-store.js';
 import { InProcessCoordinator } from '../store/coordinator/in-process.js';
 import type { MetaStore } from '../store/meta/meta-store.js';
 import { SqlAccountStore } from '../store/meta/sql/sql-account-store.js';
@@ -66,14 +68,18 @@ export async function startRegistry(config: RegistryConfig, options: StartOption
   const log = options.logger ?? pino({ level: config.log.level, base: undefined, timestamp: pino.stdTimeFunctions.isoTime });
   const { storage, database } = embeddedAdapters(config);
   const space = new DiskSpace(
-    [
-      { name: 'storage', path: storage.path },
-      { name: 'database', path: path.dirname(database.path) },
-    ],
+    [...(storage.type === 'fs' ? [{ name: 'storage', path: storage.path }] : []), { name: 'database', path: path.dirname(database.path) }],
     storage.minFree,
   );
-  const blobs = await FsBlobStore.open(storage.path, { space });
   const db = await openSqliteDatabase(database.path, { synchronous: database.synchronous });
+  let blobs: BlobStore;
+  try {
+    // S3 upload sessions keep their state in the database, so any replica continues them.
+    blobs = storage.type === 'fs' ? await FsBlobStore.open(storage.path, { space }) : await S3BlobStore.open(storage, new SqlUploadStateStore(db));
+  } catch (err) {
+    await db.destroy();
+    throw err;
+  }
   const meta = new SqlMetaStore(db);
   const metrics = createMetrics();
   registerDiskSpaceMetrics(metrics, space);
