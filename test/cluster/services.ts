@@ -11,6 +11,9 @@ import path from 'node:path';
 import { CreateBucketCommand, DeleteBucketCommand, DeleteObjectsCommand, ListObjectsV2Command, S3Client } from '@aws-sdk/client-s3';
 import pg from 'pg';
 
+// The SDK's Node-version notice on stderr is noise here (decision 0080).
+process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
+
 export interface PreparedStores {
   /** The config's `database:` and `storage:` sections (and `data:` beside `dir`), as YAML. */
   yaml: string;

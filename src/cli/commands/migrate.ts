@@ -11,7 +11,12 @@ import type { BlobStore } from '../../store/blob/blob-store.js';
 import { FsBlobStore } from '../../store/blob/fs/fs-blob-store.js';
 import { MigrateError, migrateRegistry, type MigrateProgress, type MigrationEnd } from '../../store/migrate.js';
 import type { Dialect } from '../../store/meta/sql/migrations.js';
+import { openPostgresDatabase } from '../../store/meta/sql/postgres.js';
+import type { Database } from '../../store/meta/sql/schema.js';
+import { SqlUploadStateStore } from '../../store/meta/sql/sql-upload-state-store.js';
 import { openSqliteDatabase, openSqliteReadOnly } from '../../store/meta/sql/sqlite.js';
+import { S3BlobStore } from '../../store/blob/s3/s3-blob-store.js';
+import type { Kysely } from 'kysely';
 import { formatBytes } from '../../shared/bytes.js';
 import { parseFlags, UsageError, type Command, type Io } from '../command.js';
 import type { Scope } from '../scope.js';
@@ -82,6 +87,7 @@ async function openSource(config: RegistryConfig, scope: Scope): Promise<Migrati
   const { storage, database } = embeddedAdapters(config);
   const exists = await stat(database.path).then((s) => s.isFile(), () => false);
   if (!exists) throw new UsageError(`migrate: no Pier database in ${config.data} (${database.path} does not exist); name the source's data folder with --data DIR`, 1);
+  if (storage.type !== 'fs') throw new MigrateError(`the source's storage is ${storage.type}: pier migrate copies an embedded registry (SQLite and files)`);
   const db = await openSqliteReadOnly(database.path);
   scope.defer(() => db.destroy());
   const blobs = await FsBlobStore.open(storage.path);
@@ -89,14 +95,21 @@ async function openSource(config: RegistryConfig, scope: Scope): Promise<Migrati
   return { db, blobs };
 }
 
-/** The target's stores, created and migrated to this version's schema. */
+/** The target's stores, created and migrated to this version's schema: SQLite or PostgreSQL, files or S3. */
 async function openTarget(config: RegistryConfig, source: RegistryConfig, scope: Scope): Promise<MigrationEnd & { dialect: Dialect }> {
-  const { storage, database } = embeddedAdapters(config);
-  const sourceDb = embeddedAdapters(source).database.path;
-  if (path.resolve(database.path) === path.resolve(sourceDb)) throw new MigrateError(`the target's database is the source's (${sourceDb}): the target config must name another`);
-  const db = await openSqliteDatabase(database.path, { synchronous: database.synchronous });
+  const database = config.database;
+  let db: Kysely<Database>;
+  if (database.type === 'postgres') {
+    db = await openPostgresDatabase(database.url);
+  } else {
+    const sourceDb = embeddedAdapters(source).database.path;
+    if (path.resolve(database.path) === path.resolve(sourceDb)) throw new MigrateError(`the target's database is the source's (${sourceDb}): the target config must name another`);
+    db = await openSqliteDatabase(database.path, { synchronous: database.synchronous });
+  }
   scope.defer(() => db.destroy());
-  const blobs: BlobStore = await FsBlobStore.open(storage.path);
+  const storage = config.storage;
+  // S3 upload sessions keep their state in the target's database, as on a replica.
+  const blobs: BlobStore = storage.type === 'fs' ? await FsBlobStore.open(storage.path) : await S3BlobStore.open(storage, new SqlUploadStateStore(db));
   scope.use(blobs);
-  return { db, blobs, dialect: 'sqlite' };
+  return { db, blobs, dialect: database.type };
 }
