@@ -90,7 +90,28 @@ export async function copyRows(source: Kysely<Database>, target: { db: Kysely<Da
     done.push({ table: spec.name, rows: count, skipped: false });
     onTable(done[done.length - 1]!);
   }
+  if (target.dialect === 'postgres') await placeCommitCursor(target.db);
   return done;
+}
+
+/**
+ * PostgreSQL fans webhooks out in commit order, from an (xid, id) cursor
+ * (sql-lifecycle-store.ts). The copied history rows all carry the xid of the
+ * transaction that copied them, so the source's cursor (an id) becomes
+ * (that xid, id): rows the source had not fanned out yet are still sent,
+ * rows it had are not sent again. Without a source cursor nothing is placed:
+ * the first replica to start treats everything before it as old history.
+ */
+async function placeCommitCursor(db: Kysely<Database>): Promise<void> {
+  const cursor = await db.selectFrom('lifecycle_state').select('value').where('key', '=', 'webhook_cursor').executeTakeFirst();
+  if (!cursor) return;
+  const { rows } = await sql<{ xid: string }>`select xid::text as xid from tag_history order by xid limit 1`.execute(db);
+  if (rows.length === 0) return;
+  await db
+    .insertInto('lifecycle_state')
+    .values({ key: 'webhook_cursor_xid', value: Number(rows[0]!.xid) })
+    .onConflict((oc) => oc.column('key').doUpdateSet({ value: Number(rows[0]!.xid) }))
+    .execute();
 }
 
 /** Rows of each copied table in `db` (for checking a copy), `migrate.rows.*` marks left out. */
