@@ -175,3 +175,35 @@ test('SIGKILL a random replica at 50+ moments during concurrent pushes: every pu
   for (const { repo, tag, image } of images) await checkImage(c.url, repo, tag, image);
 });
 
+
+test('access control through the balancer: pier login, push and pull, with token and registry requests on different replicas', { skip, timeout: 300_000 }, async () => {
+  const secured = await startCluster({
+    extraYaml: 'auth:\n  initialAdmin:\n    name: root\n    password: root-password-1\n  throttle:\n    failures: 0\n',
+  });
+  const home = await tempDir('pier-cluster-auth-');
+  try {
+    const env = { DOCKER_CONFIG: path.join(home, 'docker'), HOME: home };
+    const ok = await runCommand(process.execPath, [PIER_BIN, 'login', secured.host, '-u', 'root', '--password-stdin'], { env, input: 'root-password-1\n', timeoutMs: 60_000 });
+    assert.equal(ok.code, 0, ok.stderr);
+    const image = await makeImage({ layers: [2 * 1024 * 1024], gzip: false });
+    const layout = path.join(home, 'src');
+    await writeOciLayout(layout, [{ tag: 'v1', image }]);
+    const push = await pier(['push', `oci:${layout}:v1`, `${secured.host}/private/app:v1`, '--chunk-size', '512K', '--compression', 'none', '--format', 'plain'], env);
+    assert.equal(push.code, 0, push.stderr);
+    const out = path.join(home, 'out');
+    const pull = await pier(['pull', `${secured.host}/private/app:v1`, `oci:${out}`], env);
+    assert.equal(pull.code, 0, pull.stderr);
+    for (const b of [image.config, ...image.layers]) assert.equal(sha256(await readFile(path.join(out, 'blobs', 'sha256', b.digest.slice(7)))), b.digest);
+    // Without credentials: refused.
+    assert.equal((await fetch(`${secured.url}/v2/private/app/manifests/v1`)).status, 401);
+
+    // Tokens came from some replicas and were accepted by the others.
+    const issuers = secured.replicas.filter((r) => r.requests().some((q) => q.url.startsWith('/auth/token') && q.status === 200)).map((r) => r.name);
+    const servers = secured.replicas.filter((r) => r.requests().some((q) => q.url.startsWith('/v2/private/app/') && q.status < 300)).map((r) => r.name);
+    assert.ok(issuers.length > 0 && servers.length === 3, `tokens from ${issuers.join(',')}, authorized requests on ${servers.join(',')}`);
+    assert.ok(servers.some((s) => !issuers.includes(s)) || issuers.length > 1, 'a token issued by one replica was accepted by another');
+  } finally {
+    await secured.stop();
+    await rm(home, { recursive: true, force: true });
+  }
+});
