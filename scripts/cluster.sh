@@ -16,6 +16,7 @@ set -euo pipefail
 cmd=${1:?usage: $0 up|down [DIR] [--purge]}
 DIR=$(realpath -m "${2:-.pier-cluster}")
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
+export AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED=true
 PIER="node $ROOT/bin/pier.js"
 NAME=${CLUSTER_NAME:-pier-cluster}
 PGBIN=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)
@@ -75,7 +76,7 @@ up() {
       const r = await c.query("select 1 from pg_database where datname = $1", [name]);
       if (r.rowCount === 0) await c.query("create database " + name);
       await c.end(); u.pathname = "/" + name; console.log(u.toString());
-    }).catch((e) => { console.error(e.message); process.exit(1); });' "$ROOT" "$pg_url")
+    }).catch((e) => { console.error(e.message); process.exit(1); });' "$ROOT" "$pg_url" "${NAME//-/_}")
 
   # --- S3: one bucket every replica shares.
   local s3_endpoint s3_access s3_secret s3_region bucket=${NAME//_/-}
@@ -125,7 +126,7 @@ EOF
     else
       port=$(cat "$DIR/replica-$i.port" 2>/dev/null || free_port)
       echo "$port" >"$DIR/replica-$i.port"
-      AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED=true setsid $PIER serve --config "$DIR/pier.yaml" --listen "127.0.0.1:$port" \
+      setsid $PIER serve --config "$DIR/pier.yaml" --listen "127.0.0.1:$port" \
         --data "$DIR/replica-$i" >"$DIR/replica-$i.log" 2>&1 </dev/null &
       echo $! >"$DIR/replica-$i.pid"
     fi
