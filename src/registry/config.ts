@@ -100,7 +100,7 @@ export type DatabaseConfig =
       /** `normal`: a commit survives a process crash; `full`: also a power loss (fsync per commit). */
       synchronous: 'normal' | 'full';
     }
-  /** Declared for the scale-out issue: accepted by the schema, refused at start ({@link embeddedAdapters}). */
+  /** Replicas sharing one PostgreSQL (`postgres://…`; env PIER_DATABASE_URL). */
   | { type: 'postgres'; url: string };
 
 /**
@@ -119,16 +119,18 @@ const VARIANT_OF: Record<string, [typeKey: string, type: string]> = {
 };
 
 /**
- * The adapters this build has (files on disk, SQLite), narrowed from the
- * config; a declared but unbuilt variant (s3, postgres) is a ConfigError:
- * one line, "not available yet". Called by the composition roots.
+ * The adapters this build has (files on disk; SQLite or PostgreSQL),
+ * narrowed from the config; a declared but unbuilt variant (s3) is a
+ * ConfigError: one line, "not available yet". Called by the composition roots.
  */
 export function embeddedAdapters(config: Pick<RegistryConfig, 'storage' | 'database'>): {
   storage: Extract<StorageConfig, { type: 'fs' }>;
-  database: Extract<DatabaseConfig, { type: 'sqlite' }>;
+  database: DatabaseConfig;
 } {
   if (config.storage.type !== 'fs') throw new ConfigError('storage.type', `${config.storage.type} is not available yet (only fs)`);
-  if (config.database.type !== 'sqlite') throw new ConfigError('database.type', `${config.database.type} is not available yet (only sqlite)`);
+  if (config.database.type === 'postgres' && !/^postgres(ql)?:\/\//.test(config.database.url)) {
+    throw new ConfigError('database.url', 'must be a postgres:// URL (postgres://USER:PASSWORD@HOST:PORT/DATABASE)');
+  }
   return { storage: config.storage, database: config.database };
 }
 

@@ -214,7 +214,16 @@ export type CoordinatorTables = {
   coordinator_counters: CoordinatorCountersTable;
 };
 
+/** Token signing keys (migration 0006-signing-keys; sql-signing-key-store.ts). */
+export interface SigningKeysTable {
+  id: string;
+  private_key: string;
+  certificate: string;
+  created_at: number;
+}
+
 export interface Database extends AuthTables, LifecycleTables, CoordinatorTables {
+  signing_keys: SigningKeysTable;
   repositories: RepositoriesTable;
   repository_blobs: RepositoryBlobsTable;
   manifests: ManifestsTable;
