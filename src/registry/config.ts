@@ -116,7 +116,7 @@ export type DatabaseConfig =
       /** `normal`: a commit survives a process crash; `full`: also a power loss (fsync per commit). */
       synchronous: 'normal' | 'full';
     }
-  /** Declared for the scale-out issue: accepted by the schema, refused at start ({@link embeddedAdapters}). */
+  /** Replicas sharing one PostgreSQL (`postgres://…`; env PIER_DATABASE_URL). */
   | { type: 'postgres'; url: string };
 
 /** The keys under `storage.s3` (storage.type s3), each a string but forcePathStyle and redirect (booleans). */
@@ -135,15 +135,16 @@ const VARIANT_OF: Record<string, [typeKey: string, type: string]> = {
 };
 
 /**
- * The adapters this build has (files on disk or S3, SQLite), narrowed from
- * the config; a declared but unbuilt variant (postgres) is a ConfigError:
- * one line, "not available yet". Called by the composition roots.
+ * The adapters this build has (files on disk or S3; SQLite or PostgreSQL),
+ * checked beyond the schema (a postgres:// URL). Called by the composition roots.
  */
 export function embeddedAdapters(config: Pick<RegistryConfig, 'storage' | 'database'>): {
   storage: StorageConfig;
-  database: Extract<DatabaseConfig, { type: 'sqlite' }>;
+  database: DatabaseConfig;
 } {
-  if (config.database.type !== 'sqlite') throw new ConfigError('database.type', `${config.database.type} is not available yet (only sqlite)`);
+  if (config.database.type === 'postgres' && !/^postgres(ql)?:\/\//.test(config.database.url)) {
+    throw new ConfigError('database.url', 'must be a postgres:// URL (postgres://USER:PASSWORD@HOST:PORT/DATABASE)');
+  }
   return { storage: config.storage, database: config.database };
 }
 

@@ -10,7 +10,6 @@ import { randomBytes } from 'node:crypto';
 import path from 'node:path';
 import { CreateBucketCommand, DeleteBucketCommand, DeleteObjectsCommand, ListObjectsV2Command, S3Client } from '@aws-sdk/client-s3';
 import pg from 'pg';
-import { embeddedAdapters } from '../../src/registry/config.js';
 
 // The SDK's Node-version notice on stderr is noise here (decision 0080).
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
@@ -42,19 +41,8 @@ export function s3Settings(env: NodeJS.ProcessEnv = process.env): S3Settings | u
   return { endpoint, accessKeyId, secretAccessKey, region: env.PIER_TEST_S3_REGION ?? 'us-east-1' };
 }
 
-/** Whether this build's `pier serve` runs on PostgreSQL (until it does, the scale-out tests wait). */
-function servesPostgres(): boolean {
-  try {
-    embeddedAdapters({ storage: { type: 'fs', path: '', minFree: { bytes: 0 } }, database: { type: 'postgres', url: '' } });
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 /** Why PostgreSQL + S3 tests cannot run here, or false. */
 export function scaleOutSkip(env: NodeJS.ProcessEnv = process.env): string | false {
-  if (!servesPostgres()) return 'pier serve does not run on database.type postgres yet';
   const missing = [!env.PIER_TEST_PG_URL && 'PIER_TEST_PG_URL', !s3Settings(env) && 'PIER_TEST_S3_ENDPOINT/ACCESS_KEY/SECRET_KEY'].filter(Boolean);
   return missing.length > 0 ? `needs PostgreSQL and S3 (${missing.join(', ')} not set)` : false;
 }

@@ -85,9 +85,11 @@ function printer(io: Io): (event: MigrateProgress) => void {
 
 async function openSource(config: RegistryConfig, scope: Scope): Promise<MigrationEnd> {
   const { storage, database } = embeddedAdapters(config);
+  if (database.type !== 'sqlite' || storage.type !== 'fs') {
+    throw new MigrateError(`the source is ${database.type} and ${storage.type}: pier migrate copies an embedded registry (SQLite and files)`);
+  }
   const exists = await stat(database.path).then((s) => s.isFile(), () => false);
   if (!exists) throw new UsageError(`migrate: no Pier database in ${config.data} (${database.path} does not exist); name the source's data folder with --data DIR`, 1);
-  if (storage.type !== 'fs') throw new MigrateError(`the source's storage is ${storage.type}: pier migrate copies an embedded registry (SQLite and files)`);
   const db = await openSqliteReadOnly(database.path);
   scope.defer(() => db.destroy());
   const blobs = await FsBlobStore.open(storage.path);
@@ -102,7 +104,8 @@ async function openTarget(config: RegistryConfig, source: RegistryConfig, scope:
   if (database.type === 'postgres') {
     db = await openPostgresDatabase(database.url);
   } else {
-    const sourceDb = embeddedAdapters(source).database.path;
+    const from = embeddedAdapters(source).database;
+    const sourceDb = from.type === 'sqlite' ? from.path : '';
     if (path.resolve(database.path) === path.resolve(sourceDb)) throw new MigrateError(`the target's database is the source's (${sourceDb}): the target config must name another`);
     db = await openSqliteDatabase(database.path, { synchronous: database.synchronous });
   }

@@ -96,7 +96,12 @@ export async function openSqliteMetaStore(file: string): Promise<SqlMetaStore> {
  */
 export async function openSqliteAccountStore(file: string): Promise<{ store: SqlAccountStore; close(): Promise<void> }> {
   const db = await openSqliteDatabase(file);
-  return { store: new SqlAccountStore(db, { name: `local:${localUser()}` }), close: () => db.destroy() };
+  return { store: new SqlAccountStore(db, localActor()), close: () => db.destroy() };
+}
+
+/** Who local administration acts as in the audit log: `local:` and the OS user. */
+export function localActor(): { name: string } {
+  return { name: `local:${localUser()}` };
 }
 
 function localUser(): string {
