@@ -7,7 +7,8 @@
  * uploads, Range reads, and presigned redirects.
  */
 import assert from 'node:assert/strict';
-import { createHash, randomBytes } from 'node:crypto';
+import { createHash, randomBytes, randomUUID } from 'node:crypto';
+import { CreateMultipartUploadCommand, PutObjectCommand } from '@aws-sdk/client-s3';
 import { rm } from 'node:fs/promises';
 import path from 'node:path';
 import { Readable } from 'node:stream';
@@ -147,6 +148,24 @@ describe('S3 blob store: sessions across replicas', () => {
       assert.equal(await bucket.openMultipartUploads(), 0);
       assert.deepEqual(await bucket.keys(), []);
       await assert.rejects(a.uploadInfo(id), { code: 'ERR_UPLOAD_NOT_FOUND' });
+    }),
+  );
+
+  test(
+    'leftovers of a crash (a multipart upload or a staged object with no session row) are listed as stale and cancelled',
+    withTwo(async (a, _b, bucket) => {
+      const mpuId = randomUUID();
+      const stagedId = randomUUID();
+      await bucket.client.send(new CreateMultipartUploadCommand({ Bucket: bucket.name, Key: `uploads/${mpuId}/data` }));
+      await bucket.client.send(new PutObjectCommand({ Bucket: bucket.name, Key: `uploads/${stagedId}/staged/0`, Body: Buffer.from('left behind') }));
+      const live = await a.startUpload();
+      await a.append(live, 0, Readable.from([Buffer.from('in progress')]));
+      assert.deepEqual(await a.staleUploads(new Date(Date.now() - 60_000)), [], 'nothing is stale yet');
+      const stale = await a.staleUploads(new Date(Date.now() + 60_000));
+      assert.deepEqual([...stale].sort(), [live, mpuId, stagedId].sort());
+      for (const id of [mpuId, stagedId]) await a.cancelUpload(id);
+      assert.equal(await bucket.openMultipartUploads(), 0);
+      assert.deepEqual(await bucket.keys(), [`uploads/${live}/staged/0`], 'the live session keeps its bytes');
     }),
   );
 

@@ -37,6 +37,7 @@ import {
   GetObjectCommand,
   HeadBucketCommand,
   HeadObjectCommand,
+  ListMultipartUploadsCommand,
   ListObjectsV2Command,
   PutObjectCommand,
   S3Client,
@@ -77,6 +78,8 @@ interface LiveHash {
   hash: Hash;
   /** Bytes the hash has seen: valid only while the session's size is this. */
   size: number;
+  /** When it last saw bytes: entries of sessions that moved elsewhere are dropped once stale. */
+  at: number;
 }
 
 /**
@@ -235,7 +238,7 @@ export class S3BlobStore implements BlobStore, BlobLocator {
   async startUpload(): Promise<string> {
     const id = randomUUID();
     await this.states.create(id);
-    this.live.set(id, { hash: createHash('sha256'), size: 0 });
+    this.live.set(id, { hash: createHash('sha256'), size: 0, at: Date.now() });
     return id;
   }
 
@@ -281,7 +284,7 @@ export class S3BlobStore implements BlobStore, BlobLocator {
       if (offset !== state.size) throw new BlobStoreError('ERR_UPLOAD_OFFSET', `upload ${id} has ${state.size} bytes; cannot write at ${offset}`);
       const cached = this.live.get(id);
       // The cached hash counts only if it saw exactly the bytes the database says the session holds.
-      const live: LiveHash | undefined = cached?.size === state.size ? cached : state.size === 0 ? { hash: createHash('sha256'), size: 0 } : undefined;
+      const live: LiveHash | undefined = cached?.size === state.size ? cached : state.size === 0 ? { hash: createHash('sha256'), size: 0, at: 0 } : undefined;
       this.live.delete(id);
       const buffers: Buffer[] = [];
       let buffered = 0;
@@ -356,14 +359,14 @@ export class S3BlobStore implements BlobStore, BlobLocator {
           }
         }
         await flushTail();
-        if (live) this.live.set(id, { hash: live.hash, size: state.size });
+        if (live) this.live.set(id, { hash: live.hash, size: state.size, at: Date.now() });
         return { size: state.size };
       } catch (err) {
         // A failing source keeps what arrived (the client resumes after it); a failing store keeps what was recorded.
         if (!storageFailed && !(err instanceof BlobStoreError && err.code === 'ERR_STORAGE_FAILED')) {
           try {
             await flushTail();
-            if (live) this.live.set(id, { hash: live.hash, size: state.size });
+            if (live) this.live.set(id, { hash: live.hash, size: state.size, at: Date.now() });
           } catch {
             // Not written, so not part of the session: the database says where to resume.
           }
@@ -394,7 +397,7 @@ export class S3BlobStore implements BlobStore, BlobLocator {
               state.parts.push({ number, etag: await this.uploadPart(id, state.multipartId!, number, tail), size: tail.length });
               state.staged = [];
             }
-            await this.complete(id, state.multipartId!, state.parts);
+            await this.complete(id, state.multipartId!, state.parts, state.size);
             state.assembled = true;
             await this.save(id, token, state);
             for (const s of folded) await this.deleteKey(s.key).catch(() => undefined);
@@ -420,15 +423,38 @@ export class S3BlobStore implements BlobStore, BlobLocator {
     if (expectedSize !== undefined && expectedSize !== size) throw new BlobStoreError('ERR_SIZE_MISMATCH', `upload has ${size} bytes, expected ${expectedSize}`);
   }
 
+  /** Discards the session; with no session row, whatever a crash left under uploads/<id>/ (objects, an open multipart upload). */
   async cancelUpload(id: string): Promise<void> {
     if (!UPLOAD_ID.test(id)) return;
     this.live.delete(id);
     const state = await this.states.get(id);
-    if (state) await this.discard(id, state);
+    if (state) {
+      await this.discard(id, state);
+      return;
+    }
+    for (const u of await this.openMultipart(`uploads/${id}/`)) {
+      await this.client.send(new AbortMultipartUploadCommand({ Bucket: this.bucket, Key: u.key, UploadId: u.uploadId })).catch((err: unknown) => {
+        if (!isNotFound(err)) throw storageError(err, `aborting upload ${id}`);
+      });
+    }
+    for (const o of await this.objects(`uploads/${id}/`)) await this.deleteKey(o.key);
   }
 
+  /**
+   * Sessions idle since `before` (not held by a writer), and the ids of
+   * leftovers in the bucket with no session row (a crash between writing
+   * and recording), older than `before`.
+   */
   async staleUploads(before: Date): Promise<string[]> {
-    return this.states.idleSince(before);
+    const stale = new Set(await this.states.idleSince(before));
+    for (const [id, live] of this.live) if (live.at < before.getTime()) this.live.delete(id);
+    const candidates = new Set<string>();
+    for (const u of await this.openMultipart('uploads/')) if (u.initiated < before) candidates.add(u.key.split('/')[1] ?? '');
+    for (const o of await this.objects('uploads/')) if (o.modified < before) candidates.add(o.key.split('/')[1] ?? '');
+    for (const id of candidates) {
+      if (UPLOAD_ID.test(id) && !stale.has(id) && !(await this.states.get(id))) stale.add(id);
+    }
+    return [...stale];
   }
 
   async close(): Promise<void> {
@@ -477,7 +503,12 @@ export class S3BlobStore implements BlobStore, BlobLocator {
     }
   }
 
-  private async complete(id: string, uploadId: string, parts: UploadPart[]): Promise<void> {
+  /**
+   * Completes the multipart upload into the session's object. If an earlier
+   * commit completed it but died before recording that, the object is
+   * already there with the session's size: that counts as done.
+   */
+  private async complete(id: string, uploadId: string, parts: UploadPart[], size: number): Promise<void> {
     try {
       // The response's ETag is empty on RGW 16; nothing here relies on it.
       await this.client.send(
@@ -489,6 +520,10 @@ export class S3BlobStore implements BlobStore, BlobLocator {
         }),
       );
     } catch (err) {
+      if ((err as { name?: string }).name === 'NoSuchUpload') {
+        const head = await this.client.send(new HeadObjectCommand({ Bucket: this.bucket, Key: this.dataKey(id) })).catch(() => undefined);
+        if (head?.ContentLength === size) return;
+      }
       throw storageError(err, `assembling upload ${id}`);
     }
   }
@@ -546,6 +581,41 @@ export class S3BlobStore implements BlobStore, BlobLocator {
     } catch (err) {
       throw storageError(err, `storing ${to}`);
     }
+  }
+
+  private async objects(prefix: string): Promise<{ key: string; modified: Date }[]> {
+    const out: { key: string; modified: Date }[] = [];
+    let token: string | undefined;
+    try {
+      do {
+        const page = await this.client.send(new ListObjectsV2Command({ Bucket: this.bucket, Prefix: prefix, ...(token ? { ContinuationToken: token } : {}) }));
+        for (const o of page.Contents ?? []) if (o.Key) out.push({ key: o.Key, modified: o.LastModified ?? new Date(0) });
+        token = page.IsTruncated ? page.NextContinuationToken : undefined;
+      } while (token);
+    } catch (err) {
+      throw storageError(err, `listing ${prefix}`);
+    }
+    return out;
+  }
+
+  private async openMultipart(prefix: string): Promise<{ key: string; uploadId: string; initiated: Date }[]> {
+    const out: { key: string; uploadId: string; initiated: Date }[] = [];
+    let keyMarker: string | undefined;
+    let idMarker: string | undefined;
+    try {
+      for (;;) {
+        const page = await this.client.send(
+          new ListMultipartUploadsCommand({ Bucket: this.bucket, Prefix: prefix, ...(keyMarker ? { KeyMarker: keyMarker } : {}), ...(idMarker ? { UploadIdMarker: idMarker } : {}) }),
+        );
+        for (const u of page.Uploads ?? []) if (u.Key && u.UploadId) out.push({ key: u.Key, uploadId: u.UploadId, initiated: u.Initiated ?? new Date(0) });
+        if (!page.IsTruncated) break;
+        keyMarker = page.NextKeyMarker;
+        idMarker = page.NextUploadIdMarker;
+      }
+    } catch (err) {
+      throw storageError(err, `listing multipart uploads under ${prefix}`);
+    }
+    return out;
   }
 
   private async deleteKey(key: string): Promise<void> {
