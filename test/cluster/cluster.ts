@@ -23,7 +23,7 @@ export interface ClusterReplica {
   /** `127.0.0.1:PORT` of this replica (not through haproxy). */
   host: string;
   /** Request log lines (method, url, status) this replica has written since it (re)started last, and before. */
-  requests(): { method: string; url: string; status: number }[];
+  requests(): { method: string; url: string; status: number; at: number }[];
   /** SIGKILL, without waiting for anything. */
   kill(): Promise<void>;
   /** Starts it again on the same port and data folder. */
@@ -96,7 +96,7 @@ export async function startCluster(options: { replicas?: number; extraYaml?: str
         requests: () =>
           [...past.flat(), ...(current?.logs ?? [])]
             .filter((l) => l.msg === 'request')
-            .map((l) => ({ method: String(l.method), url: String(l.url), status: Number(l.status) })),
+            .map((l) => ({ method: String(l.method), url: String(l.url), status: Number(l.status), at: Date.parse(String(l.time)) })),
         async kill() {
           if (!current) return;
           const was = current;
