@@ -24,6 +24,8 @@ export interface ClusterReplica {
   host: string;
   /** Request log lines (method, url, status) this replica has written since it (re)started last, and before. */
   requests(): { method: string; url: string; status: number; at: number }[];
+  /** Log lines at error level or above (their message and error), for failure messages. */
+  errors(): string[];
   /** SIGKILL, without waiting for anything. */
   kill(): Promise<void>;
   /** Starts it again on the same port and data folder. */
@@ -97,6 +99,10 @@ export async function startCluster(options: { replicas?: number; extraYaml?: str
           [...past.flat(), ...(current?.logs ?? [])]
             .filter((l) => l.msg === 'request')
             .map((l) => ({ method: String(l.method), url: String(l.url), status: Number(l.status), at: Date.parse(String(l.time)) })),
+        errors: () =>
+          [...past.flat(), ...(current?.logs ?? [])]
+            .filter((l) => Number(l.level) >= 50)
+            .map((l) => `${String(l.msg)}: ${JSON.stringify(l.err ?? '')}`),
         async kill() {
           if (!current) return;
           const was = current;

@@ -184,7 +184,7 @@ test('access control through the balancer: pier login, push and pull, with token
   try {
     const env = { DOCKER_CONFIG: path.join(home, 'docker'), HOME: home };
     const ok = await runCommand(process.execPath, [PIER_BIN, 'login', secured.host, '-u', 'root', '--password-stdin'], { env, input: 'root-password-1\n', timeoutMs: 60_000 });
-    assert.equal(ok.code, 0, ok.stderr);
+    assert.equal(ok.code, 0, `${ok.stderr}\n${secured.replicas.flatMap((r) => r.errors()).join('\n')}`);
     const image = await makeImage({ layers: [2 * 1024 * 1024], gzip: false });
     const layout = path.join(home, 'src');
     await writeOciLayout(layout, [{ tag: 'v1', image }]);
