@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the interop tests and benchmarks use (real
 # peers: skopeo, podman, buildah, umoci, containerd, CNCF distribution,
-# htpasswd, Docker Engine, a static busybox for runnable test images, Ceph RGW for S3). Idempotent: does nothing when everything is present.
+# htpasswd, Docker Engine, a static busybox for runnable test images, Ceph RGW for S3, nginx for X-Accel-Redirect). Idempotent: does nothing when everything is present.
 set -euo pipefail
 
 need=()
@@ -21,6 +21,7 @@ have ip || need+=(iproute2)
 # Ceph RGW, the S3-compatible store of the S3 tests (scripts/services/start-s3.sh).
 have radosgw || need+=(ceph-mon ceph-osd radosgw ceph-common)
 have curl || need+=(curl)
+[ -x /usr/sbin/nginx ] || need+=(nginx)
 
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" != 0 ]; then

@@ -97,7 +97,7 @@ export async function startDistribution(dir: string, label = 'distribution', opt
  * Starts Pier from this checkout (`dist/` must be built). `PIER_BENCH_NODE_ARGS`
  * adds node flags, e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof`.
  */
-export async function startPier(dir: string, label = 'pier'): Promise<Registry> {
+export async function startPier(dir: string, label = 'pier', env: NodeJS.ProcessEnv = {}): Promise<Registry> {
   mkdirSync(join(dir, 'data'), { recursive: true });
   const port = await freePort();
   const host = `127.0.0.1:${port}`;
@@ -108,7 +108,7 @@ export async function startPier(dir: string, label = 'pier'): Promise<Registry> 
     [...nodeArgs, join(repoRoot(), 'bin/pier.js'), 'serve', '--listen', host, '--data', join(dir, 'data')],
     join(dir, 'registry.log'),
     // Request logging off, as distribution's access log is off in its config.
-    { ...process.env, PIER_LOG_LEVEL: process.env.PIER_LOG_LEVEL ?? 'warn' },
+    { ...process.env, PIER_LOG_LEVEL: process.env.PIER_LOG_LEVEL ?? 'warn', ...env },
   );
   const url = `http://${host}`;
   await waitUp(daemon, url);

@@ -126,7 +126,7 @@ async function main(): Promise<number> {
         registries[kind] = await startRegistry(kind, join(tmp, kind));
         clients[kind] = new RegistryClient(registries[kind].url, 8);
       }
-      results.metric('idle.rss', 'registry RSS at rest after start (baseline)', 'MB');
+      results.metric('idle.rss', 'registry RSS at rest after start (baseline)', 'MB', { on: 'pier', op: '<=', bound: 80, text: '≤ 80 MB' });
       for (const kind of ['pier', 'distribution'] as const) results.add('idle.rss', kind, rssBytes(registries[kind]!.pid) / 1e6);
     }
     const ctx: Context = {

@@ -15,6 +15,7 @@ import { readFile } from 'node:fs/promises';
 import { parse as parseYaml } from 'yaml';
 import { authSection, policyKey } from '../auth/config.js';
 import { lifecycleShape } from '../lifecycle/config.js';
+import { signaturesSection } from '../service/trust-policy.js';
 import { PierError } from '../oci/pier-error.js';
 import { parseBytes } from '../shared/bytes.js';
 import { bytes, count, dataPath, describeKeys, flag, key, localPath, oneOf, readConfig, section, seconds, text, union, type Out } from '../shared/config-schema.js';
@@ -58,6 +59,10 @@ const SCHEMA = section({
       fs: section({
         path: dataPath({ default: 'blobs', doc: 'Blob folder, relative to `data`. Only for `fs`.' }),
         minFree,
+        accelRedirect: text({
+          doc: "Behind nginx: a URL path prefix (e.g. `/_pier_blobs/`). Pier checks each blob GET and answers with `X-Accel-Redirect: <prefix>sha256/<xx>/<hex>`; nginx sends the file (sendfile) from an `internal` location aliased to the blob folder's `blobs/` (snippet in [docs/performance.md](docs/performance.md#behind-nginx-x-accel-redirect)). Only for `fs`.",
+          check: (v) => (/^\/[\w./-]*\/$/.test(v) ? undefined : `must be a URL path that starts and ends with "/" (e.g. /_pier_blobs/), got ${JSON.stringify(v)}`),
+        }),
       }),
       s3: section(
         {
@@ -148,6 +153,7 @@ const SCHEMA = section({
   ),
   policy: policyKey,
   ...lifecycleShape,
+  signatures: signaturesSection,
 });
 
 /** The whole configuration, inferred from {@link SCHEMA}. */

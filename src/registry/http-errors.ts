@@ -15,6 +15,7 @@ import { ScopeError } from '../auth/scope.js';
 import { AccountError } from '../auth/accounts.js';
 import { PolicyError } from '../auth/policy.js';
 import { AuthStoreError } from '../auth/store.js';
+import { ServePolicyError } from '../service/serve-policy.js';
 import { RequestError, type RequestErrorCode } from './request-errors.js';
 
 /** The `WWW-Authenticate: Bearer` header of a challenge (Docker token spec). */
@@ -127,6 +128,10 @@ export function toOciError(err: unknown): OciError {
       case 'ERR_INVALID_REQUEST':
         return new OciError('UNSUPPORTED', err.message, { cause: err, status: 400 });
     }
+  }
+  if (err instanceof ServePolicyError) {
+    // A pull a serve policy refuses (signature trust, vulnerabilities): the reason is in the message.
+    return new OciError('DENIED', err.message, { cause: err, detail: { policy: err.policy, reason: err.reason } });
   }
   if (err instanceof AccountError || err instanceof PolicyError || err instanceof ScopeError) {
     return new OciError('UNSUPPORTED', err.message, { cause: err, status: 400 });

@@ -21,6 +21,8 @@ import type { AuditLog } from '../auth/store.js';
 import { Lifecycle } from '../lifecycle/lifecycle.js';
 import { DomainEvents } from '../service/events.js';
 import { RepositoryService } from '../service/repository-service.js';
+import { SignatureVerifier } from '../service/signatures.js';
+import { TrustPolicy } from '../service/trust-policy.js';
 import type { BlobStore } from '../store/blob/blob-store.js';
 import { FsBlobStore } from '../store/blob/fs/fs-blob-store.js';
 import { S3BlobStore } from '../store/blob/s3/s3-blob-store.js';
@@ -86,7 +88,7 @@ export async function startRegistry(config: RegistryConfig, options: StartOption
   let blobs: BlobStore;
   try {
     // S3 upload sessions keep their state in the database, so any replica continues them.
-    blobs = storage.type === 'fs' ? await FsBlobStore.open(storage.path, { space }) : await S3BlobStore.open(storage, new SqlUploadStateStore(db));
+    blobs = storage.type === 'fs' ? await FsBlobStore.open(storage.path, { space, ...(storage.accelRedirect ? { accelRedirect: storage.accelRedirect } : {}) }) : await S3BlobStore.open(storage, new SqlUploadStateStore(db));
   } catch (err) {
     await db.destroy();
     throw err;
@@ -139,7 +141,16 @@ export async function startRegistry(config: RegistryConfig, options: StartOption
     quotaLedger,
     reservationTtlMs: config.uploads.maxAge * 1000,
   });
-  const service: RepositoryService = new RepositoryService({ meta, blobs, lifecycle, access: gate, events, options: { automaticMount: config.uploads.automaticMount, deleteIndexChildren: config.manifests.deleteIndexChildren } });
+  const servePolicies = [new TrustPolicy(config.signatures.trust, new SignatureVerifier({ meta, blobs }))];
+  const service: RepositoryService = new RepositoryService({
+    meta,
+    blobs,
+    lifecycle,
+    access: gate,
+    events,
+    options: { automaticMount: config.uploads.automaticMount, deleteIndexChildren: config.manifests.deleteIndexChildren },
+    servePolicies,
+  });
   // Every change is audited, whatever gate runs (the open one included).
   subscribe(events, { metrics, lifecycle, audit: authGate?.store ?? new SqlAccountStore(db), log });
   const accounts = authGate ? { store: authGate.store, refresh: () => authGate.refresh() } : undefined;
@@ -205,6 +216,12 @@ function subscribe(events: DomainEvents, to: { metrics: Metrics; lifecycle: Life
   events.on('manifest-pushed', () => metrics.manifestsPushed.inc());
   const wake = () => lifecycle.webhooks.nudge();
   events.on('manifest-pushed', wake);
+  for (const type of ['serve-refused', 'serve-warned'] as const) {
+    events.on(type, (e) => {
+      metrics.servePolicy.inc({ policy: e.policy, outcome: type === 'serve-refused' ? 'deny' : 'warn', reason: e.reason });
+      log.warn({ repository: e.repository, tag: e.tag, digest: e.digest, policy: e.policy, reason: e.reason, user: e.actor?.name }, e.message);
+    });
+  }
   events.on('manifest-deleted', wake);
   events.on('tag-changed', wake);
   registerAuditHook(events, audit, log);

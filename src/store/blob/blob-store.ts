@@ -7,6 +7,7 @@
  * Errors are {@link BlobStoreError}s with a stable `code`; the registry's
  * http-errors module is the one place that maps them to OCI errors.
  */
+import type { FileHandle } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
 import type { Digest } from '../../oci/digest.js';
 import { PierError } from '../../oci/pier-error.js';
@@ -143,4 +144,18 @@ export interface BlobLocator {
 
 export function canLocate(store: object): store is BlobLocator {
   return typeof (store as Partial<BlobLocator>).locate === 'function';
+}
+
+/**
+ * An optional role: a store whose blobs are local files. The registry sends
+ * such a blob with its own read/write loop (src/registry/send-file.ts) rather
+ * than through {@link BlobReader.open}'s stream. The caller closes the handle.
+ */
+export interface BlobFileOpener {
+  /** An open read-only handle on the blob's file. Throws ERR_BLOB_NOT_FOUND. */
+  openFile(digest: Digest): Promise<FileHandle>;
+}
+
+export function canOpenFile(store: object): store is BlobFileOpener {
+  return typeof (store as Partial<BlobFileOpener>).openFile === 'function';
 }

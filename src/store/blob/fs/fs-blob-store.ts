@@ -13,13 +13,16 @@
  * between appends of one process). After a restart, a failed append, or for
  * sha512, commit re-reads the upload file instead.
  *
- * Files are private to the service user: folders 0700, files 0600.
+ * Files are private to the service user: folders 0700, files 0600 (behind
+ * nginx with `accelRedirect`, run nginx's workers as that user or give them
+ * read access to blobs/).
  *
- * Write failures: every write is awaited, so a full device (ENOSPC, EDQUOT)
- * or an I/O error surfaces as a {@link BlobStoreError} (ERR_STORAGE_FULL,
- * ERR_STORAGE_FAILED) from the call that caused it, at once; an append that
- * fails cuts its upload back to the last wholly written buffer and leaves it
- * resumable. New bytes are refused below the {@link SpaceGuard}'s minimum.
+ * Write failures: an append writes 1 MiB batches with writev, one batch in
+ * flight while the next fills, and checks each write's outcome before it
+ * takes the next chunk, so a full device (ENOSPC, EDQUOT) or an I/O error
+ * surfaces as a {@link BlobStoreError} (ERR_STORAGE_FULL, ERR_STORAGE_FAILED)
+ * from the call that caused it, within a batch; an append that fails cuts
+ * its upload back to the last wholly written batch and leaves it resumable. New bytes are refused below the {@link SpaceGuard}'s minimum.
  */
 import { createHash, randomUUID, type Hash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
@@ -29,7 +32,10 @@ import type { Readable } from 'node:stream';
 import { Digest } from '../../../oci/digest.js';
 import {
   BlobStoreError,
+  type BlobFileOpener,
   type BlobInfo,
+  type BlobLocation,
+  type BlobLocator,
   type BlobStore,
   type ByteRange,
   type UploadInfo,
@@ -38,8 +44,12 @@ import { NO_GUARD, type SpaceGuard } from '../../disk-space.js';
 
 const UPLOAD_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 const WRITE_BUFFER = 1024 * 1024;
-/** Bytes an upload may hold in memory before waiting for the disk: small, so many concurrent uploads stay cheap. */
-const APPEND_BUFFER = 256 * 1024;
+/**
+ * Bytes of an upload gathered into one write (writev): large, so a GiB is a
+ * thousand system calls, and small enough that many concurrent uploads stay
+ * cheap (at most two batches per upload: one being written, one filling).
+ */
+const APPEND_BUFFER = 1024 * 1024;
 /** Free space is checked again after this many bytes of one append. */
 const SPACE_CHECK_EVERY = 4 * 1024 * 1024;
 const DIR_MODE = 0o700;
@@ -88,7 +98,7 @@ async function writeAll(handle: FileHandle, buffers: Buffer[]): Promise<void> {
   }
 }
 
-export class FsBlobStore implements BlobStore {
+export class FsBlobStore implements BlobStore, BlobFileOpener, BlobLocator {
   private readonly blobsDir: string;
   private readonly uploadsDir: string;
   private readonly live = new Map<string, LiveUpload>();
@@ -96,14 +106,20 @@ export class FsBlobStore implements BlobStore {
   private constructor(
     readonly root: string,
     private readonly space: SpaceGuard,
+    private readonly accelRedirect: string | undefined,
   ) {
     this.blobsDir = path.join(root, 'blobs');
     this.uploadsDir = path.join(root, 'uploads');
   }
 
-  /** Opens (creating, private) the store under `root`; `space` refuses new bytes when free space is low. */
-  static async open(root: string, options: { space?: SpaceGuard } = {}): Promise<FsBlobStore> {
-    const store = new FsBlobStore(root, options.space ?? NO_GUARD);
+  /**
+   * Opens (creating, private) the store under `root`; `space` refuses new
+   * bytes when free space is low. With `accelRedirect` (a URL path prefix
+   * ending in `/`), {@link locate} hands blobs to a front nginx instead of
+   * streaming them.
+   */
+  static async open(root: string, options: { space?: SpaceGuard; accelRedirect?: string } = {}): Promise<FsBlobStore> {
+    const store = new FsBlobStore(root, options.space ?? NO_GUARD, options.accelRedirect);
     await mkdir(root, { recursive: true, mode: DIR_MODE });
     await mkdir(store.blobsDir, { recursive: true, mode: DIR_MODE });
     await mkdir(store.uploadsDir, { recursive: true, mode: DIR_MODE });
@@ -132,14 +148,28 @@ export class FsBlobStore implements BlobStore {
     }
   }
 
-  async open(digest: Digest, range?: ByteRange): Promise<Readable> {
-    let handle;
+  /**
+   * With `accelRedirect` set: the blob's internal path for nginx,
+   * `<prefix><algorithm>/<first two hex>/<hex>` (its path under blobs/,
+   * which the nginx location aliases); nginx answers `range` itself.
+   * Without it: undefined (the registry sends the file).
+   */
+  async locate(digest: Digest): Promise<BlobLocation | undefined> {
+    if (this.accelRedirect === undefined) return undefined;
+    return { kind: 'internal', path: `${this.accelRedirect}${digest.algorithm}/${digest.encoded.slice(0, 2)}/${digest.encoded}` };
+  }
+
+  async openFile(digest: Digest): Promise<FileHandle> {
     try {
-      handle = await open(this.blobPath(digest), 'r');
+      return await open(this.blobPath(digest), 'r');
     } catch (err) {
       if (isNotFound(err)) throw new BlobStoreError('ERR_BLOB_NOT_FOUND', `blob ${digest.toString()} not found`);
       throw err;
     }
+  }
+
+  async open(digest: Digest, range?: ByteRange): Promise<Readable> {
+    const handle = await this.openFile(digest);
     return createReadStream('', {
       fd: handle,
       highWaterMark: WRITE_BUFFER,
@@ -193,20 +223,34 @@ export class FsBlobStore implements BlobStore {
     let handle: FileHandle | undefined;
     /** Bytes wholly in the file: where the upload resumes if this append fails. */
     let kept = live.size;
-    const pending: Buffer[] = [];
+    /** The batch filling up from the request. */
+    let pending: Buffer[] = [];
     let pendingBytes = 0;
-    let writeFailed = false;
-    const flush = async () => {
+    /** The batch being written: at most one, so the next fills while it runs (no await per write, two batches of memory at most). */
+    let inFlight: Promise<void> | undefined;
+    /** The device's failure, as the store's error: set by the write, thrown at the next step of the loop. */
+    let failure: Error | undefined;
+    const startWrite = () => {
       if (pendingBytes === 0 || !handle) return;
-      try {
-        await writeAll(handle, pending);
-      } catch (err) {
-        writeFailed = true;
-        throw writeError(err, `writing upload ${id}`);
-      }
-      kept += pendingBytes;
-      pending.length = 0;
+      const batch = pending;
+      const bytes = pendingBytes;
+      pending = [];
       pendingBytes = 0;
+      inFlight = writeAll(handle, batch).then(
+        () => {
+          kept += bytes;
+        },
+        (err: unknown) => {
+          const mapped = writeError(err, `writing upload ${id}`);
+          failure = mapped instanceof Error ? mapped : new Error(String(mapped));
+        },
+      );
+    };
+    /** Waits for the batch in flight; throws the device's failure, if any. */
+    const settle = async () => {
+      if (inFlight) await inFlight;
+      inFlight = undefined;
+      if (failure !== undefined) throw failure;
     };
     try {
       await this.space.ensureRoom(options.expectedBytes ?? 0);
@@ -224,16 +268,22 @@ export class FsBlobStore implements BlobStore {
         if (options.maxBytes !== undefined && written > options.maxBytes) {
           throw new BlobStoreError('ERR_SIZE_MISMATCH', `more than ${options.maxBytes} bytes sent`);
         }
+        if (failure !== undefined) throw failure;
         live.hash?.update(chunk);
         pending.push(chunk);
         pendingBytes += chunk.length;
-        if (pendingBytes >= APPEND_BUFFER) await flush();
+        if (pendingBytes >= APPEND_BUFFER) {
+          await settle();
+          startWrite();
+        }
         if (written >= nextCheck) {
           nextCheck = written + SPACE_CHECK_EVERY;
           await this.space.ensureRoom(0);
         }
       }
-      await flush();
+      await settle();
+      startWrite();
+      await settle();
       live.size = kept;
       return { size: live.size };
     } catch (err) {
@@ -241,7 +291,11 @@ export class FsBlobStore implements BlobStore {
       live.hash = undefined;
       // A failing source keeps what arrived (the client resumes after it);
       // a failing device keeps only what was wholly written.
-      if (!writeFailed && handle) await flush().catch(() => undefined);
+      await inFlight;
+      if (failure === undefined) {
+        startWrite();
+        await inFlight;
+      }
       if (handle) await handle.truncate(kept).catch(() => undefined);
       live.size = kept;
       throw err;

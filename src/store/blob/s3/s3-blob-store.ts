@@ -59,7 +59,7 @@ const MAX_PARTS = 10_000;
 const MAX_COPY = 5 * 1024 * MiB;
 const COPY_PART = 512 * MiB;
 /** How long a writer holds a session before another may take it; renewed while it writes. */
-const HOLD_MS = 60_000;
+const HOLD_MS = 20_000;
 /** How long a presigned URL is valid (distribution's default). */
 const PRESIGN_SECONDS = 20 * 60;
 
