@@ -44,10 +44,10 @@ const ALLOWED: Record<string, string[]> = {
 };
 
 /** The composition roots: the only files outside store/ that may import adapters (store/meta/sql, store/blob/fs, store/blob/s3). */
-const COMPOSITION_ROOTS = new Set(['registry/server.ts', 'cli/commands/auth-common.ts']);
+const COMPOSITION_ROOTS = new Set(['registry/server.ts', 'cli/commands/auth-common.ts', 'cli/commands/migrate.ts']);
 
 /** CLI commands that run the server or administer a local database: they may use the server side. */
-const LOCAL_COMMANDS = new Set(['cli/commands/serve.ts', 'cli/commands/auth-common.ts', 'cli/commands/user.ts', 'cli/commands/token.ts', 'cli/commands/policy.ts']);
+const LOCAL_COMMANDS = new Set(['cli/commands/serve.ts', 'cli/commands/auth-common.ts', 'cli/commands/user.ts', 'cli/commands/token.ts', 'cli/commands/policy.ts', 'cli/commands/migrate.ts']);
 const SERVER_SIDE = ['registry', 'auth', 'store'];
 
 const ADAPTERS = [/^store\/meta\/sql\//, /^store\/blob\/fs\//, /^store\/blob\/s3\//];

@@ -12,6 +12,11 @@
  * one stay valid until both it is removed and they expire). Every `.key`
  * and `.crt` verifies. With no `.key`, one is generated on start.
  *
+ * Replicas on one PostgreSQL keep their keys in the database instead
+ * ({@link loadStoredKeySet}): the first to start creates one, every replica
+ * signs with the newest and verifies with all, so a token issued by one is
+ * accepted by every other. `.crt` files in the folder still verify there.
+ *
  * The key id (`kid`) is the libtrust fingerprint of the public key, the
  * form CNCF distribution 2.8 looks up among the keys of its
  * `rootcertbundle`, so a `.crt` here is all distribution needs to trust
@@ -20,6 +25,7 @@
 import { createHash, createPrivateKey, createPublicKey, generateKeyPairSync, randomBytes, sign, X509Certificate, type KeyObject } from 'node:crypto';
 import { mkdir, open, readdir, readFile, rename } from 'node:fs/promises';
 import path from 'node:path';
+import type { SigningKeyStore, StoredSigningKey } from '../store/meta/signing-keys.js';
 
 export interface SigningKey {
   kid: string;
@@ -114,12 +120,19 @@ export function selfSignedCertificate(privateKey: KeyObject, commonName: string)
   return `-----BEGIN CERTIFICATE-----\n${der.toString('base64').match(/.{1,64}/g)!.join('\n')}\n-----END CERTIFICATE-----\n`;
 }
 
+/** A new signing key (ECDSA P-256) and its certificate, as PEM, named by creation time then randomness. */
+export function newSigningKey(commonName = 'pier token issuer'): StoredSigningKey {
+  const { privateKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+  const now = new Date();
+  // Creation time first (the newest signs), then randomness: two registries starting together never collide.
+  const id = `${now.toISOString().replace(/:/g, '-').replace(/\.\d+Z$/, 'Z')}-${randomBytes(3).toString('hex')}`;
+  return { id, privateKey: privateKey.export({ type: 'pkcs8', format: 'pem' }) as string, certificate: selfSignedCertificate(privateKey, commonName), createdAt: now.getTime() };
+}
+
 /** Creates a new signing key (and its certificate) in `dir`; returns its file stem. */
 export async function generateSigningKey(dir: string, commonName = 'pier token issuer'): Promise<string> {
   await mkdir(dir, { recursive: true, mode: 0o700 });
-  const { privateKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
-  // Creation time first (the newest signs), then randomness: two registries starting together never collide.
-  const stem = `${new Date().toISOString().replace(/:/g, '-').replace(/\.\d+Z$/, 'Z')}-${randomBytes(3).toString('hex')}`;
+  const key = newSigningKey(commonName);
   // Certificate first, each through a temp file and a rename: a crash leaves either no key or a whole one.
   const put = async (name: string, data: string, mode: number) => {
     const tmp = path.join(dir, `.${name}.${process.pid}.tmp`);
@@ -132,43 +145,81 @@ export async function generateSigningKey(dir: string, commonName = 'pier token i
     }
     await rename(tmp, path.join(dir, name));
   };
-  await put(`${stem}.crt`, selfSignedCertificate(privateKey, commonName), 0o644);
-  await put(`${stem}.key`, privateKey.export({ type: 'pkcs8', format: 'pem' }) as string, 0o600);
-  return stem;
+  await put(`${key.id}.crt`, key.certificate, 0o644);
+  await put(`${key.id}.key`, key.privateKey, 0o600);
+  return key.id;
 }
 
 /** Loads every key in `dir` (generating one when there is none). */
 export async function loadKeySet(dir: string): Promise<KeySet> {
-  let files = await readdir(dir).catch((err: NodeJS.ErrnoException) => {
+  let files = await listKeyFolder(dir);
+  if (!files.some((f) => f.endsWith('.key'))) {
+    await generateSigningKey(dir);
+    files = await listKeyFolder(dir);
+  }
+  const keys = new KeyCollector();
+  await keys.addFolder(dir, files);
+  return keys.result();
+}
+
+/**
+ * The keys of replicas sharing a database: every key in `store` (the first
+ * replica to start creates one; the newest signs), plus any certificate in
+ * the folder `dir` if it exists (they verify, never sign; a `.key` file
+ * there is not used).
+ */
+export async function loadStoredKeySet(store: SigningKeyStore, dir: string): Promise<KeySet> {
+  const keys = new KeyCollector();
+  const files = await listKeyFolder(dir);
+  await keys.addFolder(dir, files.filter((f) => !f.endsWith('.key')));
+  for (const key of await store.signingKeys(() => newSigningKey())) {
+    keys.addCertificates(key.certificate);
+    keys.addPrivateKey(key.privateKey);
+  }
+  return keys.result();
+}
+
+async function listKeyFolder(dir: string): Promise<string[]> {
+  const files = await readdir(dir).catch((err: NodeJS.ErrnoException) => {
     if (err.code === 'ENOENT') return [] as string[];
     throw err;
   });
-  if (!files.some((f) => f.endsWith('.key'))) {
-    await generateSigningKey(dir);
-    files = await readdir(dir);
-  }
-  files.sort();
-  const verifiers: KeySet['verifiers'] = new Map();
-  const certificates: string[] = [];
-  let signer: SigningKey | undefined;
-  for (const file of files) {
-    if (file.startsWith('.')) continue;
-    const full = path.join(dir, file);
-    if (file.endsWith('.key')) {
-      const privateKey = createPrivateKey(await readFile(full));
-      const publicKey = createPublicKey(privateKey);
-      const kid = libtrustKeyId(publicKey);
-      const alg = algOf(privateKey);
-      verifiers.set(kid, { alg, key: publicKey });
-      signer = { kid, alg, privateKey };
-    } else if (file.endsWith('.crt') || file.endsWith('.pem')) {
-      const text = await readFile(full, 'utf8');
-      for (const block of text.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g) ?? []) {
-        const publicKey = new X509Certificate(block).publicKey;
-        verifiers.set(libtrustKeyId(publicKey), { alg: algOf(publicKey), key: publicKey });
-        certificates.push(`${block}\n`);
-      }
+  return files.sort();
+}
+
+/** Gathers verifiers and certificates; the last private key added signs. */
+class KeyCollector {
+  private readonly verifiers: KeySet['verifiers'] = new Map();
+  private readonly certificates: string[] = [];
+  private signer: SigningKey | undefined;
+
+  async addFolder(dir: string, files: string[]): Promise<void> {
+    for (const file of files) {
+      if (file.startsWith('.')) continue;
+      const full = path.join(dir, file);
+      if (file.endsWith('.key')) this.addPrivateKey(await readFile(full, 'utf8'));
+      else if (file.endsWith('.crt') || file.endsWith('.pem')) this.addCertificates(await readFile(full, 'utf8'));
     }
   }
-  return { signer: signer!, verifiers, certificates };
+
+  addPrivateKey(pem: string): void {
+    const privateKey = createPrivateKey(pem);
+    const publicKey = createPublicKey(privateKey);
+    const kid = libtrustKeyId(publicKey);
+    const alg = algOf(privateKey);
+    this.verifiers.set(kid, { alg, key: publicKey });
+    this.signer = { kid, alg, privateKey };
+  }
+
+  addCertificates(text: string): void {
+    for (const block of text.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g) ?? []) {
+      const publicKey = new X509Certificate(block).publicKey;
+      this.verifiers.set(libtrustKeyId(publicKey), { alg: algOf(publicKey), key: publicKey });
+      this.certificates.push(`${block}\n`);
+    }
+  }
+
+  result(): KeySet {
+    return { signer: this.signer!, verifiers: this.verifiers, certificates: this.certificates };
+  }
 }

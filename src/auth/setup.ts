@@ -10,7 +10,7 @@ import { isLoopback } from '../shared/loopback.js';
 import type { AuthSetup } from './config.js';
 import { AccountError, addUser } from './accounts.js';
 import { AuthGate } from './gate.js';
-import { loadKeySet } from './keys.js';
+import { loadKeySet, type KeySet } from './keys.js';
 import type { AuthStore } from './store.js';
 import type { Counters } from '../store/coordinator/coordinator.js';
 import { CountingLoginThrottle } from './throttle.js';
@@ -49,8 +49,12 @@ async function createInitialAdmin(config: AuthSetup, store: AuthStore, log: Logg
   log.info({ user: initial.name }, 'created the initial admin from auth.initialAdmin');
 }
 
-/** `counters`: where failed logins are counted (the coordinator's, so replicas sharing it share the throttle). */
-export async function createAuthGate(config: AuthSetup, store: AuthStore, counters: Counters, log: Logger): Promise<AuthGate> {
+/**
+ * `counters`: where failed logins are counted (the coordinator's, so replicas sharing it share the throttle).
+ * `keys`: where the token signing keys come from (default: the `auth.keys` folder; replicas on one
+ * database pass the database's, see keys.ts loadStoredKeySet).
+ */
+export async function createAuthGate(config: AuthSetup, store: AuthStore, counters: Counters, log: Logger, keys: () => Promise<KeySet> = () => loadKeySet(config.auth.keys)): Promise<AuthGate> {
   const host = config.listen.slice(0, config.listen.lastIndexOf(':'));
   const loopback = isLoopback(host);
   await createInitialAdmin(config, store, log);
@@ -64,8 +68,7 @@ export async function createAuthGate(config: AuthSetup, store: AuthStore, counte
         `or pass --insecure-open (PIER_AUTH_INSECURE_OPEN=true) to serve everyone everything`,
     );
   }
-  const keys = await loadKeySet(config.auth.keys);
-  const tokens = new TokenService(keys, { issuer: config.auth.issuer, service: config.auth.service, ttl: config.auth.tokenTtl });
+  const tokens = new TokenService(await keys(), { issuer: config.auth.issuer, service: config.auth.service, ttl: config.auth.tokenTtl });
   const throttle = new CountingLoginThrottle(counters, config.auth.throttle.failures === 0 ? Infinity : config.auth.throttle.failures, config.auth.throttle.window * 1000);
   const gate = new AuthGate(
     store,

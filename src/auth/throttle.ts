@@ -53,6 +53,7 @@ export class CountingLoginThrottle implements LoginThrottle {
   }
 }
 
+/** Unambiguous and free of NUL bytes (PostgreSQL text refuses them), whatever the account name holds. */
 function keyOf(account: string, ip: string): string {
-  return `login:${ip}\0${account.slice(0, 200)}`;
+  return `login:${JSON.stringify([ip, account.slice(0, 200)])}`;
 }

@@ -28,6 +28,7 @@ export const EXAMPLES: Readonly<Record<string, readonly string[]>> = {
   rollback: ['pier rollback registry.example.com/team/app:v1 --steps 1'],
   retention: ['pier retention 127.0.0.1:5000 --dry-run'],
   gc: ['pier gc 127.0.0.1:5000 --dry-run'],
+  migrate: ['pier migrate --data /var/lib/pier --to scale-out.yaml'],
   webhook: ['pier webhook test deploys --registry 127.0.0.1:5000'],
   version: ['pier version', 'pier --version'],
   completion: ['source <(pier completion bash)', "pier completion bash > /etc/bash_completion.d/pier"],

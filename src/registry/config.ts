@@ -90,7 +90,7 @@ const SCHEMA = section({
     },
   ),
   database: union(
-    { default: 'sqlite', doc: 'Metadata store: `sqlite`; `postgres` is declared but refused at start (not available yet).' },
+    { default: 'sqlite', doc: 'Metadata store: `sqlite` (embedded) or `postgres` (replicas sharing one database).' },
     {
       sqlite: section({
         path: dataPath({ default: 'pier.db', doc: 'SQLite file, relative to `data`. Only for `sqlite`.' }),
@@ -164,15 +164,16 @@ export type StorageConfig = RegistryConfig['storage'];
 export type DatabaseConfig = RegistryConfig['database'];
 
 /**
- * The adapters this build has (files on disk or S3, SQLite), narrowed from
- * the config; a declared but unbuilt variant (postgres) is a ConfigError:
- * one line, "not available yet". Called by the composition roots.
+ * The adapters this build has (files on disk or S3; SQLite or PostgreSQL),
+ * checked beyond the schema (a postgres:// URL). Called by the composition roots.
  */
 export function embeddedAdapters(config: Pick<RegistryConfig, 'storage' | 'database'>): {
   storage: StorageConfig;
-  database: Extract<DatabaseConfig, { type: 'sqlite' }>;
+  database: DatabaseConfig;
 } {
-  if (config.database.type !== 'sqlite') throw new ConfigError('database.type', `${config.database.type} is not available yet (only sqlite)`);
+  if (config.database.type === 'postgres' && !/^postgres(ql)?:\/\//.test(config.database.url)) {
+    throw new ConfigError('database.url', 'must be a postgres:// URL (postgres://USER:PASSWORD@HOST:PORT/DATABASE)');
+  }
   return { storage: config.storage, database: config.database };
 }
 

@@ -4,7 +4,9 @@
  * in-flight requests finish (up to `shutdownTimeout`), then closes stores.
  *
  * The server's composition root (test/architecture.test.ts names it): the
- * one place that chooses adapters (the fs or S3 blob store, SQLite), builds the
+ * one place that chooses adapters (the fs or S3 blob store; SQLite with the
+ * in-process coordinator, or PostgreSQL with the SQL coordinator and the
+ * signing keys in the database), builds the
  * repository service over them, and subscribes audit, metrics and webhooks
  * to its events.
  */
@@ -32,7 +34,13 @@ import { SqlLifecycleStore } from '../store/meta/sql/sql-lifecycle-store.js';
 import { SqlMetaStore } from '../store/meta/sql/sql-meta-store.js';
 import { SqlQuotaLedger } from '../store/meta/sql/sql-quota-ledger.js';
 import type { QuotaLedger } from '../store/meta/quota-ledger.js';
-import { openSqliteDatabase } from '../store/meta/sql/sqlite.js';
+import { openDatabase } from '../store/meta/sql/open.js';
+import type { Database } from '../store/meta/sql/schema.js';
+import { SqlCoordinator } from '../store/meta/sql/sql-coordinator.js';
+import { SqlSigningKeyStore } from '../store/meta/sql/sql-signing-key-store.js';
+import type { Coordinator } from '../store/coordinator/coordinator.js';
+import { loadStoredKeySet } from '../auth/keys.js';
+import type { Kysely } from 'kysely';
 import { buildApp } from './app.js';
 import { embeddedAdapters, type RegistryConfig } from './config.js';
 import { createMetrics, registerDiskSpaceMetrics, type Metrics } from './metrics.js';
@@ -75,10 +83,13 @@ export async function startRegistry(config: RegistryConfig, options: StartOption
   const log = options.logger ?? pino({ level: config.log.level, base: undefined, timestamp: pino.stdTimeFunctions.isoTime });
   const { storage, database } = embeddedAdapters(config);
   const space = new DiskSpace(
-    [...(storage.type === 'fs' ? [{ name: 'storage', path: storage.path }] : []), { name: 'database', path: path.dirname(database.path) }],
+    [
+      ...(storage.type === 'fs' ? [{ name: 'storage', path: storage.path }] : []),
+      ...(database.type === 'sqlite' ? [{ name: 'database', path: path.dirname(database.path) }] : []),
+    ],
     storage.minFree,
   );
-  const db = await openSqliteDatabase(database.path, { synchronous: database.synchronous });
+  const db: Kysely<Database> = await openDatabase(database);
   let blobs: BlobStore;
   try {
     // S3 upload sessions keep their state in the database, so any replica continues them.
@@ -90,19 +101,26 @@ export async function startRegistry(config: RegistryConfig, options: StartOption
   const meta = new SqlMetaStore(db);
   const metrics = createMetrics();
   registerDiskSpaceMetrics(metrics, space);
-  // Embedded: one process, so claims, locks, leases and counters live in it (a SQL coordinator for replicas).
-  const coordinator = new InProcessCoordinator();
+  // SQLite: one process, so claims, locks, leases and counters live in it. PostgreSQL: replicas share them as rows.
+  const sqlCoordinator = database.type === 'postgres' ? new SqlCoordinator(db) : undefined;
+  const coordinator: Coordinator = sqlCoordinator ?? new InProcessCoordinator();
+  // SQLite: keys in the auth.keys folder. PostgreSQL: in the database, so every replica has the same.
+  const keys = database.type === 'postgres' ? () => loadStoredKeySet(new SqlSigningKeyStore(db), config.auth.keys) : undefined;
+  const closeStores = async () => {
+    await sqlCoordinator?.close().catch((err: unknown) => log.warn({ err }, 'giving back coordinator rows failed'));
+    await meta.close();
+    await blobs.close();
+  };
   let authGate: AuthGate | undefined;
   let https: { cert: Buffer; key: Buffer } | undefined;
   try {
     if (!options.gate) {
-      authGate = await createAuthGate({ auth: config.auth, policy: config.policy, listen: config.listen, data: config.data, https: config.tls !== undefined }, new SqlAccountStore(db), coordinator, log);
+      authGate = await createAuthGate({ auth: config.auth, policy: config.policy, listen: config.listen, data: config.data, https: config.tls !== undefined }, new SqlAccountStore(db), coordinator, log, keys);
     }
     if (config.tls) https = { cert: await readFile(config.tls.cert), key: await readFile(config.tls.key) };
   } catch (err) {
     authGate?.stop();
-    await meta.close();
-    await blobs.close();
+    await closeStores();
     throw err;
   }
   const gate = options.gate ?? authGate ?? openGate;
@@ -110,8 +128,7 @@ export async function startRegistry(config: RegistryConfig, options: StartOption
     await reconcileUploads(blobs, meta, log);
   } catch (err) {
     authGate?.stop();
-    await meta.close();
-    await blobs.close();
+    await closeStores();
     throw err;
   }
   const events = new DomainEvents((err, event) => log.error({ err, event: event.type }, 'an event listener failed'));
@@ -159,8 +176,7 @@ export async function startRegistry(config: RegistryConfig, options: StartOption
     authGate?.stop();
     await app.close();
     await lifecycle.close();
-    await meta.close();
-    await blobs.close();
+    await closeStores();
     const code = (err as NodeJS.ErrnoException).code;
     if (code === 'EADDRINUSE') throw new ListenError(`cannot listen on ${config.listen}: address already in use`);
     if (code === 'EADDRNOTAVAIL' || code === 'ENOTFOUND') throw new ListenError(`cannot listen on ${config.listen}: no such local address`);
@@ -192,8 +208,7 @@ export async function startRegistry(config: RegistryConfig, options: StartOption
         } finally {
           clearTimeout(force);
           await lifecycle.close();
-          await meta.close();
-          await blobs.close();
+          await closeStores();
         }
       })();
       return closing;

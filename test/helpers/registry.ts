@@ -71,7 +71,11 @@ export async function spawnTestRegistry(options: {
   });
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
   const url = await new Promise<string>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`pier serve did not start in 20s: ${stderr}`)), 20_000);
+    const timer = setTimeout(() => {
+      // Not left running: a caller that gives up on it has no handle to stop it.
+      child.kill('SIGKILL');
+      reject(new Error(`pier serve did not start in 20s: ${stderr}`));
+    }, 20_000);
     createInterface({ input: child.stdout }).on('line', (line) => {
       try {
         const entry = JSON.parse(line) as Record<string, unknown>;

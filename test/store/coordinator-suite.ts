@@ -17,14 +17,26 @@ export interface CoordinatorFixture {
   close(): Promise<void>;
 }
 
-/** Resolves when `p` settles, or reports that it is still pending after the event loop has run a few turns. */
-async function settled(p: Promise<unknown>): Promise<boolean> {
+/**
+ * Whether `p` has settled after a while: a moment that outlasts the SQL
+ * coordinator's longest pause between retries (250 ms) and a database
+ * round trip, so "still pending" means it really waits. The callers that
+ * expect it settled (after a release) give it up to 10 s.
+ */
+async function settled(p: Promise<unknown>, expect: boolean): Promise<boolean> {
   let done = false;
-  void p.then(
+  const finished = p.then(
     () => (done = true),
     () => (done = true),
   );
-  for (let i = 0; i < 20; i++) await new Promise((r) => setImmediate(r));
+  if (expect) {
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([finished, new Promise((r) => (timer = setTimeout(r, 10_000)))]);
+    clearTimeout(timer);
+  } else {
+    for (let i = 0; i < 20; i++) await new Promise((r) => setImmediate(r));
+    await new Promise((r) => setTimeout(r, 300));
+  }
   return done;
 }
 
@@ -49,9 +61,9 @@ export function coordinatorSuite(name: string, open: (clock: { now: () => number
         const second = await c!.fence(['sha256:b', 'sha256:c']);
         assert.deepEqual(second.fenced, ['sha256:c'], 'a fenced digest is not fenced twice');
         const waiting = c!.claim('sha256:b');
-        assert.equal(await settled(waiting), false, 'a claim on a fenced digest waits');
+        assert.equal(await settled(waiting, false), false, 'a claim on a fenced digest waits');
         await first.lift();
-        assert.equal(await settled(waiting), true, 'and goes ahead once the fence is lifted');
+        assert.equal(await settled(waiting, true), true, 'and goes ahead once the fence is lifted');
         await (await waiting)();
         await release();
         await release(); // a second release does nothing
@@ -82,12 +94,12 @@ export function coordinatorSuite(name: string, open: (clock: { now: () => number
         const held = await c!.lock(['r:b', 'r:a']);
         assert.equal(await c!.tryLock('r:a'), undefined, 'tryLock on a held lock fails at once');
         const waiting = c!.lock(['r:a', 'r:c']);
-        assert.equal(await settled(waiting), false, 'a lock on a held key waits');
+        assert.equal(await settled(waiting, false), false, 'a lock on a held key waits');
         const other = await c!.tryLock('r:d');
         assert.ok(other, 'other keys are free');
         await other();
         await held();
-        assert.equal(await settled(waiting), true);
+        assert.equal(await settled(waiting, true), true);
         await (await waiting)();
         const free = await c!.tryLock('r:a');
         assert.ok(free);
@@ -141,7 +153,7 @@ export function coordinatorSuite(name: string, open: (clock: { now: () => number
         assert.deepEqual(f.fenced, ['sha256:b'], "another replica's claim protects its digest");
         assert.deepEqual((await a!.fence(['sha256:b'])).fenced, [], "another replica's fence is respected");
         const waiting = a!.claim('sha256:b');
-        assert.equal(await settled(waiting), false, "a claim waits for another replica's fence");
+        assert.equal(await settled(waiting, false), false, "a claim waits for another replica's fence");
         await f.lift();
         await (await waiting)(); // goes ahead (by polling: the lift happened elsewhere)
         await claimed();
@@ -158,7 +170,7 @@ export function coordinatorSuite(name: string, open: (clock: { now: () => number
         const held = await a!.lock(['repo:v1', 'repo:v2']);
         assert.equal(await b.tryLock('repo:v2'), undefined);
         const waiting = b.lock(['repo:v1']);
-        assert.equal(await settled(waiting), false);
+        assert.equal(await settled(waiting, false), false);
         await held();
         await (await waiting)();
       }),

@@ -8,7 +8,7 @@ import { stat } from 'node:fs/promises';
 import { embeddedAdapters, loadConfig, type RegistryConfig } from '../../registry/config.js';
 import type { AuthStore } from '../../auth/store.js';
 import { storedRules } from '../../auth/store.js';
-import { openSqliteAccountStore } from '../../store/meta/sql/sqlite.js';
+import { openLocalAccountStore } from '../../store/meta/sql/open.js';
 import { addPolicyRule, addUser, changePassword, createAccessToken, describeToken, importHtpasswd } from '../../auth/accounts.js';
 import type { GroupInfo, ImportResponse, NewToken, RuleInfo, TokenInfo, UserInfo } from '../../client/pier-api.js';
 import { UsageError, type Io } from '../command.js';
@@ -39,23 +39,26 @@ ${CONNECTION_USAGE}`;
 /**
  * Runs `fn` with the auth store of the registry's database. The database
  * must exist: only `pier serve` creates one, so a wrong folder is one line
- * naming it rather than a new database no registry reads. A composition
- * root (test/architecture.test.ts names it): it chooses the SQLite adapter.
+ * naming it rather than a new database no registry reads (PostgreSQL:
+ * the configured `database.url`). A composition root
+ * (test/architecture.test.ts names it): it chooses the database adapter.
  */
 export async function withAuthStore<T>(values: { data?: string | undefined; config?: string | undefined }, io: Io, fn: (opened: { store: AuthStore }, config: RegistryConfig) => Promise<T>): Promise<T> {
   const config = await loadConfig({ file: values.config ?? io.env.PIER_CONFIG, env: io.env, flags: { data: values.data } });
   const database = embeddedAdapters(config).database;
-  const exists = await stat(database.path).then(
-    (s) => s.isFile(),
-    () => false,
-  );
-  if (!exists) {
+  const exists =
+    database.type === 'postgres' ||
+    (await stat(database.path).then(
+      (s) => s.isFile(),
+      () => false,
+    ));
+  if (!exists && database.type === 'sqlite') {
     throw new UsageError(
       `no Pier database in ${config.data} (${database.path} does not exist); name a registry's data folder with --data DIR (or PIER_DATA), or a running registry with --registry HOST`,
       1,
     );
   }
-  const opened = await openSqliteAccountStore(database.path);
+  const opened = await openLocalAccountStore(database);
   try {
     return await fn(opened, config);
   } finally {

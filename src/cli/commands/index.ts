@@ -36,6 +36,7 @@ export const commands: CommandEntry[] = [
   { name: "retention", summary: "Apply the retention rules now, or show what they would delete (admin)", load: async () => (await import('./retention.js')).retention },
   { name: "gc", summary: "Collect garbage on a running registry (admin)", load: async () => (await import('./gc.js')).gc },
   { name: "webhook", summary: "Send a sample event to a configured webhook (admin)", load: async () => (await import('./webhook.js')).webhook },
+  { name: "migrate", summary: "Copy a registry (SQLite and files) into the stores another config names (PostgreSQL and S3)", load: async () => (await import('./migrate.js')).migrate },
   { name: "version", summary: "Print pier's version (also: pier --version, pier -v)", load: async () => (await import('./version.js')).version },
   { name: "completion", summary: "Print a shell completion script (bash)", subcommands: ['bash'], load: async () => (await import('./completion.js')).completion },
 ];

@@ -155,8 +155,10 @@ export interface WebhookOutbox {
    * In one transaction: reads up to `limit` tag changes after the cursor,
    * inserts the deliveries `plan` makes of them (a duplicate endpoint and
    * event id is skipped), and moves the cursor past them. Returns how many
-   * changes were read. The transaction is serializable on PostgreSQL (the
-   * cursor is read and written in it).
+   * changes were read. Fan-outs run one at a time (the cursor row is
+   * locked), and changes are read in commit order, each exactly once, with
+   * any number of concurrent writers (decision 0076): per tag, in the order
+   * the changes were made.
    */
   fanOut(limit: number, plan: (events: TagEventRow[]) => NewDelivery[]): Promise<number>;
   /** The endpoint's oldest pending delivery. */

@@ -10,6 +10,8 @@ import * as auth from './migrations/0002-auth.js';
 import * as lifecycle from './migrations/0003-lifecycle.js';
 import * as quotaReservations from './migrations/0004-quota-reservations.js';
 import * as coordination from './migrations/0005-coordination.js';
+import * as signingKeys from './migrations/0006-signing-keys.js';
+import * as historyCommitOrder from './migrations/0007-history-commit-order.js';
 import * as blobUploads from './migrations/0008-blob-uploads.js';
 import * as uiSessions from './migrations/0013-ui-sessions.js';
 import type { Dialect } from './migrations/types.js';
@@ -25,6 +27,8 @@ const STEPS: [string, Step][] = [
   ['0003-lifecycle', lifecycle],
   ['0004-quota-reservations', quotaReservations],
   ['0005-coordination', coordination],
+  ['0006-signing-keys', signingKeys],
+  ['0007-history-commit-order', historyCommitOrder],
   ['0008-blob-uploads', blobUploads],
   ['0013-ui-sessions', uiSessions],
 ];

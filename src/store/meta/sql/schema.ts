@@ -239,9 +239,18 @@ export interface UiSessionsTable {
   expires_at: number;
 }
 
+/** Token signing keys (migration 0006-signing-keys; sql-signing-key-store.ts). */
+export interface SigningKeysTable {
+  id: string;
+  private_key: string;
+  certificate: string;
+  created_at: number;
+}
+
 export interface Database extends AuthTables, LifecycleTables, CoordinatorTables {
   blob_uploads: BlobUploadsTable;
   ui_sessions: UiSessionsTable;
+  signing_keys: SigningKeysTable;
   repositories: RepositoriesTable;
   repository_blobs: RepositoryBlobsTable;
   manifests: ManifestsTable;

@@ -1,6 +1,7 @@
 /** The account store over SQL (tables of migration 0002-auth): see ../accounts.ts. */
 import { sql, type Kysely, type Transaction } from 'kysely';
 import { AuthStoreError, type AccountStore, type AuditActor, type AuditEntry, type StoredRule, type TokenRecord, type UserRecord } from '../accounts.js';
+import { transact } from './dialect.js';
 import type { AccessTokensTable, Database, UsersTable } from './schema.js';
 
 function toUser(row: UsersTable, groups: string[]): UserRecord {
@@ -34,13 +35,15 @@ export class SqlAccountStore implements AccountStore {
   /**
    * A change, the generation bump and the change's audit entry, in one
    * transaction: no change commits without its record, and a failed one
-   * leaves none. SQLite serialises writers; on PostgreSQL the bump's row
-   * lock orders changes.
+   * leaves none. SQLite serialises writers; on PostgreSQL the bump comes
+   * first, so its row lock orders changes (READ COMMITTED is then enough:
+   * each check after it sees every earlier change).
    */
   private async change<T>(action: string, target: string | ((out: T) => string), fn: (tx: Transaction<Database>) => Promise<T>): Promise<T> {
-    return this.db.transaction().execute(async (tx) => {
-      const out = await fn(tx);
+    return transact(this.db, 'read committed', async (tx) => {
+      // The bump first: its row lock makes changes run one at a time, and each later statement sees the others' commits.
       await tx.updateTable('auth_state').set({ generation: sql`generation + 1` }).where('id', '=', 1).execute();
+      const out = await fn(tx);
       await tx
         .insertInto('audit_log')
         .values({ at: Date.now(), actor: this.actor.name, ip: this.actor.ip ?? null, action, repository: null, target: typeof target === 'string' ? target : target(out), outcome: 'ok' })

@@ -1,11 +1,12 @@
 /**
  * The coordinator over SQL rows, for replicas that share one database
- * (several processes on one SQLite file today; PostgreSQL when the
- * scale-out issue adds its dialect bits, marked below). Tables come from
- * migration 0005-coordination.
+ * (several processes on one SQLite file, or replicas on one PostgreSQL).
+ * Tables come from migration 0005-coordination.
  *
  * Every operation is ONE statement, so it is atomic on its own and no
- * transaction stays open across an await:
+ * transaction stays open across the caller's work (on PostgreSQL a claim or
+ * fence statement runs in a short transaction behind the digest's advisory
+ * lock, see below):
  *
  * - claim: insert a claim row unless a live fence holds the digest;
  * - fence: per digest, insert (or take over an expired) fence row unless a
@@ -24,10 +25,10 @@
  * - claim and fence read one table and write the other: under READ
  *   COMMITTED or REPEATABLE READ a claim and a fence on one digest could
  *   each miss the other's uncommitted row (write skew) and GC would delete
- *   a blob being linked. They need SERIALIZABLE, or (cheaper, what the
- *   PostgreSQL dialect should do in {@link SqlCoordinator.onDigest}) both
- *   take `pg_advisory_xact_lock(hashtextextended(digest, 0))` in a
- *   transaction around their statement.
+ *   a blob being linked. They need SERIALIZABLE, or (cheaper, what
+ *   {@link SqlCoordinator.onDigest} does on PostgreSQL) both take
+ *   `pg_advisory_xact_lock(hashtextextended(digest, 0))` in a transaction
+ *   around their statement.
  *
  * Rows held for a while (claims, fences, locks) expire `rowTtlMs` after
  * their last renewal; a timer renews this holder's rows every third of
@@ -41,8 +42,9 @@
  * own waiters at once.
  */
 import { randomUUID } from 'node:crypto';
-import { sql, type Kysely } from 'kysely';
+import { sql, type Kysely, type Transaction } from 'kysely';
 import type { Coordinator, Release } from '../../coordinator/coordinator.js';
+import { dialectOf, lockKey, transact, type Dialect } from './dialect.js';
 import type { Database } from './schema.js';
 
 export interface SqlCoordinatorOptions {
@@ -67,11 +69,13 @@ export class SqlCoordinator implements Coordinator {
   private readonly wakers = new Set<() => void>();
   private increments = 0;
   private closed = false;
+  private readonly dialect: Dialect;
 
   constructor(
     private readonly db: Kysely<Database>,
     options: SqlCoordinatorOptions = {},
   ) {
+    this.dialect = dialectOf(db);
     this.holder = options.holder ?? randomUUID();
     this.now = options.now ?? Date.now;
     this.rowTtlMs = options.rowTtlMs ?? 60_000;
@@ -110,11 +114,17 @@ export class SqlCoordinator implements Coordinator {
 
   /**
    * Runs the statement that decides a claim or a fence on `digest`. SQLite:
-   * as is (one writer). PostgreSQL must serialize it per digest (see the
-   * file comment): a transaction taking the digest's advisory lock first.
+   * as is (one writer). PostgreSQL: in a READ COMMITTED transaction that
+   * first takes the digest's advisory lock, so a claim and a fence on one
+   * digest run one after the other and the second sees the first's row
+   * (its statement's snapshot is taken after the lock is granted).
    */
-  private async onDigest<T>(_digest: string, run: (db: Kysely<Database>) => Promise<T>): Promise<T> {
-    return run(this.db);
+  private async onDigest<T>(digest: string, run: (db: Kysely<Database> | Transaction<Database>) => Promise<T>): Promise<T> {
+    if (this.dialect !== 'postgres') return run(this.db);
+    return transact(this.db, 'read committed', async (tx) => {
+      await lockKey(tx, `pier:digest:${digest}`);
+      return run(tx);
+    });
   }
 
   async claim(digest: string): Promise<Release> {

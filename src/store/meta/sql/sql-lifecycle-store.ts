@@ -12,11 +12,14 @@ import type {
   TagEventRow,
   TagHistoryRow,
 } from '../lifecycle-store.js';
+import { dialectOf, transact } from './dialect.js';
 import type { Database, WebhookDeliveriesTable } from './schema.js';
 import { namespaceBytes } from './sql-quota-ledger.js';
 
 const BATCH = 500;
 const CURSOR = 'webhook_cursor';
+/** PostgreSQL: the transaction id half of the commit-order cursor (see fanOut). */
+const CURSOR_XID = 'webhook_cursor_xid';
 
 function chunks<T>(items: T[], size: number): T[][] {
   const out: T[][] = [];
@@ -103,7 +106,8 @@ export class SqlLifecycleStore implements LifecycleStore {
 
   async deleteUnreachableManifests(groups: [number, string[]][], watermark: number, cutoff: number): Promise<[number, string[]][]> {
     if (groups.length === 0) return [];
-    return this.db.transaction().execute(async (tx) => {
+    // SERIALIZABLE: what makes a manifest unreachable (no tag, no newer history, no parent) must still hold at commit.
+    return transact(this.db, 'serializable', async (tx) => {
       const out: [number, string[]][] = [];
       for (const [repositoryId, digests] of groups) out.push([repositoryId, await deleteManifestsIn(tx, repositoryId, digests, watermark, cutoff)]);
       return out;
@@ -112,9 +116,11 @@ export class SqlLifecycleStore implements LifecycleStore {
 
   async deleteUnreferencedLinks(links: { repositoryId: number; digest: string }[], cutoff: number): Promise<number> {
     if (links.length === 0) return 0;
-    const pairs = links.map((l) => sql`(${l.repositoryId}, ${l.digest})`);
-    // One statement; its WHERE re-checks age and references at delete time.
-    const result = await this.db
+    const pairs = links.map((l) => sql`(cast(${l.repositoryId} as bigint), cast(${l.digest} as text))`);
+    // One statement; its WHERE re-checks age and references at delete time. SERIALIZABLE on PostgreSQL:
+    // a manifest commit that checked this link and adds a reference to it must not slip past the NOT EXISTS.
+    const result = await transact(this.db, 'serializable', (tx) =>
+      tx
       .deleteFrom('repository_blobs as b')
       .where(sql<boolean>`(b.repository_id, b.digest) in (values ${sql.join(pairs)})`)
       .where('b.created_at', '<', cutoff)
@@ -129,7 +135,8 @@ export class SqlLifecycleStore implements LifecycleStore {
           ),
         ),
       )
-      .executeTakeFirst();
+      .executeTakeFirst(),
+    );
     return Number(result.numDeletedRows);
   }
 
@@ -222,6 +229,7 @@ export class SqlLifecycleStore implements LifecycleStore {
   // ---- webhook outbox
 
   async initCursor(): Promise<void> {
+    if (dialectOf(this.db) === 'postgres') return this.initCommitCursor();
     const cursor = await this.db.selectFrom('lifecycle_state').select('value').where('key', '=', CURSOR).executeTakeFirst();
     if (cursor) return;
     const max = await this.db.selectFrom('tag_history').select((eb) => eb.fn.max('id').as('m')).executeTakeFirst();
@@ -232,17 +240,37 @@ export class SqlLifecycleStore implements LifecycleStore {
       .execute();
   }
 
-  async fanOut(limit: number, plan: (events: TagEventRow[]) => NewDelivery[]): Promise<number> {
-    return this.db.transaction().execute(async (tx) => {
-      const cursor = Number((await tx.selectFrom('lifecycle_state').select('value').where('key', '=', CURSOR).executeTakeFirst())?.value ?? 0);
-      const rows = await tx
-        .selectFrom('tag_history as h')
-        .innerJoin('repositories as r', 'r.id', 'h.repository_id')
-        .select(['h.id', 'r.name', 'h.tag', 'h.action', 'h.old_digest', 'h.new_digest', 'h.actor', 'h.at'])
-        .where('h.id', '>', cursor)
-        .orderBy('h.id')
-        .limit(limit)
+  /**
+   * PostgreSQL: the cursor is a position in commit order, (xid, id) of the
+   * last row fanned out (migration 0007). At first start it is placed just
+   * before the oldest transaction still running: every row written before
+   * is old history, every row after is new.
+   */
+  private async initCommitCursor(): Promise<void> {
+    await transact(this.db, 'read committed', async (tx) => {
+      const { rows } = await sql<{ xmin: string }>`select pg_snapshot_xmin(pg_current_snapshot())::text as xmin`.execute(tx);
+      const inserted = await tx
+        .insertInto('lifecycle_state')
+        .values({ key: CURSOR_XID, value: Number(rows[0]!.xmin) - 1 })
+        .onConflict((oc) => oc.column('key').doNothing())
+        .returning('key')
+        .executeTakeFirst();
+      if (!inserted) return;
+      await tx
+        .insertInto('lifecycle_state')
+        .values({ key: CURSOR, value: Number.MAX_SAFE_INTEGER })
+        .onConflict((oc) => oc.column('key').doUpdateSet({ value: Number.MAX_SAFE_INTEGER }))
         .execute();
+    });
+  }
+
+  async fanOut(limit: number, plan: (events: TagEventRow[]) => NewDelivery[]): Promise<number> {
+    const postgres = dialectOf(this.db) === 'postgres';
+    // Fan-outs run one at a time (every replica nudges): the cursor rows' lock (SQLite: its one writer).
+    return transact(this.db, 'read committed', async (tx) => {
+      const state = await tx.selectFrom('lifecycle_state').select(['key', 'value']).where('key', 'in', [CURSOR, CURSOR_XID]).$if(postgres, (q) => q.forUpdate()).execute();
+      const cursor = Number(state.find((r) => r.key === CURSOR)?.value ?? 0);
+      const rows = postgres ? await commitOrderedAfter(tx, Number(state.find((r) => r.key === CURSOR_XID)?.value ?? 0), cursor, limit) : await idOrderedAfter(tx, cursor, limit);
       if (rows.length === 0) return 0;
       const events: TagEventRow[] = rows.map((r) => ({
         id: Number(r.id),
@@ -274,7 +302,9 @@ export class SqlLifecycleStore implements LifecycleStore {
           .onConflict((oc) => oc.columns(['endpoint', 'event_id']).doNothing())
           .execute();
       }
-      await tx.updateTable('lifecycle_state').set({ value: events[events.length - 1]!.id }).where('key', '=', CURSOR).execute();
+      const last = rows[rows.length - 1]!;
+      await tx.updateTable('lifecycle_state').set({ value: Number(last.id) }).where('key', '=', CURSOR).execute();
+      if (last.xid !== undefined) await tx.updateTable('lifecycle_state').set({ value: Number(last.xid) }).where('key', '=', CURSOR_XID).execute();
       return rows.length;
     });
   }
@@ -393,4 +423,49 @@ async function deleteManifestsIn(tx: Transaction<Database>, repositoryId: number
     await tx.deleteFrom('manifest_references').where('repository_id', '=', repositoryId).where('manifest_digest', 'in', chunk).execute();
   }
   return list;
+}
+
+interface HistoryRow {
+  id: number;
+  /** The writing transaction (PostgreSQL), as text. */
+  xid?: string;
+  name: string;
+  tag: string;
+  action: TagEventRow['action'];
+  old_digest: string | null;
+  new_digest: string | null;
+  actor: string;
+  at: number;
+}
+
+/** SQLite: one writer, so ids commit in order and the cursor is an id. */
+async function idOrderedAfter(tx: Transaction<Database>, cursor: number, limit: number): Promise<HistoryRow[]> {
+  return tx
+    .selectFrom('tag_history as h')
+    .innerJoin('repositories as r', 'r.id', 'h.repository_id')
+    .select(['h.id', 'r.name', 'h.tag', 'h.action', 'h.old_digest', 'h.new_digest', 'h.actor', 'h.at'])
+    .where('h.id', '>', cursor)
+    .orderBy('h.id')
+    .limit(limit)
+    .execute();
+}
+
+/**
+ * PostgreSQL: rows after the (xid, id) cursor, in (xid, id) order, written
+ * only by transactions older than every transaction still running
+ * (`xid < pg_snapshot_xmin`). Those have all ended, so no row can later
+ * appear before the cursor: none is skipped, however ids interleave
+ * across writers. Two moves of one tag commit one after the other (the
+ * second sees the first, or fails serialization and retries), so the later
+ * has the larger xid: each tag's changes stay in order.
+ */
+async function commitOrderedAfter(tx: Transaction<Database>, cursorXid: number, cursorId: number, limit: number): Promise<HistoryRow[]> {
+  const { rows } = await sql<HistoryRow>`
+    select h.id, h.xid::text as xid, r.name, h.tag, h.action, h.old_digest, h.new_digest, h.actor, h.at
+    from tag_history h join repositories r on r.id = h.repository_id
+    where h.xid < pg_snapshot_xmin(pg_current_snapshot())
+      and (h.xid, h.id) > (cast(${String(cursorXid)} as xid8), cast(${cursorId} as bigint))
+    order by h.xid, h.id
+    limit ${limit}`.execute(tx);
+  return rows;
 }

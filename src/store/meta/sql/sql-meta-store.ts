@@ -3,7 +3,11 @@
  * SQLite (embedded default) and PostgreSQL (scale-out).
  *
  * Concurrency: a manifest commit (reference check, manifest row, tag
- * moves, history rows) is one transaction. Repository ids are cached in
+ * moves, history rows) is one transaction, and so is every tag move. Each
+ * runs SERIALIZABLE (retried on PostgreSQL's serialization failures, see
+ * dialect.ts): the reference check must not miss a concurrent GC unlinking
+ * a blob, and a tag move's compare-and-set (`expect`) and history row must
+ * not miss a concurrent move of the same tag. Repository ids are cached in
  * memory; they never change once created.
  */
 import type { Kysely} from 'kysely';
@@ -20,6 +24,7 @@ import {
   type TagChange,
   type TagMove,
 } from '../meta-store.js';
+import { transact } from './dialect.js';
 import type { Database, ManifestsTable } from './schema.js';
 
 type Db = Kysely<Database> | Transaction<Database>;
@@ -156,7 +161,7 @@ export class SqlMetaStore implements MetaStore {
   }
 
   async putManifest(repository: RepositoryName, manifest: NewManifest, tags: Tag[], actor: string): Promise<TagChange[]> {
-    return this.db.transaction().execute(async (tx) => {
+    return transact(this.db, 'serializable', async (tx) => {
       const id = await this.ensureRepository(tx, repository);
       const digest = manifest.digest.toString();
       const blobDigests = [...new Set(manifest.blobs.map((d) => d.toString()))];
@@ -219,7 +224,7 @@ export class SqlMetaStore implements MetaStore {
       if (move.to === undefined) return undefined;
       throw new MetaStoreError('ERR_MANIFEST_UNKNOWN', `manifest ${move.to} is not stored in ${repository}`);
     }
-    return this.db.transaction().execute(async (tx) => {
+    return transact(this.db, 'serializable', async (tx) => {
       if (move.to !== undefined) {
         const stored = await tx.selectFrom('manifests').select('digest').where('repository_id', '=', id).where('digest', '=', move.to).executeTakeFirst();
         if (!stored) throw new MetaStoreError('ERR_MANIFEST_UNKNOWN', `manifest ${move.to} is not stored in ${repository}`);
@@ -265,7 +270,7 @@ export class SqlMetaStore implements MetaStore {
     const id = await this.repositoryId(this.db, repository);
     if (id === undefined) return false;
     const d = digest.toString();
-    return this.db.transaction().execute(async (tx) => {
+    return transact(this.db, 'serializable', async (tx) => {
       if (!options.allowReferenced) {
         const indexes = await this.parents(tx, id, d);
         if (indexes.length > 0) {
@@ -307,7 +312,7 @@ export class SqlMetaStore implements MetaStore {
   async deleteTag(repository: RepositoryName, tag: Tag, actor: string): Promise<boolean> {
     const id = await this.repositoryId(this.db, repository);
     if (id === undefined) return false;
-    return this.db.transaction().execute(async (tx) => (await writeTagMove(tx, id, tag, { to: undefined, actor }, Date.now())) !== undefined);
+    return transact(this.db, 'serializable', async (tx) => (await writeTagMove(tx, id, tag, { to: undefined, actor }, Date.now())) !== undefined);
   }
 
   async listTags(repository: RepositoryName, page: Page): Promise<string[] | undefined> {

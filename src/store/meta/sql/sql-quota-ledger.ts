@@ -2,12 +2,13 @@
  * The SQL {@link QuotaLedger}. `reserve` reads what the namespace stores
  * and reserves, and writes the holder's row, in one transaction. On the
  * embedded SQLite store every transaction runs alone (one connection,
- * Kysely's connection lock), so two reservations never interleave; a
- * PostgreSQL implementation takes `pg_advisory_xact_lock` on the
- * namespace first (decision 0067).
+ * Kysely's connection lock), so two reservations never interleave; on
+ * PostgreSQL the transaction takes `pg_advisory_xact_lock` on the
+ * namespace first (decision 0067), so they run one at a time per namespace.
  */
 import { sql, type Kysely, type Transaction } from 'kysely';
 import type { QuotaLedger, QuotaReservation, ReserveResult } from '../quota-ledger.js';
+import { lockKey, transact } from './dialect.js';
 import type { Database } from './schema.js';
 
 type Db = Kysely<Database> | Transaction<Database>;
@@ -16,8 +17,10 @@ export class SqlQuotaLedger implements QuotaLedger {
   constructor(private readonly db: Kysely<Database>) {}
 
   async reserve(request: QuotaReservation): Promise<ReserveResult> {
-    return this.db.transaction().execute(async (tx) => {
+    return transact(this.db, 'read committed', async (tx) => {
       const { namespace, holder, total, limit } = request;
+      // Reservations in one namespace run one at a time; each statement after the lock sees the others' commits.
+      await lockKey(tx, `pier:quota:${namespace}`);
       const stale = request.staleBefore.getTime();
       const used = await namespaceBytes(tx, namespace);
       if (request.digest !== undefined && (await namespaceStores(tx, namespace, request.digest))) return { ok: true, free: limit - used };

@@ -3,7 +3,8 @@ import os from 'node:os';
 import { chmod, mkdir, open } from 'node:fs/promises';
 import path from 'node:path';
 import SQLite from 'better-sqlite3';
-import { Kysely, Migrator, SqliteDialect, type Driver } from 'kysely';
+import { Kysely, Migrator, SqliteDialect, sql, type Driver } from 'kysely';
+import { MigrateError } from '../../migrate-error.js';
 import { migrationProvider } from './migrations.js';
 import type { Database } from './schema.js';
 import { SqlAccountStore } from './sql-account-store.js';
@@ -56,6 +57,34 @@ export async function openSqliteDatabase(file: string, options: { synchronous?: 
   return db;
 }
 
+/**
+ * Opens an existing database read-only (SQLite refuses every write), for
+ * reading a registry that is stopped or serving read-only (`pier migrate`).
+ * Its schema must be this version's: a read-only database cannot be
+ * migrated, so an older one is an error saying to start `pier serve` on it
+ * once.
+ */
+export async function openSqliteReadOnly(file: string): Promise<Kysely<Database>> {
+  let sqlite: SQLite.Database;
+  try {
+    sqlite = new SQLite(file, { readonly: true, fileMustExist: true });
+  } catch (err) {
+    throw new MigrateError(`cannot open ${file} read-only: ${(err as Error).message}`, { cause: err });
+  }
+  sqlite.pragma('busy_timeout = 5000');
+  const db = new Kysely<Database>({ dialect: new RollbackSafeSqliteDialect(sqlite) });
+  const expected = Object.keys(await migrationProvider('sqlite').getMigrations());
+  const applied = await sql<{ name: string }>`select name from kysely_migration`.execute(db).then(
+    (r) => r.rows.map((row) => row.name),
+    (): string[] => [],
+  );
+  if (expected.some((name) => !applied.includes(name))) {
+    await db.destroy();
+    throw new MigrateError(`${file} has an older schema than this pier: run this version's 'pier serve' on it once, then stop it`);
+  }
+  return db;
+}
+
 export async function openSqliteMetaStore(file: string): Promise<SqlMetaStore> {
   return new SqlMetaStore(await openSqliteDatabase(file));
 }
@@ -67,7 +96,12 @@ export async function openSqliteMetaStore(file: string): Promise<SqlMetaStore> {
  */
 export async function openSqliteAccountStore(file: string): Promise<{ store: SqlAccountStore; close(): Promise<void> }> {
   const db = await openSqliteDatabase(file);
-  return { store: new SqlAccountStore(db, { name: `local:${localUser()}` }), close: () => db.destroy() };
+  return { store: new SqlAccountStore(db, localActor()), close: () => db.destroy() };
+}
+
+/** Who local administration acts as in the audit log: `local:` and the OS user. */
+export function localActor(): { name: string } {
+  return { name: `local:${localUser()}` };
 }
 
 function localUser(): string {
