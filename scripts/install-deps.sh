@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the interop tests and benchmarks use (real
 # peers: skopeo, podman, buildah, umoci, containerd, CNCF distribution,
-# htpasswd, Docker Engine, a static busybox for runnable test images). Idempotent: does nothing when everything is present.
+# htpasswd, Docker Engine, a static busybox for runnable test images,
+# PostgreSQL for the scale-out tests: scripts/services/postgres.sh). Idempotent: does nothing when everything is present.
 set -euo pipefail
 
 need=()
@@ -18,6 +19,7 @@ have ab || need+=(apache2-utils)
 [ -x /usr/bin/docker ] && have dockerd || need+=(docker.io)
 dpkg -s busybox-static >/dev/null 2>&1 || need+=(busybox-static)
 have ip || need+=(iproute2)
+ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
 
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" != 0 ]; then

@@ -13,6 +13,18 @@ npx eslint .
 
 mkdir -p .tmp
 tap=.tmp/test-results.tap
+
+# One PostgreSQL per run for the tests that need it (each makes its own
+# database), unless PIER_TEST_PG_URL already names one. Stopped on exit,
+# whatever happens.
+if [ -z "${PIER_TEST_PG_URL:-}" ]; then
+  pg_dir=$(mktemp -d /tmp/pier-test-pg.XXXXXX)
+  chmod 755 "$pg_dir"
+  pg_port=$(node -e 'const s=require("net").createServer().listen(0,"127.0.0.1",()=>{console.log(s.address().port);s.close()})')
+  trap 'bash scripts/services/postgres.sh stop "$pg_dir/pg" || true; rm -rf "$pg_dir"' EXIT
+  PIER_TEST_PG_URL=$(bash scripts/services/postgres.sh start "$pg_dir/pg" "$pg_port")
+  export PIER_TEST_PG_URL
+fi
 files=$(find dist/test -name '*.test.js' | sort)
 if [ -n "${PIER_TEST_FILTER:-}" ]; then files=$(echo "$files" | grep -E "$PIER_TEST_FILTER" || true); fi
 status=0
