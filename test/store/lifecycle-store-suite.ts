@@ -2,7 +2,7 @@
  * The behaviour every implementation of the lifecycle store roles must
  * have: usage (quotas, `pier usage`), retention's queries and the pull
  * log. The data is written through MetaStore, as the registry writes it.
- * SQLite runs it today; PostgreSQL runs the same suite when it lands.
+ * SQLite and PostgreSQL both run it.
  *
  * The webhook outbox's fan-out is checked with concurrent writers. Not yet
  * covered here: GcQueries (exercised end to end by test/lifecycle/gc-*.test.ts).
