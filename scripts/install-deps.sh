@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the interop tests and benchmarks use (real
 # peers: skopeo, podman, buildah, umoci, containerd, CNCF distribution,
-# htpasswd, Docker Engine, a static busybox for runnable test images,
+# htpasswd, Docker Engine, a static busybox for runnable test images, Ceph RGW for S3,
 # PostgreSQL for the scale-out tests: scripts/services/postgres.sh). Idempotent: does nothing when everything is present.
 set -euo pipefail
 
@@ -20,6 +20,9 @@ have ab || need+=(apache2-utils)
 dpkg -s busybox-static >/dev/null 2>&1 || need+=(busybox-static)
 have ip || need+=(iproute2)
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
+# Ceph RGW, the S3-compatible store of the S3 tests (scripts/services/start-s3.sh).
+have radosgw || need+=(ceph-mon ceph-osd radosgw ceph-common)
+have curl || need+=(curl)
 
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" != 0 ]; then

@@ -4,7 +4,7 @@
  * in-flight requests finish (up to `shutdownTimeout`), then closes stores.
  *
  * The server's composition root (test/architecture.test.ts names it): the
- * one place that chooses adapters (the fs blob store; SQLite with the
+ * one place that chooses adapters (the fs or S3 blob store; SQLite with the
  * in-process coordinator, or PostgreSQL with the SQL coordinator and the
  * signing keys in the database), builds the
  * repository service over them, and subscribes audit, metrics and webhooks
@@ -21,8 +21,12 @@ import type { AuditLog } from '../auth/store.js';
 import { Lifecycle } from '../lifecycle/lifecycle.js';
 import { DomainEvents } from '../service/events.js';
 import { RepositoryService } from '../service/repository-service.js';
+import { SignatureVerifier } from '../service/signatures.js';
+import { TrustPolicy } from '../service/trust-policy.js';
 import type { BlobStore } from '../store/blob/blob-store.js';
 import { FsBlobStore } from '../store/blob/fs/fs-blob-store.js';
+import { S3BlobStore } from '../store/blob/s3/s3-blob-store.js';
+import { SqlUploadStateStore } from '../store/meta/sql/sql-upload-state-store.js';
 import { InProcessCoordinator } from '../store/coordinator/in-process.js';
 import type { MetaStore } from '../store/meta/meta-store.js';
 import { SqlAccountStore } from '../store/meta/sql/sql-account-store.js';
@@ -74,15 +78,19 @@ export async function startRegistry(config: RegistryConfig, options: StartOption
   const log = options.logger ?? pino({ level: config.log.level, base: undefined, timestamp: pino.stdTimeFunctions.isoTime });
   const { storage, database } = embeddedAdapters(config);
   const space = new DiskSpace(
-    [{ name: 'storage', path: storage.path }, ...(database.type === 'sqlite' ? [{ name: 'database', path: path.dirname(database.path) }] : [])],
+    [
+      ...(storage.type === 'fs' ? [{ name: 'storage', path: storage.path }] : []),
+      ...(database.type === 'sqlite' ? [{ name: 'database', path: path.dirname(database.path) }] : []),
+    ],
     storage.minFree,
   );
-  const blobs = await FsBlobStore.open(storage.path, { space });
-  let db: Kysely<Database>;
+  const db: Kysely<Database> = await openDatabase(database);
+  let blobs: BlobStore;
   try {
-    db = await openDatabase(database);
+    // S3 upload sessions keep their state in the database, so any replica continues them.
+    blobs = storage.type === 'fs' ? await FsBlobStore.open(storage.path, { space }) : await S3BlobStore.open(storage, new SqlUploadStateStore(db));
   } catch (err) {
-    await blobs.close();
+    await db.destroy();
     throw err;
   }
   const meta = new SqlMetaStore(db);
@@ -133,7 +141,16 @@ export async function startRegistry(config: RegistryConfig, options: StartOption
     quotaLedger,
     reservationTtlMs: config.uploads.maxAge * 1000,
   });
-  const service: RepositoryService = new RepositoryService({ meta, blobs, lifecycle, access: gate, events, options: { automaticMount: config.uploads.automaticMount, deleteIndexChildren: config.manifests.deleteIndexChildren } });
+  const servePolicies = [new TrustPolicy(config.signatures.trust, new SignatureVerifier({ meta, blobs }))];
+  const service: RepositoryService = new RepositoryService({
+    meta,
+    blobs,
+    lifecycle,
+    access: gate,
+    events,
+    options: { automaticMount: config.uploads.automaticMount, deleteIndexChildren: config.manifests.deleteIndexChildren },
+    servePolicies,
+  });
   // Every change is audited, whatever gate runs (the open one included).
   subscribe(events, { metrics, lifecycle, audit: authGate?.store ?? new SqlAccountStore(db), log });
   const accounts = authGate ? { store: authGate.store, refresh: () => authGate.refresh() } : undefined;
@@ -199,6 +216,12 @@ function subscribe(events: DomainEvents, to: { metrics: Metrics; lifecycle: Life
   events.on('manifest-pushed', () => metrics.manifestsPushed.inc());
   const wake = () => lifecycle.webhooks.nudge();
   events.on('manifest-pushed', wake);
+  for (const type of ['serve-refused', 'serve-warned'] as const) {
+    events.on(type, (e) => {
+      metrics.servePolicy.inc({ policy: e.policy, outcome: type === 'serve-refused' ? 'deny' : 'warn', reason: e.reason });
+      log.warn({ repository: e.repository, tag: e.tag, digest: e.digest, policy: e.policy, reason: e.reason, user: e.actor?.name }, e.message);
+    });
+  }
   events.on('manifest-deleted', wake);
   events.on('tag-changed', wake);
   registerAuditHook(events, audit, log);

@@ -12,6 +12,7 @@ import * as quotaReservations from './migrations/0004-quota-reservations.js';
 import * as coordination from './migrations/0005-coordination.js';
 import * as signingKeys from './migrations/0006-signing-keys.js';
 import * as historyCommitOrder from './migrations/0007-history-commit-order.js';
+import * as blobUploads from './migrations/0008-blob-uploads.js';
 import type { Dialect } from './migrations/types.js';
 
 export type { Dialect } from './migrations/types.js';
@@ -27,6 +28,7 @@ const STEPS: [string, Step][] = [
   ['0005-coordination', coordination],
   ['0006-signing-keys', signingKeys],
   ['0007-history-commit-order', historyCommitOrder],
+  ['0008-blob-uploads', blobUploads],
 ];
 
 export function migrationProvider(dialect: Dialect): MigrationProvider {

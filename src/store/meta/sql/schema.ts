@@ -214,6 +214,22 @@ export type CoordinatorTables = {
   coordinator_counters: CoordinatorCountersTable;
 };
 
+/** Object-store upload sessions (migration 0008-blob-uploads; src/store/blob/upload-state.ts). */
+export interface BlobUploadsTable {
+  id: string;
+  size: number;
+  multipart_id: string | null;
+  /** JSON: UploadPart[] */
+  parts: string;
+  /** JSON: StagedChunk[] */
+  staged: string;
+  assembled: number;
+  holder: string | null;
+  held_until: number | null;
+  created_at: number;
+  updated_at: number;
+}
+
 /** Token signing keys (migration 0006-signing-keys; sql-signing-key-store.ts). */
 export interface SigningKeysTable {
   id: string;
@@ -223,6 +239,7 @@ export interface SigningKeysTable {
 }
 
 export interface Database extends AuthTables, LifecycleTables, CoordinatorTables {
+  blob_uploads: BlobUploadsTable;
   signing_keys: SigningKeysTable;
   repositories: RepositoriesTable;
   repository_blobs: RepositoryBlobsTable;
