@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the interop tests and benchmarks use (real
 # peers: skopeo, podman, buildah, umoci, containerd, CNCF distribution,
-# htpasswd, Docker Engine, a static busybox for runnable test images, Ceph RGW for S3, nginx for X-Accel-Redirect). Idempotent: does nothing when everything is present.
+# htpasswd, Docker Engine, a static busybox for runnable test images, Ceph RGW for S3, nginx for X-Accel-Redirect,
+# PostgreSQL for the scale-out tests: scripts/services/postgres.sh). Idempotent: does nothing when everything is present.
 set -euo pipefail
 
 need=()
@@ -18,6 +19,7 @@ have ab || need+=(apache2-utils)
 [ -x /usr/bin/docker ] && have dockerd || need+=(docker.io)
 dpkg -s busybox-static >/dev/null 2>&1 || need+=(busybox-static)
 have ip || need+=(iproute2)
+ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
 # Ceph RGW, the S3-compatible store of the S3 tests (scripts/services/start-s3.sh).
 have radosgw || need+=(ceph-mon ceph-osd radosgw ceph-common)
 have curl || need+=(curl)

@@ -34,6 +34,17 @@ if [ -z "${PIER_TEST_S3_ENDPOINT:-}" ]; then
   export PIER_TEST_S3_REGION=$(sed -n 's/^S3_REGION=//p' <<<"$s3_env")
   echo "Ceph RGW at $PIER_TEST_S3_ENDPOINT (started in $(( $(date +%s) - s3_start )) s)"
 fi
+
+# --- PostgreSQL: one server for the whole run (tests make a database each,
+# test/helpers/postgres.ts), unless PIER_TEST_PG_URL names one already. Stopped at exit.
+if [ -z "${PIER_TEST_PG_URL:-}" ]; then
+  pg_dir=$(mktemp -d /tmp/pier-test-pg.XXXXXX)
+  chmod 755 "$pg_dir"
+  cleanups+=("bash scripts/services/postgres.sh stop '$pg_dir/pg'; rm -rf '$pg_dir'")
+  pg_port=$(node -e 'const s=require("net").createServer().listen(0,"127.0.0.1",()=>{console.log(s.address().port);s.close()})')
+  PIER_TEST_PG_URL=$(bash scripts/services/postgres.sh start "$pg_dir/pg" "$pg_port")
+  export PIER_TEST_PG_URL
+fi
 files=$(find dist/test -name '*.test.js' | sort)
 if [ -n "${PIER_TEST_FILTER:-}" ]; then files=$(echo "$files" | grep -E "$PIER_TEST_FILTER" || true); fi
 status=0

@@ -11,7 +11,7 @@ import type { AuthSetup } from './config.js';
 import { AccountError, addUser } from './accounts.js';
 import { AuthGate } from './gate.js';
 import { loadKeySet, type KeySet } from './keys.js';
-import type { AuthStore } from './store.js';
+import { AuthStoreError, type AuthStore } from './store.js';
 import type { Counters } from '../store/coordinator/coordinator.js';
 import { CountingLoginThrottle } from './throttle.js';
 import { TokenService } from './tokens.js';
@@ -44,6 +44,8 @@ async function createInitialAdmin(config: AuthSetup, store: AuthStore, log: Logg
     await addUser(store.as({ name: 'config' }), initial.name, password, { admin: true });
   } catch (err) {
     if (err instanceof AccountError) throw new AuthSetupError(`auth.initialAdmin: ${err.message}`);
+    // Another replica starting at the same time created it first.
+    if (err instanceof AuthStoreError && err.code === 'ERR_USER_EXISTS') return;
     throw err;
   }
   log.info({ user: initial.name }, 'created the initial admin from auth.initialAdmin');

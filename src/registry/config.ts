@@ -90,7 +90,7 @@ const SCHEMA = section({
     },
   ),
   database: union(
-    { default: 'sqlite', doc: 'Metadata store: `sqlite` (embedded) or `postgres` (replicas sharing one database).' },
+    { default: 'sqlite', doc: 'Metadata store: `sqlite` (embedded), or `postgres` for replicas sharing one database (migrations run once under a lock; token signing keys, leases, claims, locks and the login throttle live in it).' },
     {
       sqlite: section({
         path: dataPath({ default: 'pier.db', doc: 'SQLite file, relative to `data`. Only for `sqlite`.' }),
@@ -100,7 +100,7 @@ const SCHEMA = section({
         }),
       }),
       postgres: section({
-        url: text({ required: true, doc: 'PostgreSQL connection URL; required when `database.type` is `postgres`, refused otherwise.' }),
+        url: text({ required: true, doc: 'PostgreSQL connection URL (`postgres://USER:PASSWORD@HOST:PORT/DATABASE`); required when `database.type` is `postgres`, refused otherwise.' }),
       }),
     },
   ),
@@ -164,8 +164,9 @@ export type StorageConfig = RegistryConfig['storage'];
 export type DatabaseConfig = RegistryConfig['database'];
 
 /**
- * The adapters this build has (files on disk or S3; SQLite or PostgreSQL),
- * checked beyond the schema (a postgres:// URL). Called by the composition roots.
+ * The adapters, narrowed from the config and checked beyond the schema
+ * (a `database.url` that is not a postgres:// URL is a ConfigError, one
+ * line). Called by the composition roots.
  */
 export function embeddedAdapters(config: Pick<RegistryConfig, 'storage' | 'database'>): {
   storage: StorageConfig;

@@ -1,7 +1,7 @@
 /**
  * The behaviour every AccountStore implementation must have (users,
  * groups, tokens, policy rules, the audit log, the change generation).
- * SQLite runs it today; PostgreSQL runs the same suite when it lands.
+ * SQLite and PostgreSQL both run it.
  */
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';

@@ -145,6 +145,22 @@ export function coordinatorSuite(name: string, open: (clock: { now: () => number
     );
 
     test(
+      'keys may hold any character (the login throttle separates with NUL); distinct keys stay distinct',
+      withCoordinator(async ([c]) => {
+        assert.equal((await c!.increment('login:1.2.3.4\0alice', 60_000)).count, 1);
+        assert.equal((await c!.increment('login:1.2.3.4\0alice', 60_000)).count, 2);
+        assert.equal((await c!.increment('login:1.2.3.4\\0alice', 60_000)).count, 1, 'a backslash-zero is another key');
+        assert.equal((await c!.read('login:1.2.3.4\0alice', 60_000))?.count, 2);
+        await c!.reset('login:1.2.3.4\0alice');
+        assert.equal(await c!.read('login:1.2.3.4\0alice', 60_000), undefined);
+        const lock = await c!.tryLock('a\0b');
+        assert.ok(lock);
+        assert.equal(await c!.tryLock('a\0b'), undefined);
+        await lock();
+      }),
+    );
+
+    test(
       'across replicas: a claim on one keeps the fence of another off, and a fence holds the claim of another',
       withCoordinator(async ([a, b]) => {
         if (!b) return;

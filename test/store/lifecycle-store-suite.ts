@@ -4,8 +4,8 @@
  * online GC's reads and re-checking deletes, and the webhook outbox (each
  * tag change fanned out exactly once per endpoint, even by concurrent
  * fan-outs; deliveries handed out in tag-change order). The data is written
- * through MetaStore, as the registry writes it. SQLite runs it today;
- * PostgreSQL runs the same suite.
+ * through MetaStore, as the registry writes it. SQLite and PostgreSQL
+ * both run it; the fan-out is also checked with concurrent writers.
  */
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
@@ -33,6 +33,22 @@ const everyEvent =
   (...endpoints: string[]) =>
   (events: TagEventRow[]): NewDelivery[] =>
     events.flatMap((e) => endpoints.map((endpoint) => ({ endpoint, eventId: String(e.id), eventType: e.action, payload: JSON.stringify({ repository: e.repository, tag: e.tag, digest: e.newDigest }) })));
+
+/**
+ * Fans out until `expected` changes were read (or 10 s pass): on PostgreSQL
+ * a change becomes visible to the fan-out only once every older transaction
+ * on the server has ended (decision 0076), so another session may delay it.
+ */
+async function fanOutUntil(store: LifecycleStore, limit: number, plan: (events: TagEventRow[]) => NewDelivery[], expected: number): Promise<number> {
+  let total = 0;
+  const deadline = Date.now() + 10_000;
+  while (total < expected && Date.now() < deadline) {
+    const n = await store.fanOut(limit, plan);
+    total += n;
+    if (n === 0) await new Promise((r) => setTimeout(r, 10));
+  }
+  return total;
+}
 
 export function lifecycleStoreSuite(name: string, open: () => Promise<LifecycleStoreFixture>): void {
   const withStore = (fn: (f: LifecycleStoreFixture) => Promise<void>) => async () => {
@@ -257,7 +273,7 @@ export function lifecycleStoreSuite(name: string, open: () => Promise<LifecycleS
         // Four fan-outs at once, two changes each: every change is read by exactly one of them.
         const read = await Promise.all([1, 2, 3, 4].map(() => store.fanOut(2, everyEvent('ci', 'audit'))));
         let total = read.reduce((x, y) => x + y, 0);
-        for (let n = await store.fanOut(2, everyEvent('ci', 'audit')); n > 0; n = await store.fanOut(2, everyEvent('ci', 'audit'))) total += n;
+        total += await fanOutUntil(store, 2, everyEvent('ci', 'audit'), changes - total);
         assert.equal(total, changes);
         assert.equal(await store.fanOut(100, everyEvent('ci', 'audit')), 0);
         assert.deepEqual(await store.deliveryCounts('ci'), { pending: changes, failed: 0, delivered: 0 });
@@ -274,7 +290,7 @@ export function lifecycleStoreSuite(name: string, open: () => Promise<LifecycleS
         const [a, b, c] = ['order-a', 'order-b', 'order-c'].map((l) => manifest(l, []));
         for (const m of [a!, b!, c!]) await meta.putManifest(repo('hooks/order'), m, [], 'alice');
         for (const m of [a!, b!, c!]) await meta.moveTag(repo('hooks/order'), parseTag('latest'), { to: m.digest.toString(), actor: 'alice' });
-        assert.equal(await store.fanOut(100, everyEvent('ci')), 3);
+        assert.equal(await fanOutUntil(store, 100, everyEvent('ci'), 3), 3);
 
         const seen: string[] = [];
         for (let d = await store.nextPending('ci'); d; d = await store.nextPending('ci')) {

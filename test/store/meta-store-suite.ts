@@ -1,6 +1,6 @@
 /**
- * The behaviour every MetaStore implementation must have. SQLite runs it
- * today; PostgreSQL runs the same suite when it lands.
+ * The behaviour every MetaStore implementation must have. SQLite and
+ * PostgreSQL both run it.
  */
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';

@@ -57,6 +57,14 @@ export interface SqlCoordinatorOptions {
 }
 
 const MAX_PAUSE_MS = 250;
+
+/**
+ * A key as stored: PostgreSQL text cannot hold NUL (the login throttle's
+ * keys use it as a separator), so `\` and NUL are escaped, one to one.
+ */
+function stored(key: string): string {
+  return key.includes('\0') || key.includes('\\') ? key.replace(/\\/g, '\\\\').replace(/\0/g, '\\0') : key;
+}
 const SWEEP_EVERY = 256;
 
 export class SqlCoordinator implements Coordinator {
@@ -200,7 +208,8 @@ export class SqlCoordinator implements Coordinator {
     };
   }
 
-  async tryLock(key: string): Promise<Release | undefined> {
+  async tryLock(name: string): Promise<Release | undefined> {
+    const key = stored(name);
     const token = randomUUID();
     const now = this.now();
     const taken = await this.db
@@ -220,7 +229,8 @@ export class SqlCoordinator implements Coordinator {
     });
   }
 
-  async acquireLease(name: string, ttlMs: number): Promise<boolean> {
+  async acquireLease(lease: string, ttlMs: number): Promise<boolean> {
+    const name = stored(lease);
     const now = this.now();
     const taken = await this.db
       .insertInto('coordinator_leases')
@@ -237,10 +247,11 @@ export class SqlCoordinator implements Coordinator {
   }
 
   async releaseLease(name: string): Promise<void> {
-    await this.db.deleteFrom('coordinator_leases').where('name', '=', name).where('holder', '=', this.holder).execute();
+    await this.db.deleteFrom('coordinator_leases').where('name', '=', stored(name)).where('holder', '=', this.holder).execute();
   }
 
-  async increment(key: string, windowMs: number): Promise<{ count: number; since: number }> {
+  async increment(counter: string, windowMs: number): Promise<{ count: number; since: number }> {
+    const key = stored(counter);
     const now = this.now();
     const stale = now - windowMs;
     if (++this.increments % SWEEP_EVERY === 0) await this.db.deleteFrom('coordinator_counters').where('since', '<=', stale).execute();
@@ -260,7 +271,8 @@ export class SqlCoordinator implements Coordinator {
     return { count: Number(row.count), since: Number(row.since) };
   }
 
-  async read(key: string, windowMs: number): Promise<{ count: number; since: number } | undefined> {
+  async read(counter: string, windowMs: number): Promise<{ count: number; since: number } | undefined> {
+    const key = stored(counter);
     const now = this.now();
     const row = await this.db.selectFrom('coordinator_counters').select(['count', 'since']).where('key', '=', key).executeTakeFirst();
     if (!row) return undefined;
@@ -273,8 +285,8 @@ export class SqlCoordinator implements Coordinator {
     return { count: Number(row.count), since };
   }
 
-  async reset(key: string): Promise<void> {
-    await this.db.deleteFrom('coordinator_counters').where('key', '=', key).execute();
+  async reset(counter: string): Promise<void> {
+    await this.db.deleteFrom('coordinator_counters').where('key', '=', stored(counter)).execute();
   }
 
   /** A release for a held row: counted for the heartbeat, given back once, waking this coordinator's waiters. */

@@ -20,6 +20,8 @@ const BATCH = 500;
 const CURSOR = 'webhook_cursor';
 /** PostgreSQL: the transaction id half of the commit-order cursor (see fanOut). */
 const CURSOR_XID = 'webhook_cursor_xid';
+/** PostgreSQL: ids up to this were written before the first start (not replayed). */
+const FLOOR = 'webhook_floor';
 
 function chunks<T>(items: T[], size: number): T[][] {
   const out: T[][] = [];
@@ -261,6 +263,13 @@ export class SqlLifecycleStore implements LifecycleStore {
         .values({ key: CURSOR, value: Number.MAX_SAFE_INTEGER })
         .onConflict((oc) => oc.column('key').doUpdateSet({ value: Number.MAX_SAFE_INTEGER }))
         .execute();
+      // Rows already written (committed, or in flight now) up to the newest id are old history too.
+      const max = await tx.selectFrom('tag_history').select((eb) => eb.fn.max('id').as('m')).executeTakeFirst();
+      await tx
+        .insertInto('lifecycle_state')
+        .values({ key: FLOOR, value: Number(max?.m ?? 0) })
+        .onConflict((oc) => oc.column('key').doUpdateSet({ value: Number(max?.m ?? 0) }))
+        .execute();
     });
   }
 
@@ -268,9 +277,9 @@ export class SqlLifecycleStore implements LifecycleStore {
     const postgres = dialectOf(this.db) === 'postgres';
     // Fan-outs run one at a time (every replica nudges): the cursor rows' lock (SQLite: its one writer).
     return transact(this.db, 'read committed', async (tx) => {
-      const state = await tx.selectFrom('lifecycle_state').select(['key', 'value']).where('key', 'in', [CURSOR, CURSOR_XID]).$if(postgres, (q) => q.forUpdate()).execute();
+      const state = await tx.selectFrom('lifecycle_state').select(['key', 'value']).where('key', 'in', [CURSOR, CURSOR_XID, FLOOR]).$if(postgres, (q) => q.forUpdate()).execute();
       const cursor = Number(state.find((r) => r.key === CURSOR)?.value ?? 0);
-      const rows = postgres ? await commitOrderedAfter(tx, Number(state.find((r) => r.key === CURSOR_XID)?.value ?? 0), cursor, limit) : await idOrderedAfter(tx, cursor, limit);
+      const rows = postgres ? await commitOrderedAfter(tx, Number(state.find((r) => r.key === CURSOR_XID)?.value ?? 0), cursor, Number(state.find((r) => r.key === FLOOR)?.value ?? 0), limit) : await idOrderedAfter(tx, cursor, limit);
       if (rows.length === 0) return 0;
       const events: TagEventRow[] = rows.map((r) => ({
         id: Number(r.id),
@@ -459,12 +468,13 @@ async function idOrderedAfter(tx: Transaction<Database>, cursor: number, limit: 
  * second sees the first, or fails serialization and retries), so the later
  * has the larger xid: each tag's changes stay in order.
  */
-async function commitOrderedAfter(tx: Transaction<Database>, cursorXid: number, cursorId: number, limit: number): Promise<HistoryRow[]> {
+async function commitOrderedAfter(tx: Transaction<Database>, cursorXid: number, cursorId: number, floor: number, limit: number): Promise<HistoryRow[]> {
   const { rows } = await sql<HistoryRow>`
     select h.id, h.xid::text as xid, r.name, h.tag, h.action, h.old_digest, h.new_digest, h.actor, h.at
     from tag_history h join repositories r on r.id = h.repository_id
     where h.xid < pg_snapshot_xmin(pg_current_snapshot())
       and (h.xid, h.id) > (cast(${String(cursorXid)} as xid8), cast(${cursorId} as bigint))
+      and h.id > ${floor}
     order by h.xid, h.id
     limit ${limit}`.execute(tx);
   return rows;
