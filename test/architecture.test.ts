@@ -30,8 +30,9 @@ const ALLOWED: Record<string, string[]> = {
   store: ['oci', 'shared'],
   auth: ['oci', 'store', 'shared'],
   lifecycle: ['oci', 'store', 'shared'],
+  supply: ['oci', 'store', 'shared'],
   service: ['auth', 'lifecycle', 'store', 'oci', 'shared'],
-  registry: ['service', 'auth', 'lifecycle', 'store', 'oci', 'shared', 'api'],
+  registry: ['service', 'auth', 'lifecycle', 'supply', 'store', 'oci', 'shared', 'api'],
   client: ['oci', 'shared', 'api'],
   cli: ['client', 'oci', 'shared', 'api'],
 };
