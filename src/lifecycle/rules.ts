@@ -81,7 +81,7 @@ export interface QuotaRule {
   limit: number;
 }
 
-export const WEBHOOK_EVENTS = ['push', 'tag_move', 'delete', 'rollback'] as const;
+export const WEBHOOK_EVENTS = ['push', 'tag_move', 'delete', 'rollback', 'scan_complete'] as const;
 export type WebhookEventType = (typeof WEBHOOK_EVENTS)[number];
 
 export interface WebhookEndpoint {

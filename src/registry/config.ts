@@ -26,6 +26,9 @@ import { PierError } from '../oci/pier-error.js';
 import { BYTES_HINT, parseBytes } from '../shared/bytes.js';
 import { DURATION_HINT, parseDuration } from '../shared/duration.js';
 import type { MinFree } from '../store/disk-space.js';
+import { parseVulnerabilityRules } from '../supply/policy.js';
+import type { ScanningConfig } from '../supply/supply.js';
+import { Pattern } from '../lifecycle/rules.js';
 
 /** The whole configuration: the registry's own keys, composed with the auth and lifecycle sections. */
 export interface RegistryConfig extends LifecycleConfig {
@@ -76,6 +79,8 @@ export interface RegistryConfig extends LifecycleConfig {
   tls: { cert: string; key: string } | undefined;
   /** Access rules (a YAML list, or JSON in PIER_POLICY); `pier policy` adds more in the database. */
   policy: Rule[];
+  /** Inventories, SBOMs, vulnerability matching and the vulnerability policy (src/supply). */
+  scanning: ScanningConfig;
 }
 
 /** The blob store: one variant per adapter; a key exists only in its variant. */
@@ -200,6 +205,11 @@ const SCHEMA: Record<string, Leaf> = {
   'tls.cert': 'string',
   'tls.key': 'string',
   policy: { list: (raw) => parsePolicyRules(raw) },
+  // The supply-chain section (src/supply/supply.ts ScanningConfig).
+  'scanning.enabled': 'boolean',
+  'scanning.sbom': 'boolean',
+  'scanning.maxDatabaseAge': 'duration',
+  'scanning.policies': { list: (raw) => parseVulnerabilityRules(raw, (v, at) => Pattern.parse(v, at), (at, message) => new RuleError(at, message)) },
 };
 
 const DEFAULTS: Record<string, unknown> = {
@@ -245,6 +255,10 @@ const DEFAULTS: Record<string, unknown> = {
   'auth.throttle.window': 60,
   'auth.initialAdmin.name': 'admin',
   policy: [],
+  'scanning.enabled': true,
+  'scanning.sbom': true,
+  'scanning.maxDatabaseAge': 7 * 86400,
+  'scanning.policies': [],
 };
 
 export function envName(key: string): string {
@@ -421,6 +435,7 @@ export async function loadConfig(options: LoadOptions = {}): Promise<RegistryCon
     },
     tls: tlsConfig(get('tls.cert'), get('tls.key')),
     policy: get('policy'),
+    scanning: { enabled: get('scanning.enabled'), sbom: get('scanning.sbom'), maxDatabaseAge: get('scanning.maxDatabaseAge'), policies: get('scanning.policies') },
   };
 }
 

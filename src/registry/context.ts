@@ -9,6 +9,7 @@ import type { Actor } from '../service/events.js';
 import type { RepositoryService } from '../service/repository-service.js';
 import type { RegistryConfig } from './config.js';
 import type { Metrics } from './metrics.js';
+import type { Supply } from '../supply/supply.js';
 
 export interface RegistryDeps {
   config: RegistryConfig;
@@ -25,6 +26,8 @@ export interface RegistryDeps {
    * gate see a change at once. Absent when the registry runs with a custom gate.
    */
   accounts?: { store: AuthStore; refresh(): Promise<void> } | undefined;
+  /** Scans, SBOMs and the vulnerability database (src/supply). */
+  supply: Supply;
 }
 
 export class Call {

@@ -10,6 +10,7 @@ import { InvalidReferenceError } from '../oci/reference.js';
 import { BlobStoreError } from '../store/blob/blob-store.js';
 import { MetaStoreError } from '../store/meta/meta-store.js';
 import { LifecycleError } from '../lifecycle/errors.js';
+import { ServePolicyError } from '../service/serve-policy.js';
 import { AuthError, type Challenge } from '../auth/errors.js';
 import { ScopeError } from '../auth/scope.js';
 import { AccountError } from '../auth/accounts.js';
@@ -86,6 +87,7 @@ export function toOciError(err: unknown): OciError {
     }
   }
   if (err instanceof ScopeError) return new OciError('UNSUPPORTED', err.message, { cause: err, status: 400 });
+  if (err instanceof ServePolicyError) return new OciError('DENIED', err.message, { cause: err, status: 403 });
   if (err instanceof LifecycleError) {
     switch (err.code) {
       case 'ERR_IMMUTABLE_TAG':

@@ -13,6 +13,7 @@
  * Debian and Ubuntu records name the SOURCE package: matching uses each
  * binary package's source name and source version (osv-scanner#1422).
  */
+import { SupplyError } from './errors.js';
 import { compareFor, compareSemverRange, type Comparator } from './versions.js';
 
 export type Severity = 'critical' | 'high' | 'medium' | 'low' | 'unknown';
@@ -47,7 +48,6 @@ export interface Vulnerability {
   affected: OsvAffected[];
 }
 
-export class OsvError extends Error {}
 
 function str(v: unknown): string | undefined {
   return typeof v === 'string' && v !== '' ? v : undefined;
@@ -112,12 +112,12 @@ export function cvss3BaseScore(vector: string): number | undefined {
   return roundUp(Math.min(scope === 'U' ? impact + exploitability : 1.08 * (impact + exploitability), 10));
 }
 
-/** Parses one OSV JSON record; throws OsvError naming what is missing. */
+/** Parses one OSV JSON record; throws SupplyError (ERR_OSV_INVALID) naming what is missing. */
 export function parseOsv(raw: unknown): Vulnerability {
-  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw new OsvError('an OSV record must be a JSON object');
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw new SupplyError('ERR_OSV_INVALID', 'an OSV record must be a JSON object');
   const r = raw as Record<string, unknown>;
   const id = str(r.id);
-  if (!id) throw new OsvError('an OSV record needs an "id"');
+  if (!id) throw new SupplyError('ERR_OSV_INVALID', 'an OSV record needs an "id"');
   const affected: OsvAffected[] = [];
   for (const a of Array.isArray(r.affected) ? (r.affected as Record<string, unknown>[]) : []) {
     const pkg = a.package as Record<string, unknown> | undefined;
