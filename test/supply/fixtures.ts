@@ -151,3 +151,34 @@ export async function writeOsvDb(dir: string, records: Record<string, unknown>[]
   await mkdir(path.join(dir, 'npm'), { recursive: true });
   await writeFile(path.join(dir, 'npm', 'all.zip'), zipSync(zip));
 }
+
+/** An image whose one layer claims zstd compression (the bytes are not read). */
+export async function zstdImage(): Promise<TestImage> {
+  const image = await imageOf([[{ name: 'etc/os-release', data: 'ID=debian\nVERSION_ID=12\n' }]]);
+  const manifest = Buffer.from(image.manifest.toString('utf8').replace(MediaTypes.ociLayerGzip, MediaTypes.ociLayerZstd));
+  return { ...image, layers: image.layers.map((l) => ({ ...l, mediaType: MediaTypes.ociLayerZstd })), manifest, digest: sha256(manifest) };
+}
+
+/** Pushes `sbom` as a CycloneDX referrer of `subject`, the way `oras attach` or cosign would. */
+export async function pushSbomReferrer(url: string, repository: string, subject: TestImage, sbom: unknown): Promise<string> {
+  const doc = blob(Buffer.from(JSON.stringify(sbom)), 'application/vnd.cyclonedx+json');
+  const empty = blob(Buffer.from('{}'), MediaTypes.ociEmpty);
+  for (const b of [doc, empty]) {
+    const res = await fetch(`${url}/v2/${repository}/blobs/uploads/?digest=${b.digest}`, { method: 'POST', body: b.data });
+    if (res.status !== 201) throw new Error(`blob push failed: ${res.status}`);
+  }
+  const manifest = Buffer.from(
+    JSON.stringify({
+      schemaVersion: 2,
+      mediaType: MediaTypes.ociManifest,
+      artifactType: 'application/vnd.cyclonedx+json',
+      config: { mediaType: MediaTypes.ociEmpty, digest: empty.digest, size: empty.size },
+      layers: [{ mediaType: doc.mediaType, digest: doc.digest, size: doc.size }],
+      subject: { mediaType: subject.mediaType, digest: subject.digest, size: subject.manifest.length },
+    }),
+  );
+  const digest = sha256(manifest);
+  const res = await fetch(`${url}/v2/${repository}/manifests/${digest}`, { method: 'PUT', body: manifest, headers: { 'content-type': MediaTypes.ociManifest } });
+  if (res.status !== 201) throw new Error(`referrer push failed: ${res.status} ${await res.text()}`);
+  return digest;
+}

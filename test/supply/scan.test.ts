@@ -16,7 +16,7 @@ import { pushImage } from '../helpers/images.js';
 import { REPO_ROOT, spawnTestRegistry, tempDir, type SpawnedRegistry } from '../helpers/registry.js';
 import { skopeo } from '../helpers/tools.js';
 import { runPier } from '../client/harness.js';
-import { alpineImage, ALPINE_V1, debianImage, DEBIAN_V1, DEBIAN_V2, OSV_V1, OSV_V2, writeOsvDb, type Expected } from './fixtures.js';
+import { pushSbomReferrer, zstdImage, alpineImage, ALPINE_V1, debianImage, DEBIAN_V1, DEBIAN_V2, OSV_V1, OSV_V2, writeOsvDb, type Expected } from './fixtures.js';
 
 interface Scan {
   status: string;
@@ -208,5 +208,72 @@ describe('scanning', { timeout: 240_000 }, () => {
     const inspected = await runPier(['inspect', `${host}/prod/alpine:v1`]);
     assert.equal(inspected.code, 0, inspected.stderr);
     assert.match(inspected.stdout, /Vulnerabilities: 0 critical, 1 high, 0 medium, 0 low, 0 unknown/);
+  });
+
+  test('pending and failed scans: served and recorded by default, refused with pending: deny; queued pushes are scanned after a restart; an SBOM referrer replaces the layers', async () => {
+    const dataDir = path.join(work, 'data-pending');
+    const config = (enabled: boolean) =>
+      [
+        'scanning:',
+        `  enabled: ${enabled}`,
+        '  policies:',
+        '    - repositories: "wait/**"',
+        '      severity: critical',
+        '    - repositories: "strict/**"',
+        '      severity: critical',
+        '      pending: deny',
+        '',
+      ].join('\n');
+    const file = path.join(work, 'pending.yaml');
+    await writeFile(file, config(false));
+    let reg = await spawnTestRegistry({ dataDir, args: ['--config', file] });
+    try {
+      const v1 = path.join(work, 'osv-pending');
+      await writeOsvDb(v1, OSV_V1);
+      assert.equal((await runPier(['vulndb', 'import', v1, '--registry', reg.host])).code, 0);
+      const debian = await debianImage();
+      await pushImage(reg.url, 'wait/app', 'v1', debian);
+      await pushImage(reg.url, 'strict/app', 'v1', debian);
+      // A zstd layer: the scanner cannot read it, so the scan fails.
+      const zstd = await zstdImage();
+      await pushImage(reg.url, 'wait/zstd', 'v1', zstd);
+      // An image that already has an SBOM referrer (as syft or Trivy would push it): lodash only.
+      await pushImage(reg.url, 'sbom/app', 'v1', debian);
+      await pushSbomReferrer(reg.url, 'sbom/app', debian, { bomFormat: 'CycloneDX', specVersion: '1.5', components: [{ type: 'library', name: 'lodash', version: '4.17.20', purl: 'pkg:npm/lodash@4.17.20' }] });
+
+      assert.equal((await scanOf(reg.url, 'wait/app', 'v1')).status, 'pending');
+      assert.equal((await fetch(`${reg.url}/v2/wait/app/manifests/v1`)).status, 200, 'pending: served by default');
+      const refused = await fetch(`${reg.url}/v2/strict/app/manifests/v1`);
+      assert.equal(refused.status, 403);
+      assert.match(((await refused.json()) as { errors: { message: string }[] }).errors[0]!.message, /strict\/app:v1 is not served while its scan is pending/);
+      const logged = reg.logs.find((l) => l.msg === 'vulnerability policy' && l.repository === 'wait/app');
+      assert.equal(logged?.note, 'served unchecked: scan pending');
+    } finally {
+      await reg.kill();
+    }
+
+    await writeFile(file, config(true));
+    reg = await spawnTestRegistry({ dataDir, args: ['--config', file] });
+    try {
+      const done = await waitFor(reg.url, 'strict/app', 'v1', (s) => s.status === 'done');
+      assert.deepEqual(shape(done.findings).sort(byId), [...DEBIAN_V1].sort(byId), 'pushed while scanning was off, scanned after the restart');
+      const refused = await fetch(`${reg.url}/v2/strict/app/manifests/v1`);
+      assert.equal(refused.status, 403);
+      assert.match(((await refused.json()) as { errors: { message: string }[] }).errors[0]!.message, /1 blocking finding\(s\): DSA-5532-1/);
+      const failed = await waitFor(reg.url, 'wait/zstd', 'v1', (s) => s.status !== 'pending');
+      assert.equal(failed.status, 'failed');
+      assert.match((failed as Scan & { error: string }).error, /zstd/);
+      assert.equal((await fetch(`${reg.url}/v2/wait/zstd/manifests/v1`)).status, 200, 'failed: served by default');
+      const logged = reg.logs.find((l) => l.msg === 'vulnerability policy' && l.repository === 'wait/zstd');
+      assert.match(String(logged?.note), /served unchecked: scan failed \(layer .* is zstd-compressed/);
+      const fromSbom = await waitFor(reg.url, 'sbom/app', 'v1', (s) => s.status === 'done');
+      assert.equal(fromSbom.source, 'sbom');
+      assert.deepEqual(shape(fromSbom.findings), [DEBIAN_V1[1]], 'the referrer SBOM is the inventory: only lodash');
+      assert.equal(fromSbom.sbom, undefined, 'no second SBOM is written next to the image\'s own');
+      await waitFor(reg.url, 'wait/app', 'v1', (s) => s.status === 'done');
+      assert.equal(await layerReads(reg.url), 2, 'the Debian image\'s two layers, once; none for the image with an SBOM');
+    } finally {
+      await reg.kill();
+    }
   });
 });
