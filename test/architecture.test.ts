@@ -3,6 +3,7 @@
  *
  *   cli → client → oci
  *   registry → service → (auth, lifecycle) → store → oci
+ *   registry → supply → store → oci   (supply: inventories, SBOMs, scanning)
  *
  * `oci` (with the error base), the `shared` leaf (loopback rule, byte
  * and duration grammars) and `api` (the /pier/v1 wire types, shared by server and
