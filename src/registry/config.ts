@@ -256,7 +256,8 @@ const DEFAULTS: Record<string, unknown> = {
   'auth.initialAdmin.name': 'admin',
   policy: [],
   'scanning.enabled': true,
-  'scanning.sbom': true,
+  // Off by default: a referrer the client did not push would change what the referrers API lists (OCI conformance).
+  'scanning.sbom': false,
   'scanning.maxDatabaseAge': 7 * 86400,
   'scanning.policies': [],
 };

@@ -93,6 +93,7 @@ describe('scanning', { timeout: 240_000 }, () => {
         `      url: http://127.0.0.1:${port}/scans`,
         '      events: [scan_complete]',
         'scanning:',
+        '  sbom: true',
         '  policies:',
         '    - repositories: "prod/**"',
         '      severity: critical',
