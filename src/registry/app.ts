@@ -7,7 +7,7 @@
  * request into the blob store, manifests are read with a size limit.
  */
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
-import { OciError } from '../oci/errors.js';
+import { RequestError } from './request-errors.js';
 import { ConnectionGuard } from './connections.js';
 import { Call, type RegistryDeps } from './context.js';
 import { toOciError } from './http-errors.js';
@@ -27,7 +27,7 @@ declare module 'fastify' {
 
 async function dispatch(call: Call, pathname: string): Promise<void> {
   const route = matchRoute(pathname);
-  if (!route) throw new OciError('NAME_UNKNOWN', `no such API endpoint ${pathname}`, { status: 404 });
+  if (!route) throw new RequestError('ERR_NO_ENDPOINT', `no such API endpoint ${pathname}`);
   switch (route.kind) {
     case 'base': {
       call.principal = await call.deps.gate.require(call.identity(), { base: true });
@@ -112,7 +112,7 @@ export function buildApp(deps: RegistryDeps, logger: FastifyBaseLogger | false, 
       try {
         pathname = decodeURIComponent(pathname);
       } catch {
-        throw new OciError('NAME_INVALID', 'malformed percent-encoding in path');
+        throw new RequestError('ERR_PATH_ENCODING', 'malformed percent-encoding in path');
       }
     }
     const call = new Call(deps, req, reply, new URLSearchParams(q === -1 ? '' : req.url.slice(q + 1)));
@@ -138,7 +138,7 @@ export function buildApp(deps: RegistryDeps, logger: FastifyBaseLogger | false, 
   });
 
   app.setNotFoundHandler(async (req, reply) => {
-    const err = new OciError('UNSUPPORTED', `no such endpoint ${req.method} ${req.url.split('?')[0] ?? ''}`, { status: 404 });
+    const err = toOciError(new RequestError('ERR_NO_ROUTE', `no such endpoint ${req.method} ${req.url.split('?')[0] ?? ''}`));
     return reply.code(404).header('content-type', 'application/json').send(JSON.stringify(err.toBody()));
   });
 

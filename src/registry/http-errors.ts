@@ -4,7 +4,7 @@
  * else.
  */
 import { DigestError } from '../oci/digest.js';
-import { OciError } from '../oci/errors.js';
+import { OciError, type OciErrorCode } from '../oci/errors.js';
 import { ManifestError } from '../oci/manifest.js';
 import { InvalidReferenceError } from '../oci/reference.js';
 import { BlobStoreError } from '../store/blob/blob-store.js';
@@ -16,6 +16,7 @@ import { ScopeError } from '../auth/scope.js';
 import { AccountError } from '../auth/accounts.js';
 import { PolicyError } from '../auth/policy.js';
 import { AuthStoreError } from '../auth/store.js';
+import { RequestError, type RequestErrorCode } from './request-errors.js';
 
 /** The `WWW-Authenticate: Bearer` header of a challenge (Docker token spec). */
 export function bearerChallenge(c: Challenge): string {
@@ -35,8 +36,34 @@ function outOfStorage(message: string, cause: unknown): OciError {
   return new OciError('UNAVAILABLE', message, { cause, status: 507 });
 }
 
+/** Each request refusal's OCI code, and its status when not the catalog's. */
+const REQUEST_ERRORS: Record<RequestErrorCode, [OciErrorCode, number?]> = {
+  ERR_METHOD_NOT_ALLOWED: ['UNSUPPORTED'],
+  ERR_NO_ENDPOINT: ['NAME_UNKNOWN', 404],
+  ERR_NO_ROUTE: ['UNSUPPORTED', 404],
+  ERR_PATH_ENCODING: ['NAME_INVALID'],
+  ERR_RANGE_INVALID: ['RANGE_INVALID', 416],
+  ERR_PAGE_SIZE_INVALID: ['PAGINATION_NUMBER_INVALID'],
+  ERR_TAG_INVALID: ['MANIFEST_INVALID'],
+  ERR_REPOSITORY_UNKNOWN: ['NAME_UNKNOWN'],
+  ERR_MANIFEST_UNKNOWN: ['MANIFEST_UNKNOWN'],
+  ERR_BLOB_UNKNOWN: ['BLOB_UNKNOWN'],
+  ERR_UPLOAD_UNKNOWN: ['BLOB_UPLOAD_UNKNOWN'],
+  ERR_MANIFEST_TOO_LARGE: ['MANIFEST_TOO_LARGE', 413],
+  ERR_BODY_TOO_LARGE: ['SIZE_INVALID', 413],
+  ERR_FORM_TOO_LARGE: ['UNSUPPORTED', 413],
+  ERR_DELETES_DISABLED: ['UNSUPPORTED'],
+  ERR_BAD_REQUEST: ['UNSUPPORTED', 400],
+  ERR_DIGEST_PARAM: ['DIGEST_INVALID'],
+  ERR_NO_ACCOUNTS: ['UNSUPPORTED', 404],
+};
+
 export function toOciError(err: unknown): OciError {
   if (err instanceof OciError) return err;
+  if (err instanceof RequestError) {
+    const [code, status] = REQUEST_ERRORS[err.code];
+    return new OciError(code, err.message, { cause: err.cause, detail: err.detail, headers: err.headers, ...(status === undefined ? {} : { status }) });
+  }
   if (err instanceof DigestError) {
     return new OciError('DIGEST_INVALID', err.message, { cause: err });
   }

@@ -1,10 +1,10 @@
 /** Small HTTP helpers shared by the routes: bodies, ranges, pagination. */
 import type { IncomingMessage } from 'node:http';
-import { OciError } from '../oci/errors.js';
+import { RequestError } from './request-errors.js';
 import type { ByteRange } from '../store/blob/blob-store.js';
 
 /** Reads a whole request body of at most `limit` bytes; 413 (`tooLarge`) beyond. */
-export async function readBody(req: IncomingMessage, limit: number, tooLarge: () => OciError): Promise<Buffer> {
+export async function readBody(req: IncomingMessage, limit: number, tooLarge: () => Error): Promise<Buffer> {
   const declared = req.headers['content-length'];
   if (declared !== undefined && Number(declared) > limit) throw tooLarge();
   const chunks: Buffer[] = [];
@@ -66,7 +66,7 @@ export async function drainFor(req: IncomingMessage, ms: number): Promise<boolea
  */
 export function parseRange(header: string | undefined, size: number): ByteRange | undefined {
   if (header === undefined) return undefined;
-  const unsatisfiable = () => new OciError('RANGE_INVALID', `range ${JSON.stringify(header)} not satisfiable for ${size} bytes`, { status: 416, headers: { 'content-range': `bytes */${size}` } });
+  const unsatisfiable = () => new RequestError('ERR_RANGE_INVALID', `range ${JSON.stringify(header)} not satisfiable for ${size} bytes`, { headers: { 'content-range': `bytes */${size}` } });
   const m = /^bytes=(\d*)-(\d*)$/.exec(header.trim());
   if (!m) {
     if (/^bytes=[\d\s,-]+$/.test(header.trim()) && header.includes(',')) return undefined;
@@ -93,10 +93,10 @@ export function parseRange(header: string | undefined, size: number): ByteRange 
 export function parseContentRange(header: string | undefined): ByteRange | undefined {
   if (header === undefined) return undefined;
   const m = /^(?:bytes[= ])?(\d+)-(\d+)(?:\/(?:\d+|\*))?$/.exec(header.trim());
-  if (!m) throw new OciError('RANGE_INVALID', `invalid Content-Range ${JSON.stringify(header)}`, { status: 416 });
+  if (!m) throw new RequestError('ERR_RANGE_INVALID', `invalid Content-Range ${JSON.stringify(header)}`);
   const start = Number(m[1]);
   const end = Number(m[2]);
-  if (end < start) throw new OciError('RANGE_INVALID', `invalid Content-Range ${JSON.stringify(header)}`, { status: 416 });
+  if (end < start) throw new RequestError('ERR_RANGE_INVALID', `invalid Content-Range ${JSON.stringify(header)}`);
   return { start, end };
 }
 
@@ -105,7 +105,7 @@ export function parsePage(query: URLSearchParams, defaultLimit: number, maxLimit
   const n = query.get('n');
   let limit = defaultLimit;
   if (n !== null && n !== '') {
-    if (!/^\d+$/.test(n)) throw new OciError('PAGINATION_NUMBER_INVALID', `n must be a non-negative integer, got ${JSON.stringify(n)}`);
+    if (!/^\d+$/.test(n)) throw new RequestError('ERR_PAGE_SIZE_INVALID', `n must be a non-negative integer, got ${JSON.stringify(n)}`);
     limit = Math.min(Number(n), maxLimit);
   }
   const last = query.get('last');

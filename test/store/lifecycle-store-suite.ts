@@ -1,31 +1,38 @@
 /**
  * The behaviour every implementation of the lifecycle store roles must
- * have: usage (quotas, `pier usage`), retention's queries and the pull
- * log. The data is written through MetaStore, as the registry writes it.
- * SQLite runs it today; PostgreSQL runs the same suite when it lands.
- *
- * Not yet covered here: GcQueries and WebhookOutbox (exercised end to end
- * by test/lifecycle/gc-*.test.ts and webhooks.test.ts).
+ * have: usage (quotas, `pier usage`), retention's queries, the pull log,
+ * online GC's reads and re-checking deletes, and the webhook outbox (each
+ * tag change fanned out exactly once per endpoint, even by concurrent
+ * fan-outs; deliveries handed out in tag-change order). The data is written
+ * through MetaStore, as the registry writes it. SQLite runs it today;
+ * PostgreSQL runs the same suite.
  */
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { Digest } from '../../src/oci/digest.js';
 import { parseRepositoryName, parseTag } from '../../src/oci/reference.js';
-import type { PullLog, RetentionQueries, UsageQueries } from '../../src/store/meta/lifecycle-store.js';
+import type { LifecycleStore, NewDelivery, TagEventRow } from '../../src/store/meta/lifecycle-store.js';
 import type { MetaStore, NewManifest } from '../../src/store/meta/meta-store.js';
 
 export interface LifecycleStoreFixture {
   meta: MetaStore;
-  store: UsageQueries & RetentionQueries & PullLog;
+  store: LifecycleStore;
   close(): Promise<void>;
 }
 
 const repo = parseRepositoryName;
 
-function manifest(label: string, blobs: Digest[]): NewManifest {
-  const content = Buffer.from(JSON.stringify({ label, blobs: blobs.map(String) }));
-  return { digest: Digest.of(content), mediaType: 'application/vnd.oci.image.manifest.v1+json', content, artifactType: undefined, subject: undefined, annotations: undefined, blobs, manifests: [] };
+function manifest(label: string, blobs: Digest[], children: Digest[] = [], subject?: Digest): NewManifest {
+  const content = Buffer.from(JSON.stringify({ label, blobs: blobs.map(String), children: children.map(String) }));
+  const mediaType = children.length > 0 ? 'application/vnd.oci.image.index.v1+json' : 'application/vnd.oci.image.manifest.v1+json';
+  return { digest: Digest.of(content), mediaType, content, artifactType: undefined, subject, annotations: undefined, blobs, manifests: children };
 }
+
+/** One delivery per event for each endpoint, the way the webhook queue plans them. */
+const everyEvent =
+  (...endpoints: string[]) =>
+  (events: TagEventRow[]): NewDelivery[] =>
+    events.flatMap((e) => endpoints.map((endpoint) => ({ endpoint, eventId: String(e.id), eventType: e.action, payload: JSON.stringify({ repository: e.repository, tag: e.tag, digest: e.newDigest }) })));
 
 export function lifecycleStoreSuite(name: string, open: () => Promise<LifecycleStoreFixture>): void {
   const withStore = (fn: (f: LifecycleStoreFixture) => Promise<void>) => async () => {
@@ -88,6 +95,154 @@ export function lifecycleStoreSuite(name: string, open: () => Promise<LifecycleS
         assert.ok(tags[0]!.updatedAt >= tags[1]!.updatedAt, 'most recently moved first');
         assert.deepEqual(await store.tagsByAge('other'), []);
         assert.deepEqual(await store.tagsByAge('nowhere'), []);
+      }),
+    );
+
+    test(
+      'GC reads: tags, history newest first per tag, edges, links; the watermark moves with each tag change',
+      withStore(async ({ meta, store }) => {
+        const [b1, b2] = ['gc-one', 'gc-two'].map((x) => Digest.of(Buffer.from(x))) as [Digest, Digest];
+        await meta.linkBlob(repo('gc/app'), b1, 10);
+        await meta.linkBlob(repo('gc/app'), b2, 20);
+        const w0 = await store.historyWatermark();
+        const child = manifest('child', [b1]);
+        const index = manifest('index', [], [child.digest]);
+        const ref = manifest('sig', [b2], [], child.digest);
+        await meta.putManifest(repo('gc/app'), child, [parseTag('v1')], 'alice');
+        await meta.putManifest(repo('gc/app'), index, [parseTag('latest')], 'alice');
+        await meta.putManifest(repo('gc/app'), ref, [], 'alice');
+        await meta.moveTag(repo('gc/app'), parseTag('v1'), { to: index.digest.toString(), actor: 'bob' });
+        const w1 = await store.historyWatermark();
+        assert.ok(w1 > w0, 'tag changes raise the watermark');
+
+        const tags = await store.tags();
+        const id = tags[0]!.repositoryId;
+        assert.deepEqual(
+          tags.map((t) => [t.repositoryId, t.name, t.digest]).sort(),
+          [
+            [id, 'latest', index.digest.toString()],
+            [id, 'v1', index.digest.toString()],
+          ],
+        );
+        const v1 = (await store.tagHistoryRows()).filter((r) => r.tag === 'v1');
+        assert.deepEqual(
+          v1.map((r) => [r.action, r.newDigest]),
+          [
+            ['move', index.digest.toString()],
+            ['create', child.digest.toString()],
+          ],
+          'newest first within a tag',
+        );
+        assert.deepEqual(await store.indexChildren(), [{ repositoryId: id, parent: index.digest.toString(), child: child.digest.toString() }]);
+        assert.deepEqual(await store.referrers(), [{ repositoryId: id, parent: child.digest.toString(), child: ref.digest.toString() }]);
+        assert.deepEqual(
+          (await store.blobReferences()).map((e) => [e.parent, e.child]).sort(),
+          [
+            [child.digest.toString(), b1.toString()],
+            [ref.digest.toString(), b2.toString()],
+          ].sort(),
+        );
+        assert.deepEqual((await store.manifests()).map((m) => m.digest).sort(), [child, index, ref].map((m) => m.digest.toString()).sort());
+        assert.deepEqual((await store.links()).map((l) => l.digest).sort(), [b1, b2].map(String).sort());
+        assert.deepEqual([...(await store.linkedDigests([b1.toString(), 'sha256:' + '0'.repeat(64)]))], [b1.toString()]);
+        assert.equal((await store.linkedDigests()).size, 2);
+
+        assert.equal(await store.uploadsInProgress(), 0);
+        await meta.createUpload('upload-1', repo('gc/app'));
+        assert.equal(await store.uploadsInProgress(), 1);
+      }),
+    );
+
+    test(
+      'GC deletes re-check: a tagged, recently tagged, young or index-listed manifest survives; a referenced link survives',
+      withStore(async ({ meta, store }) => {
+        const [b1, b2] = ['del-one', 'del-two'].map((x) => Digest.of(Buffer.from(x))) as [Digest, Digest];
+        await meta.linkBlob(repo('gc/del'), b1, 10);
+        await meta.linkBlob(repo('gc/del'), b2, 20);
+        const tagged = manifest('tagged', []);
+        const child = manifest('child', [b1]);
+        const index = manifest('index', [], [child.digest]);
+        const orphan = manifest('orphan', []);
+        const retagged = manifest('retagged', []);
+        for (const m of [tagged, child, index, orphan, retagged]) await meta.putManifest(repo('gc/del'), m, [], 'alice');
+        await meta.moveTag(repo('gc/del'), parseTag('keep'), { to: tagged.digest.toString(), actor: 'alice' });
+        await meta.moveTag(repo('gc/del'), parseTag('idx'), { to: index.digest.toString(), actor: 'alice' });
+        const watermark = await store.historyWatermark();
+        // Tagged and untagged again after the mark: the delete must still spare it.
+        await meta.moveTag(repo('gc/del'), parseTag('tmp'), { to: retagged.digest.toString(), actor: 'alice' });
+        await meta.moveTag(repo('gc/del'), parseTag('tmp'), { to: undefined, actor: 'alice' });
+        const id = (await store.tags())[0]!.repositoryId;
+        const all = [tagged, child, index, orphan, retagged].map((m) => m.digest.toString());
+
+        assert.deepEqual(await store.deleteUnreachableManifests([[id, all]], watermark, 0), [[id, []]], 'everything is younger than a cutoff of 0');
+        const deleted = await store.deleteUnreachableManifests([[id, all]], watermark, Date.now() + 60_000);
+        assert.deepEqual(deleted, [[id, [orphan.digest.toString()]]]);
+        assert.deepEqual((await store.manifests()).map((m) => m.digest).sort(), [tagged, child, index, retagged].map((m) => m.digest.toString()).sort());
+
+        const links = [b1, b2].map((d) => ({ repositoryId: id, digest: d.toString() }));
+        assert.equal(await store.deleteUnreferencedLinks(links, 0), 0, 'younger than the cutoff');
+        assert.equal(await store.deleteUnreferencedLinks(links, Date.now() + 60_000), 1, 'b2 is referenced by nothing; b1 by the child');
+        assert.deepEqual((await store.links()).map((l) => l.digest), [b1.toString()]);
+      }),
+    );
+
+    test(
+      'the webhook outbox fans each tag change out exactly once per endpoint, even when fan-outs race',
+      withStore(async ({ meta, store }) => {
+        const a = manifest('hook-a', []);
+        await meta.putManifest(repo('hooks/app'), a, [parseTag('before')], 'alice');
+        await store.initCursor();
+        await store.initCursor();
+        assert.equal(await store.fanOut(100, everyEvent('ci')), 0, 'history before the first start is not replayed');
+
+        const b = manifest('hook-b', []);
+        await meta.putManifest(repo('hooks/app'), b, [], 'alice');
+        for (let i = 0; i < 6; i++) await meta.moveTag(repo('hooks/app'), parseTag(`t${i % 2}`), { to: (i % 2 === 0 ? b : a).digest.toString(), actor: 'alice' });
+        await meta.moveTag(repo('hooks/app'), parseTag('t0'), { to: a.digest.toString(), actor: 'alice' });
+        const changes = 3;
+
+        // Four fan-outs at once, two changes each: every change is read by exactly one of them.
+        const read = await Promise.all([1, 2, 3, 4].map(() => store.fanOut(2, everyEvent('ci', 'audit'))));
+        let total = read.reduce((x, y) => x + y, 0);
+        for (let n = await store.fanOut(2, everyEvent('ci', 'audit')); n > 0; n = await store.fanOut(2, everyEvent('ci', 'audit'))) total += n;
+        assert.equal(total, changes);
+        assert.equal(await store.fanOut(100, everyEvent('ci', 'audit')), 0);
+        assert.deepEqual(await store.deliveryCounts('ci'), { pending: changes, failed: 0, delivered: 0 });
+        assert.deepEqual(await store.deliveryCounts('audit'), { pending: changes, failed: 0, delivered: 0 });
+        const ids = (await store.recentDeliveries('ci', 100)).map((d) => d.eventId);
+        assert.equal(new Set(ids).size, ids.length, 'no event twice for one endpoint');
+      }),
+    );
+
+    test(
+      'the webhook outbox hands out deliveries in tag-change order, and an attempt moves the queue on',
+      withStore(async ({ meta, store }) => {
+        await store.initCursor();
+        const [a, b, c] = ['order-a', 'order-b', 'order-c'].map((l) => manifest(l, []));
+        for (const m of [a!, b!, c!]) await meta.putManifest(repo('hooks/order'), m, [], 'alice');
+        for (const m of [a!, b!, c!]) await meta.moveTag(repo('hooks/order'), parseTag('latest'), { to: m.digest.toString(), actor: 'alice' });
+        assert.equal(await store.fanOut(100, everyEvent('ci')), 3);
+
+        const seen: string[] = [];
+        for (let d = await store.nextPending('ci'); d; d = await store.nextPending('ci')) {
+          assert.equal(d.status, 'pending');
+          seen.push((JSON.parse(d.payload) as { digest: string }).digest);
+          const failedOnce = seen.length === 1 && d.attempts === 0;
+          await store.recordAttempt(d, { at: Date.now(), statusCode: failedOnce ? 500 : 200, error: undefined, ms: 1 }, failedOnce ? { status: 'pending', attempts: 1, nextAt: Date.now(), finishedAt: undefined, lastError: 'HTTP 500' } : { status: 'delivered', attempts: d.attempts + 1, nextAt: d.nextAt, finishedAt: Date.now(), lastError: undefined });
+        }
+        assert.deepEqual(seen, [a!, a!, b!, c!].map((m) => m.digest.toString()), 'a retried delivery stays first; then in order');
+        assert.deepEqual(await store.deliveryCounts('ci'), { pending: 0, failed: 0, delivered: 3 });
+        const recent = await store.recentDeliveries('ci', 2);
+        assert.deepEqual(
+          recent.map((d) => (JSON.parse(d.payload) as { digest: string }).digest),
+          [c!, b!].map((m) => m.digest.toString()),
+          'newest first',
+        );
+        assert.equal(recent[0]!.attempts, 1);
+
+        await store.recordSent({ endpoint: 'ci', eventId: 'test-1', eventType: 'test', payload: '{}', status: 'failed', createdAt: 1, finishedAt: 2, lastError: 'refused' }, { at: 2, statusCode: undefined, error: 'refused', ms: 3 });
+        assert.deepEqual(await store.deliveryCounts('ci'), { pending: 0, failed: 1, delivered: 3 });
+        assert.equal(await store.nextPending('ci'), undefined);
       }),
     );
   });

@@ -1,6 +1,6 @@
 /** GET/HEAD/DELETE /v2/<name>/blobs/<digest> */
 import { Digest } from '../../oci/digest.js';
-import { OciError } from '../../oci/errors.js';
+import { RequestError } from '../request-errors.js';
 import type { Call } from '../context.js';
 import { parseRange } from '../http.js';
 
@@ -8,14 +8,14 @@ export async function blobRoute(call: Call, rawName: string, rawDigest: string):
   const method = call.req.method;
   if (method === 'GET' || method === 'HEAD') return getBlob(call, rawName, rawDigest, method === 'HEAD');
   if (method === 'DELETE') return deleteBlob(call, rawName, rawDigest);
-  throw new OciError('UNSUPPORTED', `${method} is not supported on blobs`);
+  throw new RequestError('ERR_METHOD_NOT_ALLOWED', `${method} is not supported on blobs`);
 }
 
 async function getBlob(call: Call, rawName: string, rawDigest: string, head: boolean): Promise<void> {
   const { name } = await call.repository(rawName, ['pull']);
   const digest = Digest.parse(rawDigest);
   const linked = await call.deps.service.linkedBlob(name, digest);
-  if (!linked) throw new OciError('BLOB_UNKNOWN', `blob ${digest.toString()} unknown to repository ${name}`, { detail: { digest: digest.toString() } });
+  if (!linked) throw new RequestError('ERR_BLOB_UNKNOWN', `blob ${digest.toString()} unknown to repository ${name}`, { detail: { digest: digest.toString() } });
   const range = parseRange(call.header('range'), linked.size);
   const reply = call.reply;
   reply.header('content-type', 'application/octet-stream');
@@ -54,10 +54,10 @@ async function getBlob(call: Call, rawName: string, rawDigest: string, head: boo
 
 async function deleteBlob(call: Call, rawName: string, rawDigest: string): Promise<void> {
   const { name, principal } = await call.repository(rawName, ['delete']);
-  if (!call.deps.config.deletes) throw new OciError('UNSUPPORTED', 'deletes are disabled on this registry');
+  if (!call.deps.config.deletes) throw new RequestError('ERR_DELETES_DISABLED', 'deletes are disabled on this registry');
   const digest = Digest.parse(rawDigest);
   if (!(await call.deps.service.deleteBlob(name, digest, call.actor(principal)))) {
-    throw new OciError('BLOB_UNKNOWN', `blob ${digest.toString()} unknown to repository ${name}`, { detail: { digest: digest.toString() } });
+    throw new RequestError('ERR_BLOB_UNKNOWN', `blob ${digest.toString()} unknown to repository ${name}`, { detail: { digest: digest.toString() } });
   }
   call.reply.code(202).header('content-length', 0);
   await call.reply.send();

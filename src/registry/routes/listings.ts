@@ -1,6 +1,6 @@
 /** Tag listing, the catalog and the referrers API: the read-only listings. */
 import { Digest } from '../../oci/digest.js';
-import { OciError } from '../../oci/errors.js';
+import { RequestError } from '../request-errors.js';
 import { MediaTypes } from '../../oci/media-types.js';
 import type { Call } from '../context.js';
 import { nextLink, parsePage } from '../http.js';
@@ -10,7 +10,7 @@ const DEFAULT_PAGE = 10_000;
 const MAX_PAGE = 10_000;
 
 function onlyGet(call: Call, what: string): void {
-  if (call.req.method !== 'GET' && call.req.method !== 'HEAD') throw new OciError('UNSUPPORTED', `${call.req.method} is not supported on ${what}`);
+  if (call.req.method !== 'GET' && call.req.method !== 'HEAD') throw new RequestError('ERR_METHOD_NOT_ALLOWED', `${call.req.method} is not supported on ${what}`);
 }
 
 async function sendJson(call: Call, body: unknown, contentType = 'application/json'): Promise<void> {
@@ -26,7 +26,7 @@ export async function tagsRoute(call: Call, rawName: string): Promise<void> {
   // One more than asked tells whether a next page exists.
   const tags = page.limit === 0 ? [] : await call.deps.service.listTags(name, { limit: page.limit + 1, after: page.after });
   if (tags === undefined || (page.limit === 0 && !(await call.deps.service.repositoryExists(name)))) {
-    throw new OciError('NAME_UNKNOWN', `repository ${name} not known to registry`, { detail: { name } });
+    throw new RequestError('ERR_REPOSITORY_UNKNOWN', `repository ${name} not known to registry`, { detail: { name } });
   }
   if (tags.length > page.limit) {
     tags.length = page.limit;

@@ -1,5 +1,5 @@
 /** GET/HEAD/PUT/DELETE /v2/<name>/manifests/<reference> */
-import { OciError } from '../../oci/errors.js';
+import { RequestError } from '../request-errors.js';
 import { baseMediaType } from '../../oci/media-types.js';
 import { parseManifestReference, parseTag, type RepositoryName } from '../../oci/reference.js';
 import type { Call } from '../context.js';
@@ -16,7 +16,7 @@ export async function manifestRoute(call: Call, rawName: string, rawReference: s
     case 'DELETE':
       return deleteManifest(call, rawName, rawReference);
     default:
-      throw new OciError('UNSUPPORTED', `${call.req.method} is not supported on manifests`);
+      throw new RequestError('ERR_METHOD_NOT_ALLOWED', `${call.req.method} is not supported on manifests`);
   }
 }
 
@@ -30,16 +30,16 @@ function referenceOrInvalid(raw: string, forPush = false) {
     return parseManifestReference(raw);
   } catch (err) {
     if (raw.includes(':')) throw err;
-    if (forPush) throw new OciError('MANIFEST_INVALID', `invalid tag ${JSON.stringify(raw.slice(0, 200))}`, { cause: err });
-    throw new OciError('MANIFEST_UNKNOWN', `manifest ${JSON.stringify(raw.slice(0, 200))} unknown: not a valid tag`, { cause: err });
+    if (forPush) throw new RequestError('ERR_TAG_INVALID', `invalid tag ${JSON.stringify(raw.slice(0, 200))}`, { cause: err });
+    throw new RequestError('ERR_MANIFEST_UNKNOWN', `manifest ${JSON.stringify(raw.slice(0, 200))} unknown: not a valid tag`, { cause: err });
   }
 }
 
-async function unknownManifest(call: Call, name: RepositoryName, reference: string): Promise<OciError> {
+async function unknownManifest(call: Call, name: RepositoryName, reference: string): Promise<RequestError> {
   if (!(await call.deps.service.repositoryExists(name))) {
-    return new OciError('NAME_UNKNOWN', `repository ${name} not known to registry`, { detail: { name } });
+    return new RequestError('ERR_REPOSITORY_UNKNOWN', `repository ${name} not known to registry`, { detail: { name } });
   }
-  return new OciError('MANIFEST_UNKNOWN', `manifest ${reference} unknown to repository ${name}`, { detail: { reference } });
+  return new RequestError('ERR_MANIFEST_UNKNOWN', `manifest ${reference} unknown to repository ${name}`, { detail: { reference } });
 }
 
 async function getManifest(call: Call, rawName: string, rawReference: string, head: boolean): Promise<void> {
@@ -65,7 +65,7 @@ async function putManifest(call: Call, rawName: string, rawReference: string): P
   const { name, principal } = await call.repository(rawName, ['pull', 'push']);
   const reference = referenceOrInvalid(rawReference, true);
   const limit = call.deps.config.manifests.maxSize;
-  const body = await readBody(call.req.raw, limit, () => new OciError('MANIFEST_TOO_LARGE', `manifest exceeds the limit of ${limit} bytes`, { status: 413 }));
+  const body = await readBody(call.req.raw, limit, () => new RequestError('ERR_MANIFEST_TOO_LARGE', `manifest exceeds the limit of ${limit} bytes`));
   call.bytesIn += body.length;
   const contentType = call.header('content-type');
   const tags = call.query.getAll('tag').map(parseTag);
@@ -89,7 +89,7 @@ async function putManifest(call: Call, rawName: string, rawReference: string): P
  */
 async function deleteManifest(call: Call, rawName: string, rawReference: string): Promise<void> {
   const { name, principal } = await call.repository(rawName, ['delete']);
-  if (!call.deps.config.deletes) throw new OciError('UNSUPPORTED', 'deletes are disabled on this registry');
+  if (!call.deps.config.deletes) throw new RequestError('ERR_DELETES_DISABLED', 'deletes are disabled on this registry');
   const reference = referenceOrInvalid(rawReference);
   const overrideIndex = call.query.getAll('override').includes('index');
   const deleted = await call.deps.service.deleteManifest(name, reference, call.actor(principal), overrideIndex ? { overrideIndex: principal } : {});

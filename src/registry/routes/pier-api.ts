@@ -14,7 +14,7 @@
  * can be added from the same machine.
  */
 import { Digest } from '../../oci/digest.js';
-import { OciError } from '../../oci/errors.js';
+import { RequestError } from '../request-errors.js';
 import { parseManifestReference, parseTag, type RepositoryName } from '../../oci/reference.js';
 import type { VulnDbState } from '../../supply/supply.js';
 import type { ScanResponse, VulnDbRecordsResponse, VulnDbResponse, DeleteTagResponse, DeliveriesResponse, GcResponse, GroupInfo, ImportResponse, NewToken, RetentionResponse, RollbackResponse, RuleInfo, TagHistoryResponse, TokenInfo, UsageResponse, UserInfo, WebhookTestResponse, WebhooksResponse } from '../../api/pier-v1.js';
@@ -76,8 +76,8 @@ export async function pierApiRoute(call: Call, pathname: string): Promise<void> 
     await call.reply.send(body);
     return;
   }
-  if (pathMatched) throw new OciError('UNSUPPORTED', `${call.req.method} is not supported on ${pathname}`);
-  throw new OciError('NAME_UNKNOWN', `no such API endpoint ${pathname}`, { status: 404 });
+  if (pathMatched) throw new RequestError('ERR_METHOD_NOT_ALLOWED', `${call.req.method} is not supported on ${pathname}`);
+  throw new RequestError('ERR_NO_ENDPOINT', `no such API endpoint ${pathname}`);
 }
 
 async function admin(call: Call, what: string) {
@@ -88,7 +88,7 @@ async function admin(call: Call, what: string) {
 }
 
 async function jsonBody(call: Call, limit = MAX_BODY): Promise<Record<string, unknown>> {
-  const raw = await readBody(call.req.raw, limit, () => new OciError('SIZE_INVALID', `request body exceeds ${limit} bytes`, { status: 413 }));
+  const raw = await readBody(call.req.raw, limit, () => new RequestError('ERR_BODY_TOO_LARGE', `request body exceeds ${limit} bytes`));
   call.bytesIn += raw.length;
   if (raw.length === 0) return {};
   try {
@@ -97,7 +97,7 @@ async function jsonBody(call: Call, limit = MAX_BODY): Promise<Record<string, un
   } catch {
     // fall through
   }
-  throw new OciError('UNSUPPORTED', 'the request body must be a JSON object', { status: 400 });
+  throw new RequestError('ERR_BAD_REQUEST', 'the request body must be a JSON object');
 }
 
 function flag(call: Call, name: string): boolean {
@@ -125,11 +125,11 @@ async function rollback(call: Call, m: RegExpExecArray): Promise<RollbackRespons
   const body = await jsonBody(call);
   let target: RollbackTarget;
   if (body.to !== undefined) {
-    if (typeof body.to !== 'string') throw new OciError('DIGEST_INVALID', '"to" must be a digest string');
+    if (typeof body.to !== 'string') throw new RequestError('ERR_DIGEST_PARAM', '"to" must be a digest string');
     target = { to: Digest.parse(body.to).toString() };
   } else {
     const steps = body.steps ?? 1;
-    if (typeof steps !== 'number') throw new OciError('UNSUPPORTED', '"steps" must be a number', { status: 400 });
+    if (typeof steps !== 'number') throw new RequestError('ERR_BAD_REQUEST', '"steps" must be a number');
     target = { steps };
   }
   return (await call.deps.service.rollback(name, tag, target, call.actor(principal)));
@@ -137,11 +137,11 @@ async function rollback(call: Call, m: RegExpExecArray): Promise<RollbackRespons
 
 async function deleteTag(call: Call, m: RegExpExecArray): Promise<DeleteTagResponse> {
   const { name, principal } = await call.repository(m[1]!, ['delete']);
-  if (!call.deps.config.deletes) throw new OciError('UNSUPPORTED', 'deletes are disabled on this registry');
+  if (!call.deps.config.deletes) throw new RequestError('ERR_DELETES_DISABLED', 'deletes are disabled on this registry');
   const tag = parseTag(m[2]!);
   const override = call.query.get('override') === 'immutable';
   if (!(await call.deps.service.deleteTag(name, tag, principal, override, call.actor(principal)))) {
-    throw new OciError('MANIFEST_UNKNOWN', `tag ${tag} unknown to repository ${name}`);
+    throw new RequestError('ERR_MANIFEST_UNKNOWN', `tag ${tag} unknown to repository ${name}`);
   }
   return { repository: name, tag, deleted: true };
 }
@@ -191,7 +191,7 @@ async function testWebhook(call: Call, m: RegExpExecArray): Promise<WebhookTestR
 async function accountsFor(call: Call, what: string): Promise<{ store: AuthStore }> {
   const principal = await admin(call, what);
   const accounts = call.deps.accounts;
-  if (!accounts) throw new OciError('UNSUPPORTED', 'this registry runs without accounts', { status: 404 });
+  if (!accounts) throw new RequestError('ERR_NO_ACCOUNTS', 'this registry runs without accounts');
   // The store records each change in the audit log, in the change's own transaction, as this admin.
   return { store: accounts.store.as({ name: principal.name, ip: call.req.ip }) };
 }
@@ -203,20 +203,20 @@ async function changed(call: Call): Promise<void> {
 
 function field(body: Record<string, unknown>, name: string): string {
   const v = body[name];
-  if (typeof v !== 'string' || v === '') throw new OciError('UNSUPPORTED', `"${name}" must be a non-empty string`, { status: 400 });
+  if (typeof v !== 'string' || v === '') throw new RequestError('ERR_BAD_REQUEST', `"${name}" must be a non-empty string`);
   return v;
 }
 
 function optional<T>(body: Record<string, unknown>, name: string, type: 'string' | 'number' | 'boolean'): T | undefined {
   const v = body[name];
   if (v === undefined || v === null) return undefined;
-  if (typeof v !== type) throw new OciError('UNSUPPORTED', `"${name}" must be a ${type}`, { status: 400 });
+  if (typeof v !== type) throw new RequestError('ERR_BAD_REQUEST', `"${name}" must be a ${type}`);
   return v as T;
 }
 
 function strings(body: Record<string, unknown>, name: string): string[] {
   const v = body[name];
-  if (!Array.isArray(v) || !v.every((x): x is string => typeof x === 'string')) throw new OciError('UNSUPPORTED', `"${name}" must be a list of strings`, { status: 400 });
+  if (!Array.isArray(v) || !v.every((x): x is string => typeof x === 'string')) throw new RequestError('ERR_BAD_REQUEST', `"${name}" must be a list of strings`);
   return v;
 }
 
@@ -260,7 +260,7 @@ async function setPassword(call: Call, m: RegExpExecArray) {
 async function setAdmin(call: Call, m: RegExpExecArray) {
   const { store } = await accountsFor(call, 'making a user an admin');
   const value = optional<boolean>(await jsonBody(call), 'admin', 'boolean');
-  if (value === undefined) throw new OciError('UNSUPPORTED', '"admin" must be true or false', { status: 400 });
+  if (value === undefined) throw new RequestError('ERR_BAD_REQUEST', '"admin" must be true or false');
   await store.setAdmin(m[1]!, value);
   await changed(call);
   return { name: m[1]!, admin: value };
@@ -346,7 +346,7 @@ async function createRule(call: Call): Promise<{ id: number; subject: string; re
 async function removeRule(call: Call, m: RegExpExecArray) {
   const { store } = await accountsFor(call, 'removing a policy rule');
   const id = Number(m[1]);
-  if (!Number.isSafeInteger(id)) throw new OciError('UNSUPPORTED', `rule ${m[1]!} is from the configuration file; only rules added through the API or pier policy can be removed`, { status: 400 });
+  if (!Number.isSafeInteger(id)) throw new RequestError('ERR_BAD_REQUEST', `rule ${m[1]!} is from the configuration file; only rules added through the API or pier policy can be removed`);
   await store.removeRule(id);
   await changed(call);
   return { id, removed: true };
@@ -374,7 +374,7 @@ async function scanTarget(call: Call, m: RegExpExecArray): Promise<{ name: Repos
   const { name } = await call.repository(m[1]!, ['pull']);
   const reference = parseManifestReference(m[2]!);
   const digest = reference.kind === 'digest' ? reference.digest : await call.deps.service.resolveTag(name, reference.tag);
-  if (!digest) throw new OciError('MANIFEST_UNKNOWN', `manifest ${m[2]!} unknown to repository ${name}`);
+  if (!digest) throw new RequestError('ERR_MANIFEST_UNKNOWN', `manifest ${m[2]!} unknown to repository ${name}`);
   return { name, digest };
 }
 
@@ -404,7 +404,7 @@ async function getScan(call: Call, m: RegExpExecArray): Promise<ScanResponse> {
 async function scanNow(call: Call, m: RegExpExecArray): Promise<ScanResponse> {
   const { name, digest } = await scanTarget(call, m);
   const r = await call.deps.supply.scanNow(name, digest);
-  if (!r) throw new OciError('MANIFEST_UNKNOWN', `manifest ${digest.toString()} unknown to repository ${name}`);
+  if (!r) throw new RequestError('ERR_MANIFEST_UNKNOWN', `manifest ${digest.toString()} unknown to repository ${name}`);
   return scanResponse(call, r);
 }
 
@@ -416,7 +416,7 @@ async function vulnDb(call: Call): Promise<VulnDbResponse> {
 async function vulnDbRecords(call: Call): Promise<VulnDbRecordsResponse> {
   await admin(call, 'importing a vulnerability database');
   const body = await jsonBody(call, MAX_RECORDS_BODY);
-  if (!Array.isArray(body.records)) throw new OciError('UNSUPPORTED', '"records" must be a list of OSV records', { status: 400 });
+  if (!Array.isArray(body.records)) throw new RequestError('ERR_BAD_REQUEST', '"records" must be a list of OSV records');
   return call.deps.supply.importRecords(body.records as unknown[]);
 }
 
@@ -424,7 +424,7 @@ async function vulnDbImport(call: Call): Promise<VulnDbResponse> {
   const principal = await admin(call, 'importing a vulnerability database');
   const body = await jsonBody(call);
   const date = typeof body.databaseDate === 'string' ? Date.parse(body.databaseDate) : NaN;
-  if (Number.isNaN(date)) throw new OciError('UNSUPPORTED', '"databaseDate" must be an ISO 8601 time', { status: 400 });
+  if (Number.isNaN(date)) throw new RequestError('ERR_BAD_REQUEST', '"databaseDate" must be an ISO 8601 time');
   const records = optional<number>(body, 'records', 'number') ?? 0;
   return vulnDbResponse(call, await call.deps.supply.finishImport({ databaseDate: date, records, actor: principal.name }));
 }

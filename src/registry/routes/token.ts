@@ -19,7 +19,8 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { hashSecret, type AuthGate } from '../../auth/gate.js';
 import { ANONYMOUS_IDENTITY, identityName, type Identity } from '../../auth/policy.js';
 import { parseScopes } from '../../auth/scope.js';
-import { OciError } from '../../oci/errors.js';
+import { AuthError } from '../../auth/errors.js';
+import { RequestError } from '../request-errors.js';
 import { readBody } from '../http.js';
 
 export interface TokenRouteOptions {
@@ -33,12 +34,12 @@ export function registerTokenRoute(app: FastifyInstance, gate: AuthGate, options
     const params = new URLSearchParams(q === -1 ? '' : req.url.slice(q + 1));
     let form = params;
     if (req.method === 'POST') {
-      const body = await readBody(req.raw, 64 * 1024, () => new OciError('UNSUPPORTED', 'token request body too large', { status: 413 }));
+      const body = await readBody(req.raw, 64 * 1024, () => new RequestError('ERR_FORM_TOO_LARGE', 'token request body too large'));
       form = new URLSearchParams(body.toString('utf8'));
     }
     const service = form.get('service');
     if (service !== null && service !== gate.tokens.service) {
-      throw new OciError('UNSUPPORTED', `unknown service ${JSON.stringify(service.slice(0, 100))}: this issuer serves ${JSON.stringify(gate.tokens.service)}`, { status: 400 });
+      throw new RequestError('ERR_BAD_REQUEST', `unknown service ${JSON.stringify(service.slice(0, 100))}: this issuer serves ${JSON.stringify(gate.tokens.service)}`);
     }
     const asked = parseScopes(form.getAll('scope'));
 
@@ -53,12 +54,12 @@ export function registerTokenRoute(app: FastifyInstance, gate: AuthGate, options
       } else if (grantType === 'refresh_token') {
         const subject = await gate.store.findRefreshToken(hashSecret(form.get('refresh_token') ?? ''));
         const found = subject === undefined ? undefined : await gate.identityOf(subject);
-        if (!found) throw new OciError('UNAUTHORIZED', 'invalid or expired refresh token');
+        if (!found) throw new AuthError('ERR_TOKEN_INVALID', 'invalid or expired refresh token');
         identity = found;
         refreshToken = form.get('refresh_token') ?? undefined;
         offline = false;
       } else {
-        throw new OciError('UNSUPPORTED', `unsupported grant_type ${JSON.stringify((grantType ?? '').slice(0, 50))}: use password or refresh_token`, { status: 400 });
+        throw new RequestError('ERR_BAD_REQUEST', `unsupported grant_type ${JSON.stringify((grantType ?? '').slice(0, 50))}: use password or refresh_token`);
       }
     } else {
       offline = form.get('offline_token') === 'true';
@@ -66,7 +67,7 @@ export function registerTokenRoute(app: FastifyInstance, gate: AuthGate, options
       if (authz !== undefined && /^basic /i.test(authz)) {
         const decoded = Buffer.from(authz.slice(6).trim(), 'base64').toString('utf8');
         const colon = decoded.indexOf(':');
-        if (colon === -1) throw new OciError('UNAUTHORIZED', 'malformed Basic credentials');
+        if (colon === -1) throw new AuthError('ERR_CREDENTIALS_INVALID', 'malformed Basic credentials');
         identity = await gate.login(decoded.slice(0, colon), decoded.slice(colon + 1), req.ip);
       } else {
         identity = ANONYMOUS_IDENTITY;
@@ -77,7 +78,7 @@ export function registerTokenRoute(app: FastifyInstance, gate: AuthGate, options
     const subject = identity.kind === 'anonymous' ? '' : identityName(identity);
     // Neither the token nor a refresh token outlives the credential that obtained them.
     const notAfter = gate.notAfter(identity);
-    if (notAfter !== undefined && notAfter - Date.now() < 1000) throw new OciError('UNAUTHORIZED', 'the access token has expired');
+    if (notAfter !== undefined && notAfter - Date.now() < 1000) throw new AuthError('ERR_TOKEN_INVALID', 'the access token has expired');
     const issued = await gate.tokens.issue(subject, access.filter((a) => a.actions.length > 0), notAfter);
     if (offline && identity.kind !== 'anonymous') {
       refreshToken = randomBytes(32).toString('base64url');

@@ -8,7 +8,7 @@
  * and resume after a broken connection or a registry restart.
  */
 import { Digest } from '../../oci/digest.js';
-import { OciError } from '../../oci/errors.js';
+import { RequestError } from '../request-errors.js';
 import type { RepositoryName } from '../../oci/reference.js';
 import type { Call } from '../context.js';
 import { drain, parseContentRange } from '../http.js';
@@ -42,7 +42,7 @@ async function sendBlobCreated(call: Call, name: string, digest: Digest): Promis
 }
 
 export async function uploadsRoute(call: Call, rawName: string): Promise<void> {
-  if (call.req.method !== 'POST') throw new OciError('UNSUPPORTED', `${call.req.method} is not supported on the uploads endpoint`);
+  if (call.req.method !== 'POST') throw new RequestError('ERR_METHOD_NOT_ALLOWED', `${call.req.method} is not supported on the uploads endpoint`);
   const { name, principal } = await call.repository(rawName, ['pull', 'push']);
   const mount = call.query.get('mount');
   if (mount !== null) {
@@ -69,7 +69,7 @@ export async function uploadRoute(call: Call, rawName: string, id: string): Prom
   const method = call.req.method;
   const { name } = await call.repository(rawName, ['pull', 'push']);
   const owner = await call.deps.service.uploadRepository(id);
-  if (owner !== name) throw new OciError('BLOB_UPLOAD_UNKNOWN', `upload ${JSON.stringify(id.slice(0, 80))} unknown to repository ${name}`);
+  if (owner !== name) throw new RequestError('ERR_UPLOAD_UNKNOWN', `upload ${JSON.stringify(id.slice(0, 80))} unknown to repository ${name}`);
   switch (method) {
     case 'GET': {
       return sendUploadState(call, name, id, await call.deps.service.uploadSize(id), 204);
@@ -84,7 +84,7 @@ export async function uploadRoute(call: Call, rawName: string, id: string): Prom
       await call.reply.send();
       return;
     default:
-      throw new OciError('UNSUPPORTED', `${method} is not supported on uploads`);
+      throw new RequestError('ERR_METHOD_NOT_ALLOWED', `${method} is not supported on uploads`);
   }
 }
 
@@ -99,8 +99,7 @@ async function appendBody(call: Call, name: RepositoryName, id: string): Promise
   const range = parseContentRange(call.header('content-range'));
   const declared = call.header('content-length');
   const outOfOrder = (message: string) =>
-    new OciError('RANGE_INVALID', message, {
-      status: 416,
+    new RequestError('ERR_RANGE_INVALID', message, {
       headers: { location: uploadLocation(name, id), range: rangeHeader(size), 'docker-upload-uuid': id },
     });
   if (range) {
@@ -111,7 +110,7 @@ async function appendBody(call: Call, name: RepositoryName, id: string): Promise
   }
   const max = config.uploads.maxChunkSize;
   if (max > 0 && declared !== undefined && Number(declared) > max) {
-    throw new OciError('SIZE_INVALID', `chunk of ${declared} bytes exceeds the maximum of ${max}`, { status: 413 });
+    throw new RequestError('ERR_BODY_TOO_LARGE', `chunk of ${declared} bytes exceeds the maximum of ${max}`);
   }
   // The service reserves each chunk against the namespace quota before it writes it.
   const sized = range ? range.end - range.start + 1 : max > 0 ? max : undefined;
@@ -127,7 +126,7 @@ async function patchUpload(call: Call, name: RepositoryName, id: string): Promis
 
 async function finishUpload(call: Call, name: RepositoryName, id: string): Promise<void> {
   const digestParam = call.query.get('digest');
-  if (digestParam === null) throw new OciError('DIGEST_INVALID', 'the digest query parameter is required to finish an upload');
+  if (digestParam === null) throw new RequestError('ERR_DIGEST_PARAM', 'the digest query parameter is required to finish an upload');
   const digest = Digest.parse(digestParam);
   const hasBody = call.header('content-length') !== undefined ? Number(call.header('content-length')) > 0 : call.header('transfer-encoding') !== undefined;
   if (hasBody) await appendBody(call, name, id);
