@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the interop tests and benchmarks use (real
 # peers: skopeo, podman, buildah, umoci, containerd, CNCF distribution,
-# htpasswd, Docker Engine, a static busybox for runnable test images). Idempotent: does nothing when everything is present.
+# htpasswd, Docker Engine, a static busybox for runnable test images, Ceph RGW for S3). Idempotent: does nothing when everything is present.
 set -euo pipefail
 
 need=()
@@ -18,6 +18,9 @@ have ab || need+=(apache2-utils)
 [ -x /usr/bin/docker ] && have dockerd || need+=(docker.io)
 dpkg -s busybox-static >/dev/null 2>&1 || need+=(busybox-static)
 have ip || need+=(iproute2)
+# Ceph RGW, the S3-compatible store of the S3 tests (scripts/services/start-s3.sh).
+have radosgw || need+=(ceph-mon ceph-osd radosgw ceph-common)
+have curl || need+=(curl)
 
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" != 0 ]; then

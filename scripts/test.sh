@@ -13,6 +13,25 @@ npx eslint .
 
 mkdir -p .tmp
 tap=.tmp/test-results.tap
+
+# Services started for the run add their stop command here; all run at exit, even on failure.
+cleanups=()
+run_cleanups() { for c in "${cleanups[@]}"; do eval "$c" || true; done; }
+trap run_cleanups EXIT
+
+# --- S3: one Ceph RGW for the whole run (tests make a bucket each, test/helpers/s3.ts),
+# unless PIER_TEST_S3_ENDPOINT points at one already. Stopped at exit, even on failure.
+if [ -z "${PIER_TEST_S3_ENDPOINT:-}" ]; then
+  s3_dir=$(mktemp -d "${TMPDIR:-/tmp}/pier-test-s3.XXXXXX")
+  cleanups+=("bash scripts/services/stop-s3.sh '$s3_dir' --purge")
+  s3_start=$(date +%s)
+  s3_env=$(bash scripts/services/start-s3.sh "$s3_dir") || { echo "starting Ceph RGW failed (logs in $s3_dir/log)" >&2; exit 1; }
+  export PIER_TEST_S3_ENDPOINT=$(sed -n 's/^S3_ENDPOINT=//p' <<<"$s3_env")
+  export PIER_TEST_S3_ACCESS_KEY=$(sed -n 's/^S3_ACCESS_KEY=//p' <<<"$s3_env")
+  export PIER_TEST_S3_SECRET_KEY=$(sed -n 's/^S3_SECRET_KEY=//p' <<<"$s3_env")
+  export PIER_TEST_S3_REGION=$(sed -n 's/^S3_REGION=//p' <<<"$s3_env")
+  echo "Ceph RGW at $PIER_TEST_S3_ENDPOINT (started in $(( $(date +%s) - s3_start )) s)"
+fi
 files=$(find dist/test -name '*.test.js' | sort)
 if [ -n "${PIER_TEST_FILTER:-}" ]; then files=$(echo "$files" | grep -E "$PIER_TEST_FILTER" || true); fi
 status=0

@@ -45,14 +45,14 @@ const ALLOWED: Record<string, string[]> = {
   cli: ['client', 'oci', 'shared', 'api'],
 };
 
-/** The composition roots: the only files outside store/ that may import adapters (store/meta/sql, store/blob/fs). */
+/** The composition roots: the only files outside store/ that may import adapters (store/meta/sql, store/blob/fs, store/blob/s3). */
 const COMPOSITION_ROOTS = new Set(['registry/server.ts', 'cli/commands/auth-common.ts']);
 
 /** CLI commands that run the server or administer a local database: they may use the server side. */
 const LOCAL_COMMANDS = new Set(['cli/commands/serve.ts', 'cli/commands/auth-common.ts', 'cli/commands/user.ts', 'cli/commands/token.ts', 'cli/commands/policy.ts']);
 const SERVER_SIDE = ['registry', 'auth', 'store'];
 
-const ADAPTERS = [/^store\/meta\/sql\//, /^store\/blob\/fs\//];
+const ADAPTERS = [/^store\/meta\/sql\//, /^store\/blob\/fs\//, /^store\/blob\/s3\//];
 
 /** One source file's imports: `from` relative to src/, each import as written. */
 export type ImportMap = Map<string, string[]>;

@@ -28,9 +28,10 @@
  * PIER_CONFORMANCE_CONTENT_LENGTH=1 sends bodies with a Content-Length instead,
  * as docker, containerd and skopeo do; a registry should pass both ways.
  *
- * By default the whole suite runs twice, each time against a fresh Pier from
+ * By default the whole suite runs three times, each time against a fresh Pier from
  * `startTestRegistry`: with `uploads.automaticMount` on (OCI_AUTOMATIC_CROSSMOUNT=1)
- * and off (=0). Environment:
+ * and off (=0), then on with `storage.type: s3` (a bucket of its own on the
+ * run's RGW, test/helpers/s3.ts). Environment:
  * - PIER_CONFORMANCE_URL: run once against that registry instead; the
  *   cross-mount expectation then comes from OCI_AUTOMATIC_CROSSMOUNT (unset:
  *   both automatic cross-mount checks are skipped, as in the Go suite).
@@ -49,6 +50,7 @@ import { Readable } from 'node:stream';
 import { gunzipSync, gzipSync } from 'node:zlib';
 import { Agent, request } from 'undici';
 import { startTestRegistry } from './helpers/registry.js';
+import { testBucket } from './helpers/s3.js';
 
 const SUITE = 'OCI Distribution Conformance Tests';
 const USER_AGENT = 'distribution-spec-conformance-tests';
@@ -1645,4 +1647,18 @@ if (externalUrl) {
       }
     });
   }
+  // Once more with blobs in an S3 bucket (Ceph RGW from scripts/test.sh), upload sessions in the database.
+  await test('Pier on S3 (storage.type s3), automatic cross-mount enabled', { timeout: PASS_TIMEOUT_MS }, async (t) => {
+    const bucket = await testBucket();
+    try {
+      const reg = await startTestRegistry({ storage: bucket.config() });
+      try {
+        await runSuite(t, suiteOptions(reg.url, true));
+      } finally {
+        await reg.close();
+      }
+    } finally {
+      await bucket.remove();
+    }
+  });
 }

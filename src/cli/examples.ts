@@ -21,6 +21,7 @@ export const EXAMPLES: Readonly<Record<string, readonly string[]>> = {
   copy: ['pier copy registry.example.com/team/app:v1 registry.example.com/prod/app:v1', 'pier copy registry.example.com/team/app:v1 oci-archive:app.tar'],
   tag: ['pier tag registry.example.com/team/app:v1 stable'],
   tags: ['pier tags registry.example.com/team/app'],
+  sign: ['pier sign registry.example.com/team/app:v1 --key cosign.key', 'pier sign registry.example.com/team/app@sha256:3f1c...e9 --key signer.pem --bundle'],
   inspect: ['pier inspect registry.example.com/team/app:v1 --format json'],
   delete: ['pier delete registry.example.com/team/app:old', 'pier delete registry.example.com/team/app@sha256:3f1c...e9 --force'],
   history: ['pier history registry.example.com/team/app:v1'],

@@ -4,6 +4,7 @@
  * host. Everything `pier push/pull/copy/tag/tags/inspect/delete` does is a method
  * here, callable from TypeScript.
  */
+import type { KeyObject } from 'node:crypto';
 import type { Digest, ImageReference} from '../oci/index.js';
 import { parseManifest } from '../oci/index.js';
 import type { Credential } from './auth.js';
@@ -16,6 +17,7 @@ import { pullImage, type PullOptions, type PullResult } from './pull.js';
 import { pushImage, type PushOptions, type PushResult } from './push.js';
 import { Registry } from './registry.js';
 import { RegistrySource } from './sources/registry-source.js';
+import { signImage, type SignOptions, type SignResult } from './sign.js';
 import type { ImageSource } from './sources/source.js';
 import { HttpPool } from './http.js';
 import { GzipWorkers } from './gzip.js';
@@ -130,6 +132,11 @@ export class Client {
     const m = await reg.getManifest(ref.repository, ref.manifestReference, ['pull', 'push']);
     await reg.putManifest(ref.repository, newTag, m.bytes, m.mediaType);
     return { digest: m.digest, size: m.bytes.length };
+  }
+
+  /** Signs `ref` with a private key in cosign's layout (sign.ts): the `.sig` tag, and with `bundle` a Sigstore bundle referrer. */
+  async sign(ref: ImageReference, key: KeyObject, options: SignOptions = {}): Promise<SignResult> {
+    return signImage(this.registry(ref), ref, key, options);
   }
 
   async tags(repo: ImageReference): Promise<string[]> {

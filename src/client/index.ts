@@ -11,6 +11,7 @@ export { createRenderer, type ProgressFormat, type Renderer } from './progress.j
 export { formatBytes } from '../shared/bytes.js';
 export { PushEngine, pushImage, type PushOptions, type PushResult, type PushStats, type Compression } from './push.js';
 export { Registry, isLoopback, resolvesToLoopback, scope } from './registry.js';
+export { signImage, signingKey, type SignOptions, type SignResult } from './sign.js';
 export { deleteTag, deleteManifest, findManifestUsers, type ManifestUsers } from './delete.js';
 export { createParallelGzip, gzipCodec, GzipWorkers, DEFAULT_GZIP, type GzipSettings } from './gzip.js';
 export { openSource, OciLayoutSource, DockerArchiveSource, DockerDaemonSource, RegistrySource } from './sources/index.js';

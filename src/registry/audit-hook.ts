@@ -10,7 +10,9 @@
  * tag deleted through /v2), `delete-blob`, `mount` (target `DIGEST from
  * REPO`), and one entry per tag change: `tag-create`, `tag-move`,
  * `tag-delete`, `override-delete` (an immutable tag deleted by an admin),
- * `rollback` (target `TAG OLD -> NEW`). Account, token and policy changes
+ * `rollback` (target `TAG OLD -> NEW`). A pull a serve policy refused
+ * is `policy-deny` (outcome `denied`), one it let through in `warn` mode
+ * `policy-warn` (target `TAG DIGEST POLICY: REASON`). Account, token and policy changes
  * are recorded by the account store in the same transaction as the change
  * (src/store/meta/sql/sql-account-store.ts); denials and failed logins by
  * the access gate.
@@ -41,6 +43,18 @@ export function auditEntryOf(event: DomainEvent, at = new Date()): AuditEntry | 
       // A job (retention) has no request: its name is the tag history's actor.
       return { ...ok, actor: event.actor?.name ?? change.actor, ip: event.actor?.ip, action, repository: event.repository, target };
     }
+    case 'serve-refused':
+    case 'serve-warned':
+      // A pull a serve policy refused (`denied`) or let through with a warning (`ok`): `policy-deny` / `policy-warn`.
+      return {
+        at,
+        outcome: event.type === 'serve-refused' ? 'denied' : 'ok',
+        actor: event.actor?.name ?? 'anonymous',
+        ip: event.actor?.ip,
+        action: event.type === 'serve-refused' ? 'policy-deny' : 'policy-warn',
+        repository: event.repository,
+        target: `${event.tag} ${event.digest} ${event.policy}: ${event.reason}`,
+      };
     case 'blob-committed':
       return undefined;
   }
@@ -52,5 +66,5 @@ export function registerAuditHook(events: DomainEvents, audit: AuditLog, log: Lo
     const entry = auditEntryOf(event);
     if (entry) audit.record(entry).catch((err: unknown) => log.error({ err }, 'writing the audit log failed'));
   };
-  for (const type of ['manifest-pushed', 'manifest-deleted', 'blob-deleted', 'blob-mounted', 'tag-changed'] as const) events.on(type, record);
+  for (const type of ['manifest-pushed', 'manifest-deleted', 'blob-deleted', 'blob-mounted', 'tag-changed', 'serve-refused', 'serve-warned'] as const) events.on(type, record);
 }

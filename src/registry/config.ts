@@ -15,6 +15,7 @@ import { readFile } from 'node:fs/promises';
 import { parse as parseYaml } from 'yaml';
 import { authSection, policyKey } from '../auth/config.js';
 import { lifecycleShape } from '../lifecycle/config.js';
+import { signaturesSection } from '../service/trust-policy.js';
 import { PierError } from '../oci/pier-error.js';
 import { parseBytes } from '../shared/bytes.js';
 import { Pattern } from '../lifecycle/rules.js';
@@ -34,7 +35,7 @@ export class ConfigError extends PierError {
 
 const minFree = key({
   default: '1%',
-  doc: "New uploads are refused with 507 while the storage or the database's volume has less free space than this (`512MiB`, or `5%` of the volume), so the database always has room; `0` = off. Only for `fs`. Pulls and manifest pushes go on; `/healthz` says `degraded` (still 200) and `/metrics` has `pier_storage_free_bytes` and `pier_storage_refusals_total`.",
+  doc: "New uploads are refused with 507 while the storage or the database's volume has less free space than this (`512MiB`, or `5%` of the volume), so the database always has room; `0` = off. With `s3`, only the database's volume is watched. Pulls and manifest pushes go on; `/healthz` says `degraded` (still 200) and `/metrics` has `pier_storage_free_bytes` and `pier_storage_refusals_total`.",
   parse: (raw, ctx): MinFree => {
     const m = typeof raw === 'string' ? /^(\d+(?:\.\d+)?)\s*%$/.exec(raw.trim()) : null;
     if (m) {
@@ -55,7 +56,7 @@ const SCHEMA = section({
   }),
   data: localPath({ default: './.pier-data', doc: 'Data folder (`--data`): blobs and the SQLite database, created if missing.' }),
   storage: union(
-    { default: 'fs', doc: 'Blob store adapter: `fs`; `s3` is declared but refused at start (not available yet).' },
+    { default: 'fs', doc: 'Blob store adapter: `fs` (files under `data`) or `s3` (an S3-compatible bucket; upload sessions live in the database, so any replica continues them).' },
     {
       fs: section({
         path: dataPath({ default: 'blobs', doc: 'Blob folder, relative to `data`. Only for `fs`.' }),
@@ -64,12 +65,25 @@ const SCHEMA = section({
       s3: section(
         {
           s3: section({
-            bucket: text({ required: true, doc: 'S3 bucket; required when `storage.type` is `s3`, refused otherwise.' }),
-            region: text({ doc: 'S3 region. Only for `s3`.' }),
-            endpoint: text({ doc: 'S3-compatible endpoint URL. Only for `s3`.' }),
+            bucket: text({ required: true, doc: 'S3 bucket (must exist; checked at start); required when `storage.type` is `s3`, refused otherwise.' }),
+            region: text({ default: 'us-east-1', doc: 'S3 region. Only for `s3`.' }),
+            endpoint: text({ doc: 'S3-compatible endpoint URL (Ceph RGW, MinIO); unset: AWS. Only for `s3`.' }),
+            accessKeyId: text({ doc: "Access key; with `secretAccessKey`, or neither (the AWS SDK's own chain: `AWS_ACCESS_KEY_ID`, profiles, instance roles). Only for `s3`." }),
+            secretAccessKey: text({ doc: 'Secret key (prefer the environment variable to the file). Only for `s3`.' }),
+            forcePathStyle: flag({ doc: 'Path-style URLs (`endpoint/bucket/key`); default on when `endpoint` is set, off for AWS. Only for `s3`.' }),
+            redirect: flag({
+              default: false,
+              doc: 'Blob GETs answer `307` to a presigned S3 URL (valid 20 minutes), so blob bytes bypass the registry; clients must reach the endpoint. Only for `s3`.',
+            }),
           }),
+          minFree,
         },
-        (v) => v.s3,
+        ({ s3, minFree }, ctx) => {
+          if ((s3.accessKeyId === undefined) !== (s3.secretAccessKey === undefined)) {
+            return ctx.fail('set both storage.s3.accessKeyId and storage.s3.secretAccessKey, or neither (the AWS SDK then finds credentials)', '.s3.secretAccessKey');
+          }
+          return { ...s3, forcePathStyle: s3.forcePathStyle ?? s3.endpoint !== undefined, minFree };
+        },
       ),
     },
   ),
@@ -161,6 +175,7 @@ const SCHEMA = section({
         ),
     }),
   }),
+  signatures: signaturesSection,
 });
 
 /** The whole configuration, inferred from {@link SCHEMA}. */
@@ -171,15 +186,14 @@ export type StorageConfig = RegistryConfig['storage'];
 export type DatabaseConfig = RegistryConfig['database'];
 
 /**
- * The adapters this build has (files on disk, SQLite), narrowed from the
- * config; a declared but unbuilt variant (s3, postgres) is a ConfigError:
+ * The adapters this build has (files on disk or S3, SQLite), narrowed from
+ * the config; a declared but unbuilt variant (postgres) is a ConfigError:
  * one line, "not available yet". Called by the composition roots.
  */
 export function embeddedAdapters(config: Pick<RegistryConfig, 'storage' | 'database'>): {
-  storage: Extract<StorageConfig, { type: 'fs' }>;
+  storage: StorageConfig;
   database: Extract<DatabaseConfig, { type: 'sqlite' }>;
 } {
-  if (config.storage.type !== 'fs') throw new ConfigError('storage.type', `${config.storage.type} is not available yet (only fs)`);
   if (config.database.type !== 'sqlite') throw new ConfigError('database.type', `${config.database.type} is not available yet (only sqlite)`);
   return { storage: config.storage, database: config.database };
 }

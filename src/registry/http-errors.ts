@@ -10,12 +10,12 @@ import { InvalidReferenceError } from '../oci/reference.js';
 import { BlobStoreError } from '../store/blob/blob-store.js';
 import { MetaStoreError } from '../store/meta/meta-store.js';
 import { LifecycleError } from '../lifecycle/errors.js';
-import { ServePolicyError } from '../service/serve-policy.js';
 import { AuthError, type Challenge } from '../auth/errors.js';
 import { ScopeError } from '../auth/scope.js';
 import { AccountError } from '../auth/accounts.js';
 import { PolicyError } from '../auth/policy.js';
 import { AuthStoreError } from '../auth/store.js';
+import { ServePolicyError } from '../service/serve-policy.js';
 import { RequestError, type RequestErrorCode } from './request-errors.js';
 
 /** The `WWW-Authenticate: Bearer` header of a challenge (Docker token spec). */
@@ -114,7 +114,6 @@ export function toOciError(err: unknown): OciError {
     }
   }
   if (err instanceof ScopeError) return new OciError('UNSUPPORTED', err.message, { cause: err, status: 400 });
-  if (err instanceof ServePolicyError) return new OciError('DENIED', err.message, { cause: err, status: 403 });
   if (err instanceof LifecycleError) {
     switch (err.code) {
       case 'ERR_IMMUTABLE_TAG':
@@ -129,6 +128,10 @@ export function toOciError(err: unknown): OciError {
       case 'ERR_INVALID_REQUEST':
         return new OciError('UNSUPPORTED', err.message, { cause: err, status: 400 });
     }
+  }
+  if (err instanceof ServePolicyError) {
+    // A pull a serve policy refuses (signature trust, vulnerabilities): the reason is in the message.
+    return new OciError('DENIED', err.message, { cause: err, detail: { policy: err.policy, reason: err.reason } });
   }
   if (err instanceof AccountError || err instanceof PolicyError || err instanceof ScopeError) {
     return new OciError('UNSUPPORTED', err.message, { cause: err, status: 400 });

@@ -14,6 +14,8 @@ export interface Metrics {
   scannerLayerReads: Counter;
   /** Requests answered 507: `min_free` (refused below the minimum) or `full` (a write failed for lack of space). */
   storageRefusals: Counter<'reason'>;
+  /** Pulls by tag a serve policy refused (`deny`) or let through with a warning (`warn`), by policy and reason. */
+  servePolicy: Counter<'policy' | 'outcome' | 'reason'>;
   /** Open client connections. */
   connections: Gauge;
   /** Connections the server closed: `header_timeout`, `idle_timeout`, `body_rate`, `shed`, `refused`. */
@@ -39,6 +41,7 @@ export function createMetrics(): Metrics {
     manifestsPushed: new Counter({ name: 'pier_manifests_pushed_total', help: 'Manifests pushed', registers: [registry] }),
     scannerLayerReads: new Counter({ name: 'pier_scanner_layer_reads_total', help: 'Layers the scanner read from the blob store', registers: [registry] }),
     storageRefusals: new Counter({ name: 'pier_storage_refusals_total', help: 'Requests answered 507 for lack of storage, by reason (min_free, full)', labelNames: ['reason'], registers: [registry] }),
+    servePolicy: new Counter({ name: 'pier_serve_policy_total', help: 'Pulls by tag a serve policy refused (deny) or let through with a warning (warn)', labelNames: ['policy', 'outcome', 'reason'], registers: [registry] }),
     connections: new Gauge({ name: 'pier_connections', help: 'Open client connections', registers: [registry] }),
     connectionsClosed: new Counter({ name: 'pier_connections_closed_total', help: 'Connections closed by the server, by reason', labelNames: ['reason'], registers: [registry] }),
   };

@@ -4,7 +4,7 @@
  * in-flight requests finish (up to `shutdownTimeout`), then closes stores.
  *
  * The server's composition root (test/architecture.test.ts names it): the
- * one place that chooses adapters (the fs blob store, SQLite), builds the
+ * one place that chooses adapters (the fs or S3 blob store, SQLite), builds the
  * repository service over them, and subscribes audit, metrics and webhooks
  * to its events.
  */
@@ -19,8 +19,12 @@ import type { AuditLog } from '../auth/store.js';
 import { Lifecycle } from '../lifecycle/lifecycle.js';
 import { DomainEvents } from '../service/events.js';
 import { RepositoryService } from '../service/repository-service.js';
+import { SignatureVerifier } from '../service/signatures.js';
+import { TrustPolicy } from '../service/trust-policy.js';
 import type { BlobStore } from '../store/blob/blob-store.js';
 import { FsBlobStore } from '../store/blob/fs/fs-blob-store.js';
+import { S3BlobStore } from '../store/blob/s3/s3-blob-store.js';
+import { SqlUploadStateStore } from '../store/meta/sql/sql-upload-state-store.js';
 import { InProcessCoordinator } from '../store/coordinator/in-process.js';
 import type { MetaStore } from '../store/meta/meta-store.js';
 import { SqlAccountStore } from '../store/meta/sql/sql-account-store.js';
@@ -41,6 +45,7 @@ import { Scanner, SCANNER_ACTOR } from '../supply/scanner.js';
 import { GENERATOR_ANNOTATION, CYCLONEDX_MEDIA_TYPE } from '../supply/sbom.js';
 import { Supply } from '../supply/supply.js';
 import { VulnerabilityPolicy } from '../supply/policy.js';
+import type { ServePolicy } from '../service/serve-policy.js';
 import type { RepositoryName } from '../oci/reference.js';
 import type { AuditLog as AuditSink } from '../auth/store.js';
 
@@ -73,14 +78,18 @@ export async function startRegistry(config: RegistryConfig, options: StartOption
   const log = options.logger ?? pino({ level: config.log.level, base: undefined, timestamp: pino.stdTimeFunctions.isoTime });
   const { storage, database } = embeddedAdapters(config);
   const space = new DiskSpace(
-    [
-      { name: 'storage', path: storage.path },
-      { name: 'database', path: path.dirname(database.path) },
-    ],
+    [...(storage.type === 'fs' ? [{ name: 'storage', path: storage.path }] : []), { name: 'database', path: path.dirname(database.path) }],
     storage.minFree,
   );
-  const blobs = await FsBlobStore.open(storage.path, { space });
   const db = await openSqliteDatabase(database.path, { synchronous: database.synchronous });
+  let blobs: BlobStore;
+  try {
+    // S3 upload sessions keep their state in the database, so any replica continues them.
+    blobs = storage.type === 'fs' ? await FsBlobStore.open(storage.path, { space }) : await S3BlobStore.open(storage, new SqlUploadStateStore(db));
+  } catch (err) {
+    await db.destroy();
+    throw err;
+  }
   const meta = new SqlMetaStore(db);
   const metrics = createMetrics();
   registerDiskSpaceMetrics(metrics, space);
@@ -131,6 +140,16 @@ export async function startRegistry(config: RegistryConfig, options: StartOption
     log.info({ repository: e.repository, reference: e.reference, digest: e.digest, outcome: e.outcome, note: e.note }, 'vulnerability policy');
     audit.record({ at: new Date(), actor: SCANNER_ACTOR, ip: undefined, action: 'pull-policy', repository: e.repository, target: `${e.reference}@${e.digest}: ${e.note}`, outcome: e.outcome }).catch((err: unknown) => log.error({ err }, 'writing the audit log failed'));
   });
+  const servePolicies: ServePolicy[] = [
+    new TrustPolicy(config.signatures.trust, new SignatureVerifier({ meta, blobs })),
+    {
+      // The vulnerability policy (src/supply/policy.ts) behind the same hook; it records its own warnings.
+      check: async ({ repository, tag, manifest }) => {
+        const d = await vulnerabilityPolicy.check(repository, tag, manifest.digest.toString());
+        return d.allow ? { outcome: 'allow' } : { outcome: 'deny', policy: 'vulnerability', reason: 'findings', message: d.reason };
+      },
+    },
+  ];
   const service: RepositoryService = new RepositoryService({
     meta,
     blobs,
@@ -138,7 +157,7 @@ export async function startRegistry(config: RegistryConfig, options: StartOption
     access: gate,
     events,
     options: { automaticMount: config.uploads.automaticMount, deleteIndexChildren: config.manifests.deleteIndexChildren },
-    servePolicies: [vulnerabilityPolicy],
+    servePolicies,
   });
   const scanner = new Scanner({
     store: supplyStore,
@@ -233,6 +252,12 @@ function subscribe(events: DomainEvents, to: { metrics: Metrics; lifecycle: Life
   events.on('manifest-pushed', () => metrics.manifestsPushed.inc());
   const wake = () => lifecycle.webhooks.nudge();
   events.on('manifest-pushed', wake);
+  for (const type of ['serve-refused', 'serve-warned'] as const) {
+    events.on(type, (e) => {
+      metrics.servePolicy.inc({ policy: e.policy, outcome: type === 'serve-refused' ? 'deny' : 'warn', reason: e.reason });
+      log.warn({ repository: e.repository, tag: e.tag, digest: e.digest, policy: e.policy, reason: e.reason, user: e.actor?.name }, e.message);
+    });
+  }
   events.on('manifest-deleted', wake);
   events.on('tag-changed', wake);
   registerAuditHook(events, audit, log);

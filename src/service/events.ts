@@ -32,7 +32,22 @@ export type DomainEvent =
   /** A blob already stored was linked into the repository from `from` (a mount). */
   | { type: 'blob-mounted'; repository: string; digest: string; from: string; actor: Actor }
   /** A blob was unlinked from the repository. */
-  | { type: 'blob-deleted'; repository: string; digest: string; actor: Actor };
+  | { type: 'blob-deleted'; repository: string; digest: string; actor: Actor }
+  /** A serve policy (src/service/serve-policy.ts) refused an image asked for by tag. */
+  | ({ type: 'serve-refused' } & ServePolicyRecord)
+  /** A serve policy in `warn` mode let an image through that it would have refused. */
+  | ({ type: 'serve-warned' } & ServePolicyRecord);
+
+/** What a serve policy said about a pull: `policy` (`signature`, ...), a short `reason`, and the full message. */
+export interface ServePolicyRecord {
+  repository: string;
+  tag: string;
+  digest: string;
+  policy: string;
+  reason: string;
+  message: string;
+  actor?: Actor | undefined;
+}
 
 export type DomainEventType = DomainEvent['type'];
 type Listener<T extends DomainEventType> = (event: Extract<DomainEvent, { type: T }>) => void;

@@ -29,7 +29,7 @@ import { isRepositoryName, type ManifestReference, type RepositoryName, type Tag
 import { canLocate, type BlobInfo, type BlobLocation, type BlobStore, type ByteRange } from '../store/blob/blob-store.js';
 import { MetaStoreError, type ManifestRecord, type MetaStore, type Page, type Referrer, type TagChange, type TagMove, type TagWriter } from '../store/meta/meta-store.js';
 import type { Actor, DomainEvents } from './events.js';
-import { enforceServePolicies, type ServePolicy } from './serve-policy.js';
+import { isServedImage, ServePolicyError, type ServePolicy } from './serve-policy.js';
 
 /** How many candidate source repositories a mount without `from` looks at. */
 const MOUNT_CANDIDATES = 20;
@@ -49,7 +49,7 @@ export interface RepositoryServiceDeps {
   access: Pick<AccessGate, 'canMountFrom'>;
   events: DomainEvents;
   options: RepositoryServiceOptions;
-  /** Checks on a pull by tag (src/service/serve-policy.ts); none: every stored manifest is served. */
+  /** Asked, in order, before an image manifest is served by tag (./serve-policy.ts). */
   servePolicies?: readonly ServePolicy[];
 }
 
@@ -74,13 +74,26 @@ export class RepositoryService implements TagWriter {
 
   /**
    * The manifest a tag or digest names; a read by tag counts as a pull
-   * (retention) and passes the serve policies first (ServePolicyError).
+   * (retention). An image read by tag passes the serve policies first: a
+   * refusal throws {@link ServePolicyError} and emits `serve-refused`; a
+   * warning emits `serve-warned` and serves. `actor`: who asked, for the record.
    */
-  async getManifest(repository: RepositoryName, reference: ManifestReference): Promise<ManifestRecord | undefined> {
+  async getManifest(repository: RepositoryName, reference: ManifestReference, actor?: Actor): Promise<ManifestRecord | undefined> {
     const { meta, lifecycle } = this.deps;
     const record = reference.kind === 'tag' ? await meta.getTaggedManifest(repository, reference.tag) : await meta.getManifest(repository, reference.digest);
     if (record && reference.kind === 'tag') {
-      await enforceServePolicies(this.deps.servePolicies ?? [], repository, reference.tag, record.digest.toString());
+      if (isServedImage(reference.tag, record)) {
+        for (const policy of this.deps.servePolicies ?? []) {
+          const verdict = await policy.check({ repository, tag: reference.tag, manifest: record });
+          if (verdict.outcome === 'allow') continue;
+          const event = { repository, tag: reference.tag, digest: record.digest.toString(), policy: verdict.policy, reason: verdict.reason, message: verdict.message, actor };
+          if (verdict.outcome === 'deny') {
+            this.deps.events.emit({ type: 'serve-refused', ...event });
+            throw new ServePolicyError(verdict.policy, verdict.reason, verdict.message);
+          }
+          this.deps.events.emit({ type: 'serve-warned', ...event });
+        }
+      }
       lifecycle.pulled(repository, reference.tag);
     }
     return record;

@@ -49,12 +49,35 @@ describe('configuration', () => {
     await assert.rejects(loadConfig({ env: { PIER_DATABASE_TYPE: 'postgres', PIER_DATABASE_URL: 'postgres://x/y', PIER_DATABASE_PATH: 'p.db' } }), /database\.path: only for database\.type sqlite/);
     await assert.rejects(loadConfig({ env: { PIER_DATABASE_TYPE: 'postgres' } }), /database\.url: required when database\.type is postgres/);
     const s3 = await loadConfig({ overrides: { storage: { type: 's3', s3: { bucket: 'images', region: 'eu-west-1' } }, database: { type: 'postgres', url: 'postgres://db/pier' } } });
-    assert.deepEqual(s3.storage, { type: 's3', bucket: 'images', region: 'eu-west-1', endpoint: undefined });
+    assert.deepEqual(s3.storage, {
+      type: 's3',
+      bucket: 'images',
+      region: 'eu-west-1',
+      endpoint: undefined,
+      accessKeyId: undefined,
+      secretAccessKey: undefined,
+      forcePathStyle: false,
+      redirect: false,
+      minFree: { percent: 1 },
+    });
+    const rgw = await loadConfig({ env: { PIER_STORAGE_TYPE: 's3', PIER_STORAGE_S3_BUCKET: 'b', PIER_STORAGE_S3_ENDPOINT: 'http://127.0.0.1:7480', PIER_STORAGE_S3_REDIRECT: 'true' } });
+    assert.ok(rgw.storage.type === 's3' && rgw.storage.forcePathStyle && rgw.storage.redirect && rgw.storage.region === 'us-east-1');
+    await assert.rejects(loadConfig({ env: { PIER_STORAGE_TYPE: 's3', PIER_STORAGE_S3_BUCKET: 'b', PIER_STORAGE_S3_ACCESS_KEY_ID: 'k' } }), /storage\.s3\.secretAccessKey: set both/);
     assert.deepEqual(s3.database, { type: 'postgres', url: 'postgres://db/pier' });
   });
 
+  test('pier serve refuses an S3 bucket it cannot reach with one line naming it', async () => {
+    const dir = await tempDir();
+    dirs.push(dir);
+    const env = { PIER_STORAGE_TYPE: 's3', PIER_STORAGE_S3_BUCKET: 'images', PIER_STORAGE_S3_ENDPOINT: 'http://127.0.0.1:1', PIER_STORAGE_S3_ACCESS_KEY_ID: 'k', PIER_STORAGE_S3_SECRET_ACCESS_KEY: 's' };
+    const { code, stderr } = await pier(['serve', '--listen', '127.0.0.1:0', '--data', dir], env);
+    assert.notEqual(code, 0);
+    assert.equal(stderr.trim().split('\n').length, 1, stderr);
+    assert.match(stderr, /bucket images at http:\/\/127\.0\.0\.1:1/);
+    assert.ok(!stderr.includes('    at '), 'no stack trace');
+  });
+
   for (const [type, env] of [
-    ['s3', { PIER_STORAGE_TYPE: 's3', PIER_STORAGE_S3_BUCKET: 'images' }],
     ['postgres', { PIER_DATABASE_TYPE: 'postgres', PIER_DATABASE_URL: 'postgres://127.0.0.1:1/pier' }],
   ] as const) {
     test(`pier serve refuses ${type} (declared, not built yet) with one line`, async () => {

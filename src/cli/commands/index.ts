@@ -28,6 +28,7 @@ export const commands: CommandEntry[] = [
   { name: "copy", summary: "Copy an image from one registry or repository to another, or to files", load: async () => (await import('./copy.js')).copy },
   { name: "tag", summary: "Tag an image in a registry (no blob is sent)", load: async () => (await import('./tag.js')).tag },
   { name: "tags", summary: "List a repository's tags", load: async () => (await import('./tags.js')).tags },
+  { name: "sign", summary: "Sign an image with a key, in cosign's layout (the .sig tag; --bundle: a Sigstore bundle referrer)", load: async () => (await import('./sign.js')).sign },
   { name: "inspect", summary: "Show an image: manifest, config, platforms, sizes", load: async () => (await import('./inspect.js')).inspect },
   { name: "delete", summary: "Delete a tag, or a manifest by digest, from a registry", load: async () => (await import('./delete.js')).deleteCommand },
   { name: "history", summary: "Show every change of a tag (who moved it, when, from what to what)", load: async () => (await import('./history.js')).history },

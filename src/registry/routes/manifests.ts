@@ -43,9 +43,9 @@ async function unknownManifest(call: Call, name: RepositoryName, reference: stri
 }
 
 async function getManifest(call: Call, rawName: string, rawReference: string, head: boolean): Promise<void> {
-  const { name } = await call.repository(rawName, ['pull']);
+  const { name, principal } = await call.repository(rawName, ['pull']);
   const reference = referenceOrInvalid(rawReference);
-  const record = await call.deps.service.getManifest(name, reference);
+  const record = await call.deps.service.getManifest(name, reference, call.actor(principal));
   if (!record) throw await unknownManifest(call, name, rawReference);
   const digest = record.digest.toString();
   call.reply

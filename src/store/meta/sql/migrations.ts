@@ -10,6 +10,7 @@ import * as auth from './migrations/0002-auth.js';
 import * as lifecycle from './migrations/0003-lifecycle.js';
 import * as quotaReservations from './migrations/0004-quota-reservations.js';
 import * as coordination from './migrations/0005-coordination.js';
+import * as blobUploads from './migrations/0008-blob-uploads.js';
 import * as supply from './migrations/0010-supply.js';
 import type { Dialect } from './migrations/types.js';
 
@@ -24,6 +25,7 @@ const STEPS: [string, Step][] = [
   ['0003-lifecycle', lifecycle],
   ['0004-quota-reservations', quotaReservations],
   ['0005-coordination', coordination],
+  ['0008-blob-uploads', blobUploads],
   ['0010-supply', supply],
 ];
 

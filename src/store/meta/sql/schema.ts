@@ -260,7 +260,24 @@ export type SupplyTables = {
   vulndb_imports: VulndbImportsTable;
 };
 
+/** Object-store upload sessions (migration 0008-blob-uploads; src/store/blob/upload-state.ts). */
+export interface BlobUploadsTable {
+  id: string;
+  size: number;
+  multipart_id: string | null;
+  /** JSON: UploadPart[] */
+  parts: string;
+  /** JSON: StagedChunk[] */
+  staged: string;
+  assembled: number;
+  holder: string | null;
+  held_until: number | null;
+  created_at: number;
+  updated_at: number;
+}
+
 export interface Database extends AuthTables, LifecycleTables, CoordinatorTables, SupplyTables {
+  blob_uploads: BlobUploadsTable;
   repositories: RepositoriesTable;
   repository_blobs: RepositoryBlobsTable;
   manifests: ManifestsTable;
