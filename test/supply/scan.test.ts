@@ -50,6 +50,16 @@ function shape(findings: Scan['findings']): Expected[] {
 
 const byId = (a: Expected, b: Expected) => a.id.localeCompare(b.id);
 
+/** The registry's log line about the policy for `repository` (log lines arrive from the child's stdout a little after the response). */
+async function logLine(reg: SpawnedRegistry, repository: string): Promise<Record<string, unknown> | undefined> {
+  for (let i = 0; i < 50; i++) {
+    const line = reg.logs.find((l) => l.msg === 'vulnerability policy' && l.repository === repository);
+    if (line) return line;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return undefined;
+}
+
 async function layerReads(url: string): Promise<number> {
   const text = await (await fetch(`${url}/metrics`)).text();
   return Number(/^pier_scanner_layer_reads_total (\d+)/m.exec(text)?.[1] ?? 'NaN');
@@ -247,7 +257,7 @@ describe('scanning', { timeout: 240_000 }, () => {
       const refused = await fetch(`${reg.url}/v2/strict/app/manifests/v1`);
       assert.equal(refused.status, 403);
       assert.match(((await refused.json()) as { errors: { message: string }[] }).errors[0]!.message, /strict\/app:v1 is not served while its scan is pending/);
-      const logged = reg.logs.find((l) => l.msg === 'vulnerability policy' && l.repository === 'wait/app');
+      const logged = await logLine(reg, 'wait/app');
       assert.equal(logged?.note, 'served unchecked: scan pending');
     } finally {
       await reg.kill();
@@ -265,7 +275,7 @@ describe('scanning', { timeout: 240_000 }, () => {
       assert.equal(failed.status, 'failed');
       assert.match((failed as Scan & { error: string }).error, /zstd/);
       assert.equal((await fetch(`${reg.url}/v2/wait/zstd/manifests/v1`)).status, 200, 'failed: served by default');
-      const logged = reg.logs.find((l) => l.msg === 'vulnerability policy' && l.repository === 'wait/zstd');
+      const logged = await logLine(reg, 'wait/zstd');
       assert.match(String(logged?.note), /served unchecked: scan failed \(layer .* is zstd-compressed/);
       const fromSbom = await waitFor(reg.url, 'sbom/app', 'v1', (s) => s.status === 'done');
       assert.equal(fromSbom.source, 'sbom');
