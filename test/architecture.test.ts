@@ -3,6 +3,7 @@
  *
  *   cli → client → oci
  *   registry → service → (auth, lifecycle) → store → oci
+ *   registry → supply → store → oci   (supply: inventories, SBOMs, scanning)
  *
  * `oci` (with the error base), the `shared` leaf (loopback rule, byte
  * and duration grammars) and `api` (the /pier/v1 wire types, shared by server and
@@ -37,8 +38,9 @@ const ALLOWED: Record<string, string[]> = {
   store: ['oci', 'shared'],
   auth: ['oci', 'store', 'shared'],
   lifecycle: ['oci', 'store', 'shared'],
+  supply: ['oci', 'store', 'shared'],
   service: ['auth', 'lifecycle', 'store', 'oci', 'shared'],
-  registry: ['service', 'auth', 'lifecycle', 'store', 'oci', 'shared', 'api'],
+  registry: ['service', 'auth', 'lifecycle', 'supply', 'store', 'oci', 'shared', 'api'],
   client: ['oci', 'shared', 'api'],
   cli: ['client', 'oci', 'shared', 'api'],
 };

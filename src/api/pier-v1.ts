@@ -280,3 +280,63 @@ export interface RulesResponse {
   quotas: { namespace: string; limit: number }[];
   retention: { repository: string; keepLast: number | null; keepDays: number | null; keep: string[] }[];
 }
+
+// ---- scans, SBOMs and the vulnerability database (src/supply)
+
+export type FindingSeverity = 'critical' | 'high' | 'medium' | 'low' | 'unknown';
+
+export interface ScanFinding {
+  /** The OSV id (DSA-…, GHSA-…, PYSEC-…). */
+  id: string;
+  aliases: string[];
+  severity: FindingSeverity;
+  summary?: string;
+  /** The installed package as the image names it (a Debian binary package, not its source). */
+  package: string;
+  type: 'deb' | 'apk' | 'npm' | 'pypi' | 'golang';
+  installed: string;
+  /** The first version that fixes it, when the database knows one. */
+  fixed?: string;
+  /** The source package it was matched through (Debian, Alpine), when it differs from `package`. */
+  source?: string;
+}
+
+/** GET /pier/v1/repositories/NAME/scans/REFERENCE (tag or digest); POST scans it now. */
+export interface ScanResponse {
+  repository: string;
+  digest: string;
+  /** `skipped`: not an image (a signature, an artifact): nothing to scan. */
+  status: 'pending' | 'done' | 'failed' | 'skipped';
+  /** Where the inventory came from: `layers`, `sbom` (an SBOM referrer), `attestation` (BuildKit), `index` (its platforms). */
+  source?: string;
+  error?: string;
+  counts: Record<FindingSeverity, number>;
+  findings: ScanFinding[];
+  /** Packages in the inventory. */
+  packages: number;
+  os?: { id: string; versionId: string; prettyName?: string };
+  /** The digest of the CycloneDX SBOM referrer Pier wrote. */
+  sbom?: string;
+  scannedAt?: string;
+  matchedAt?: string;
+  database: VulnDbResponse;
+}
+
+/** GET /pier/v1/vulndb, and the answer to POST /pier/v1/vulndb/imports. */
+export interface VulnDbResponse {
+  /** 0: nothing imported yet. */
+  generation: number;
+  importedAt?: string;
+  /** The newest `modified` of the imported records. */
+  databaseDate?: string;
+  records: number;
+  /** Older than scanning.maxDatabaseAge, or none imported. */
+  stale: boolean;
+  maxAgeSeconds: number;
+}
+
+/** POST /pier/v1/vulndb/records, body `{ records: [OSV JSON, ...] }` */
+export interface VulnDbRecordsResponse {
+  accepted: number;
+  rejected: { index: number; id?: string; error: string }[];
+}

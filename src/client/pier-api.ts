@@ -5,14 +5,14 @@
  * {@link Registry}, so credentials, retries and TLS are those of every
  * other registry call. The response types are the server's (src/api/pier-v1.ts).
  */
-import type { GcResponse, GroupInfo, ImportResponse, NewToken, RetentionResponse, RollbackResponse, RuleInfo, TagHistoryResponse, TokenInfo, UserInfo, WebhookTestResponse } from '../api/pier-v1.js';
+import type { ScanResponse, VulnDbRecordsResponse, VulnDbResponse, GcResponse, GroupInfo, ImportResponse, NewToken, RetentionResponse, RollbackResponse, RuleInfo, TagHistoryResponse, TokenInfo, UserInfo, WebhookTestResponse } from '../api/pier-v1.js';
 import type { RepositoryName } from '../oci/reference.js';
 import { scope, type Action, type Registry } from './registry.js';
 import { Readable } from 'node:stream';
 import { ClientError } from './errors.js';
 import { readBody, type HttpRequest } from './transport.js';
 
-export type { GcResponse, GroupInfo, HistoryChange, HistoryVersion, ImportResponse, NewToken, RetentionResponse, RollbackResponse, RuleInfo, TagHistoryResponse, TokenInfo, UserInfo, WebhookTestResponse } from '../api/pier-v1.js';
+export type { ScanFinding, ScanResponse, VulnDbRecordsResponse, VulnDbResponse, GcResponse, GroupInfo, HistoryChange, HistoryVersion, ImportResponse, NewToken, RetentionResponse, RollbackResponse, RuleInfo, TagHistoryResponse, TokenInfo, UserInfo, WebhookTestResponse } from '../api/pier-v1.js';
 
 const seg = encodeURIComponent;
 
@@ -63,6 +63,25 @@ export class PierApi {
 
   webhookTest(name: string): Promise<WebhookTestResponse> {
     return this.call('POST', `/pier/v1/webhooks/${encodeURIComponent(name)}/test`, `testing webhook ${name}`);
+  }
+
+  // ---- scans and the vulnerability database
+
+  /** The image's scan (`reference`: a tag or digest); `now` scans it first. */
+  scan(repository: RepositoryName, reference: string, now: boolean): Promise<ScanResponse> {
+    return this.call(now ? 'POST' : 'GET', `/pier/v1/repositories/${repository}/scans/${reference}`, `scanning ${repository}:${reference}`, { repository });
+  }
+
+  vulnDb(): Promise<VulnDbResponse> {
+    return this.call('GET', '/pier/v1/vulndb', 'reading the vulnerability database state');
+  }
+
+  vulnDbRecords(records: unknown[]): Promise<VulnDbRecordsResponse> {
+    return this.call('POST', '/pier/v1/vulndb/records', 'importing vulnerability records', { body: { records } });
+  }
+
+  vulnDbFinish(databaseDate: string, records: number): Promise<VulnDbResponse> {
+    return this.call('POST', '/pier/v1/vulndb/imports', 'finishing the vulnerability database import', { body: { databaseDate, records } });
   }
 
   // ---- administration (admin only)

@@ -52,7 +52,7 @@ export const lifecycleShape = {
   ),
   webhooks: section({
     endpoints: rules(
-      'List of `{name, url, events, repository, secret \\| secretEnv}`; events `push`, `tag_move`, `delete`, `rollback`. See docs/api.md.',
+      'List of `{name, url, events, repository, secret \\| secretEnv}`; events `push`, `tag_move`, `delete`, `rollback` (the default), `scan_complete`. See docs/api.md.',
       (raw, ctx) => parseWebhookEndpoints(raw, ctx.env),
     ),
     maxAttempts: count({ default: 20, atLeast: 1, doc: 'Attempts per event before it is marked failed.' }),

@@ -81,8 +81,10 @@ export interface QuotaRule {
   limit: number;
 }
 
-export const WEBHOOK_EVENTS = ['push', 'tag_move', 'delete', 'rollback'] as const;
+export const WEBHOOK_EVENTS = ['push', 'tag_move', 'delete', 'rollback', 'scan_complete'] as const;
 export type WebhookEventType = (typeof WEBHOOK_EVENTS)[number];
+/** An endpoint without `events` gets the tag changes; `scan_complete` only when asked for. */
+const DEFAULT_WEBHOOK_EVENTS: WebhookEventType[] = ['push', 'tag_move', 'delete', 'rollback'];
 
 export interface WebhookEndpoint {
   name: string;
@@ -173,7 +175,7 @@ export function parseWebhookEndpoints(raw: unknown, env: NodeJS.ProcessEnv): Web
       throw new RuleError(`[${i}].url`, `must be an http(s) URL (got ${JSON.stringify(item.url)})`);
     }
     if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new RuleError(`[${i}].url`, 'must be an http(s) URL');
-    const events = item.events === undefined ? [...WEBHOOK_EVENTS] : Array.isArray(item.events) ? item.events : [item.events];
+    const events = item.events === undefined ? [...DEFAULT_WEBHOOK_EVENTS] : Array.isArray(item.events) ? item.events : [item.events];
     for (const [j, e] of events.entries()) {
       if (!(WEBHOOK_EVENTS as readonly unknown[]).includes(e)) throw new RuleError(`[${i}].events[${j}]`, `must be one of ${WEBHOOK_EVENTS.join(', ')} (got ${JSON.stringify(e)})`);
     }

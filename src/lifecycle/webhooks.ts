@@ -136,6 +136,18 @@ export class WebhookDispatcher {
       });
   }
 
+  /**
+   * The deliveries of an event that does not come from tag_history (a
+   * finished scan): one per endpoint subscribed to `type` whose pattern
+   * matches the repository. The caller writes them in the transaction
+   * that records the event (SupplyStore.saveScan), then calls nudge().
+   */
+  plan(type: WebhookEventType, repository: string, eventId: string, payload: string): NewDelivery[] {
+    return this.settings.endpoints
+      .filter((e) => e.events.includes(type) && e.repository.matches(repository))
+      .map((e) => ({ endpoint: e.name, eventId, eventType: type, payload }));
+  }
+
   /** Copies tag_history rows after the cursor into deliveries, moving the cursor, in one transaction. */
   private async fanOut(): Promise<void> {
     for (;;) {

@@ -18,7 +18,9 @@ import { lifecycleShape } from '../lifecycle/config.js';
 import { signaturesSection } from '../service/trust-policy.js';
 import { PierError } from '../oci/pier-error.js';
 import { parseBytes } from '../shared/bytes.js';
-import { bytes, count, dataPath, describeKeys, flag, key, localPath, oneOf, readConfig, section, seconds, text, union, type Out } from '../shared/config-schema.js';
+import { Pattern } from '../lifecycle/rules.js';
+import { parseVulnerabilityRules } from '../supply/policy.js';
+import { bytes, count, dataPath, describeKeys, flag, key, list, localPath, oneOf, readConfig, section, seconds, text, union, type Out } from '../shared/config-schema.js';
 import type { MinFree } from '../store/disk-space.js';
 
 export { envName } from '../shared/config-schema.js';
@@ -153,6 +155,30 @@ const SCHEMA = section({
   ),
   policy: policyKey,
   ...lifecycleShape,
+  // The supply-chain section (src/supply; ScanningConfig in src/supply/supply.ts).
+  scanning: section({
+    enabled: flag({ default: true, doc: 'Scan each pushed image (inventory, findings) in the background, and match every image again after `pier vulndb import`. `pier scan` works either way.' }),
+    sbom: flag({
+      default: false,
+      doc: 'Write a CycloneDX 1.5 SBOM for each scanned image as an OCI 1.1 referrer (`artifactType: application/vnd.cyclonedx+json`), as `system:scanner`, outside quotas. Off by default: an unrequested referrer changes what the referrers API lists (the OCI conformance suite checks exact lists); see docs/decisions/0095.',
+    }),
+    maxDatabaseAge: seconds({ default: '7d', doc: 'An imported OSV database older than this is reported as stale (import, `pier scan`, the log at start).' }),
+    policies: list({
+      doc: 'Vulnerability policy: list of `{repositories, severity, allow, pending}`; a pull by tag of an image with a finding at or above `severity` (`critical`, `high`, `medium`, `low`) is refused (`DENIED`, naming the findings) unless its ID is in `allow` (`ID` or `{id, expires}`); `pending: allow` (default) serves images whose scan is pending or failed and records it in the audit log, `deny` refuses them. See docs/api.md.',
+      parse: (raw, ctx) =>
+        parseVulnerabilityRules(
+          raw,
+          (v, at) => {
+            try {
+              return Pattern.parse(v, at);
+            } catch (err) {
+              return ctx.fail((err as Error).message, at);
+            }
+          },
+          (at, message) => ctx.fail(message, at),
+        ),
+    }),
+  }),
   signatures: signaturesSection,
 });
 

@@ -12,6 +12,7 @@ import type { Actor } from '../service/events.js';
 import type { RepositoryService } from '../service/repository-service.js';
 import type { RegistryConfig } from './config.js';
 import type { Metrics } from './metrics.js';
+import type { Supply } from '../supply/supply.js';
 
 export interface RegistryDeps {
   config: RegistryConfig;
@@ -30,6 +31,8 @@ export interface RegistryDeps {
   accounts?: { store: AuthStore; refresh(): Promise<void> } | undefined;
   /** What the web UI's endpoints read, through the service (src/service/image-view.ts), and its sessions (absent without accounts). */
   web: { views: ImageViews; sessions: WebSessions | undefined };
+  /** Scans, SBOMs and the vulnerability database (src/supply). */
+  supply: Supply;
 }
 
 export class Call {

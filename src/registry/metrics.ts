@@ -10,6 +10,8 @@ export interface Metrics {
   bytesSent: Counter;
   blobsCommitted: Counter;
   manifestsPushed: Counter;
+  /** Layers the scanner read from the blob store (a cached layer inventory is not read again). */
+  scannerLayerReads: Counter;
   /** Requests answered 507: `min_free` (refused below the minimum) or `full` (a write failed for lack of space). */
   storageRefusals: Counter<'reason'>;
   /** Pulls by tag a serve policy refused (`deny`) or let through with a warning (`warn`), by policy and reason. */
@@ -37,6 +39,7 @@ export function createMetrics(): Metrics {
     bytesSent: new Counter({ name: 'pier_http_sent_bytes_total', help: 'Response body bytes sent (by Content-Length)', registers: [registry] }),
     blobsCommitted: new Counter({ name: 'pier_blobs_committed_total', help: 'Blob uploads completed', registers: [registry] }),
     manifestsPushed: new Counter({ name: 'pier_manifests_pushed_total', help: 'Manifests pushed', registers: [registry] }),
+    scannerLayerReads: new Counter({ name: 'pier_scanner_layer_reads_total', help: 'Layers the scanner read from the blob store', registers: [registry] }),
     storageRefusals: new Counter({ name: 'pier_storage_refusals_total', help: 'Requests answered 507 for lack of storage, by reason (min_free, full)', labelNames: ['reason'], registers: [registry] }),
     servePolicy: new Counter({ name: 'pier_serve_policy_total', help: 'Pulls by tag a serve policy refused (deny) or let through with a warning (warn)', labelNames: ['policy', 'outcome', 'reason'], registers: [registry] }),
     connections: new Gauge({ name: 'pier_connections', help: 'Open client connections', registers: [registry] }),

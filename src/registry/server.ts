@@ -53,6 +53,14 @@ import { immutableRule } from '../lifecycle/rules.js';
 import { ImageViews } from '../service/image-view.js';
 import { SqlBrowseStore } from '../store/meta/sql/sql-browse-store.js';
 import { SqlSessionStore } from '../store/meta/sql/sql-session-store.js';
+import { SqlSupplyStore } from '../store/meta/sql/sql-supply-store.js';
+import { Scanner, SCANNER_ACTOR } from '../supply/scanner.js';
+import { GENERATOR_ANNOTATION, CYCLONEDX_MEDIA_TYPE } from '../supply/sbom.js';
+import { Supply } from '../supply/supply.js';
+import { VulnerabilityPolicy } from '../supply/policy.js';
+import type { ServePolicy } from '../service/serve-policy.js';
+import type { RepositoryName } from '../oci/reference.js';
+import type { AuditLog as AuditSink } from '../auth/store.js';
 
 /** The registry cannot listen on its address. */
 export class ListenError extends PierError {
@@ -146,7 +154,24 @@ export async function startRegistry(config: RegistryConfig, options: StartOption
     quotaLedger,
     reservationTtlMs: config.uploads.maxAge * 1000,
   });
-  const servePolicies = [new TrustPolicy(config.signatures.trust, new SignatureVerifier({ meta, blobs }))];
+  const audit: AuditSink = authGate?.store ?? new SqlAccountStore(db);
+  const supplyStore = new SqlSupplyStore(db);
+  // The version the SBOM names as its tool: package.json beside the built code (dist/src/registry/).
+  const PIER_VERSION = ((JSON.parse(await readFile(new URL('../../../package.json', import.meta.url), 'utf8').catch(() => '{}')) as { version?: string }).version) ?? '0.0.0';
+  const vulnerabilityPolicy = new VulnerabilityPolicy(config.scanning.policies, supplyStore, (e) => {
+    log.info({ repository: e.repository, reference: e.reference, digest: e.digest, outcome: e.outcome, note: e.note }, 'vulnerability policy');
+    audit.record({ at: new Date(), actor: SCANNER_ACTOR, ip: undefined, action: 'pull-policy', repository: e.repository, target: `${e.reference}@${e.digest}: ${e.note}`, outcome: e.outcome }).catch((err: unknown) => log.error({ err }, 'writing the audit log failed'));
+  });
+  const servePolicies: ServePolicy[] = [
+    new TrustPolicy(config.signatures.trust, new SignatureVerifier({ meta, blobs })),
+    {
+      // The vulnerability policy (src/supply/policy.ts) behind the same hook; it records its own warnings.
+      check: async ({ repository, tag, manifest }) => {
+        const d = await vulnerabilityPolicy.check(repository, tag, manifest.digest.toString());
+        return d.allow ? { outcome: 'allow' } : { outcome: 'deny', policy: 'vulnerability', reason: 'findings', message: d.reason };
+      },
+    },
+  ];
   const service: RepositoryService = new RepositoryService({
     meta,
     blobs,
@@ -156,8 +181,29 @@ export async function startRegistry(config: RegistryConfig, options: StartOption
     options: { automaticMount: config.uploads.automaticMount, deleteIndexChildren: config.manifests.deleteIndexChildren },
     servePolicies,
   });
+  const scanner = new Scanner({
+    store: supplyStore,
+    registry: {
+      openBlob: (digest) => blobs.open(digest),
+      manifest: async (repository, digest) => {
+        const m = await meta.getManifest(repository as RepositoryName, digest);
+        return m && { mediaType: m.mediaType, content: m.content };
+      },
+      referrers: (repository, subject) => meta.listReferrers(repository as RepositoryName, subject),
+      writeSbom: (repository, subject, document) =>
+        service.putGeneratedReferrer(repository as RepositoryName, subject, { artifactType: CYCLONEDX_MEDIA_TYPE, content: document, annotations: { [GENERATOR_ANNOTATION]: 'pier' } }, { name: SCANNER_ACTOR }),
+    },
+    coordinator,
+    webhooks: { plan: (type, repository, eventId, payload) => lifecycle.webhooks.plan(type, repository, eventId, payload), nudge: () => lifecycle.webhooks.nudge() },
+    settings: { enabled: config.scanning.enabled, sbom: config.scanning.sbom },
+    version: PIER_VERSION,
+    log,
+    onLayerRead: () => metrics.scannerLayerReads.inc(),
+  });
+  const supply = new Supply(supplyStore, scanner, config.scanning);
   // Every change is audited, whatever gate runs (the open one included).
-  subscribe(events, { metrics, lifecycle, audit: authGate?.store ?? new SqlAccountStore(db), log });
+  subscribe(events, { metrics, lifecycle, audit, log });
+  events.on('manifest-pushed', () => scanner.nudge());
   const accounts = authGate ? { store: authGate.store, refresh: () => authGate.refresh() } : undefined;
   const browse = new SqlBrowseStore(db);
   const web = {
@@ -165,7 +211,7 @@ export async function startRegistry(config: RegistryConfig, options: StartOption
     // Sessions live in the database, so every replica answers a signed-in browser.
     sessions: authGate ? new WebSessions(new SqlSessionStore(db), authGate) : undefined,
   };
-  const app = buildApp({ config, service, gate, metrics, lifecycle, space, accounts, web }, log, https ? { https } : {});
+  const app = buildApp({ config, service, gate, metrics, lifecycle, space, accounts, web, supply }, log, https ? { https } : {});
   if (authGate) registerTokenRoute(app, authGate, { refreshTtl: config.auth.refreshTtl });
   const colon = config.listen.lastIndexOf(':');
   const host = config.listen.slice(0, colon).replace(/^\[|\]$/g, '');
@@ -175,6 +221,7 @@ export async function startRegistry(config: RegistryConfig, options: StartOption
   } catch (err) {
     authGate?.stop();
     await app.close();
+    await scanner.close();
     await lifecycle.close();
     await closeStores();
     const code = (err as NodeJS.ErrnoException).code;
@@ -189,6 +236,9 @@ export async function startRegistry(config: RegistryConfig, options: StartOption
   log.info({ url, data: config.data }, 'listening');
 
   const janitor = startJanitor(config, blobs, meta, quotaLedger, log);
+  scanner.start();
+  const db0 = await supply.state();
+  if (db0.generation > 0 && db0.stale) log.warn({ databaseDate: new Date(db0.databaseDate ?? 0).toISOString(), maxAge: config.scanning.maxDatabaseAge }, 'the vulnerability database is older than scanning.maxDatabaseAge; import a newer one (pier vulndb import)');
   let closing: Promise<void> | undefined;
   return {
     url,
@@ -207,6 +257,7 @@ export async function startRegistry(config: RegistryConfig, options: StartOption
           await app.close();
         } finally {
           clearTimeout(force);
+          await scanner.close();
           await lifecycle.close();
           await closeStores();
         }

@@ -19,7 +19,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { FileHandle } from 'node:fs/promises';
-import type { Readable } from 'node:stream';
+import { Readable } from 'node:stream';
 import type { AccessGate, Principal } from '../auth/access.js';
 import { LifecycleError } from '../lifecycle/errors.js';
 import type { RollbackResult, RollbackTarget } from '../lifecycle/history.js';
@@ -98,6 +98,11 @@ export class RepositoryService implements TagWriter {
       lifecycle.pulled(repository, reference.tag);
     }
     return record;
+  }
+
+  /** The digest a tag points at, read without serve policies and not counted as a pull (reports about an image). */
+  async resolveTag(repository: RepositoryName, tag: Tag): Promise<Digest | undefined> {
+    return (await this.deps.meta.getTaggedManifest(repository, tag))?.digest;
   }
 
   /** Repositories that hold at least one manifest, in lexical order (the catalog). */
@@ -305,6 +310,60 @@ export class RepositoryService implements TagWriter {
   }
 
   // ---- manifests
+
+  /**
+   * Stores a document the registry itself generated (an SBOM) as an OCI
+   * 1.1 referrer of `subject`: the document and the empty config as blobs
+   * (claim → commit → link), then the manifest by digest, in one metadata
+   * transaction. Outside users' quotas (no reservation, no quota check)
+   * and without tags; announced like any push under `actor` (the audit
+   * log records it). Returns the manifest's digest.
+   */
+  async putGeneratedReferrer(
+    repository: RepositoryName,
+    subject: { mediaType: string; digest: Digest; size: number },
+    artifact: { artifactType: string; content: Buffer; annotations: Record<string, string> },
+    actor: Actor,
+  ): Promise<Digest> {
+    const empty = Buffer.from('{}');
+    const layers = [
+      { mediaType: artifact.artifactType, bytes: artifact.content },
+      { mediaType: 'application/vnd.oci.empty.v1+json', bytes: empty },
+    ];
+    for (const { bytes } of layers) {
+      const digest = Digest.of(bytes);
+      if (await this.deps.meta.linkedBlob(repository, digest)) continue;
+      const id = await this.deps.blobs.startUpload();
+      try {
+        await this.deps.blobs.append(id, 0, Readable.from([bytes]), { expectedBytes: bytes.length });
+        await this.commitAndLink(repository, digest, () => this.deps.blobs.commit(id, digest, bytes.length));
+      } catch (err) {
+        await this.deps.blobs.cancelUpload(id);
+        throw err;
+      }
+    }
+    const document = {
+      schemaVersion: 2,
+      mediaType: 'application/vnd.oci.image.manifest.v1+json',
+      artifactType: artifact.artifactType,
+      config: { mediaType: 'application/vnd.oci.empty.v1+json', digest: Digest.of(empty).toString(), size: empty.length, data: empty.toString('base64') },
+      layers: [{ mediaType: artifact.artifactType, digest: Digest.of(artifact.content).toString(), size: artifact.content.length }],
+      subject: { mediaType: subject.mediaType, digest: subject.digest.toString(), size: subject.size },
+      annotations: { 'org.opencontainers.image.created': new Date().toISOString(), ...artifact.annotations },
+    };
+    const content = Buffer.from(JSON.stringify(document));
+    const parsed = parseManifest(content, document.mediaType);
+    const digest = Digest.of(content);
+    const refs = referencedDescriptors(parsed);
+    await this.deps.meta.putManifest(
+      repository,
+      { digest, mediaType: parsed.mediaType, content, artifactType: parsed.artifactType, subject: parsed.subject?.digest, annotations: parsed.annotations, blobs: refs.blobs.map((d) => d.digest), manifests: [] },
+      [],
+      actor.name,
+    );
+    this.deps.events.emit({ type: 'manifest-pushed', repository, digest: digest.toString(), reference: digest.toString(), tags: [], actor });
+    return digest;
+  }
 
   /**
    * Stores a manifest named by `reference` (its tag, or its digest, which

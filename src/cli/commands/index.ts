@@ -37,6 +37,8 @@ export const commands: CommandEntry[] = [
   { name: "gc", summary: "Collect garbage on a running registry (admin)", load: async () => (await import('./gc.js')).gc },
   { name: "webhook", summary: "Send a sample event to a configured webhook (admin)", load: async () => (await import('./webhook.js')).webhook },
   { name: "migrate", summary: "Copy a registry (SQLite and files) into the stores another config names (PostgreSQL and S3)", load: async () => (await import('./migrate.js')).migrate },
+  { name: "scan", summary: "Scan an image in a registry for known vulnerabilities now, and show the findings", load: async () => (await import('./scan.js')).scan },
+  { name: "vulndb", summary: "Import an OSV vulnerability database into a running registry (admin), or show its state", subcommands: ['import', 'status'], load: async () => (await import('./vulndb.js')).vulndb },
   { name: "version", summary: "Print pier's version (also: pier --version, pier -v)", load: async () => (await import('./version.js')).version },
   { name: "completion", summary: "Print a shell completion script (bash)", subcommands: ['bash'], load: async () => (await import('./completion.js')).completion },
 ];

@@ -1,6 +1,8 @@
 import { formatBytes } from '../../client/index.js';
 import { parseFlags, UsageError, type Command } from '../command.js';
 import { CONNECTION_USAGE, connectionFlags, makeClient, parseImageReference } from './client-flags.js';
+import { pierApi } from './lifecycle-flags.js';
+import { scanSummary } from './scan.js';
 
 export const inspect: Command = {
   name: 'inspect',
@@ -39,6 +41,11 @@ ${CONNECTION_USAGE}`,
         lines.push(`Size:       ${formatBytes(info.totalSize ?? 0, 'docker')} (compressed)`, `Layers:     ${info.layers.length}`);
         for (const l of info.layers) lines.push(`  ${l.digest}  ${formatBytes(l.size, 'docker').padStart(8)}`);
       }
+      // Pier registries report the image's vulnerability scan; other registries have none (left out).
+      const scanned = await pierApi(client, ref)
+        .scan(ref.repository, info.digest, false)
+        .catch(() => undefined);
+      if (scanned) lines.push(`Vulnerabilities: ${scanSummary(scanned)}`);
       io.stdout.write(`${lines.join('\n')}\n`);
       return 0;
     } finally {

@@ -15,8 +15,9 @@
  */
 import { Digest } from '../../oci/digest.js';
 import { RequestError } from '../request-errors.js';
-import { parseTag } from '../../oci/reference.js';
-import type { DeleteTagResponse, DeliveriesResponse, GcResponse, GroupInfo, ImportResponse, NewToken, RetentionResponse, RollbackResponse, RuleInfo, TagHistoryResponse, TokenInfo, UsageResponse, UserInfo, WebhookTestResponse, WebhooksResponse } from '../../api/pier-v1.js';
+import { parseManifestReference, parseTag, type RepositoryName } from '../../oci/reference.js';
+import type { VulnDbState } from '../../supply/supply.js';
+import type { ScanResponse, VulnDbRecordsResponse, VulnDbResponse, DeleteTagResponse, DeliveriesResponse, GcResponse, GroupInfo, ImportResponse, NewToken, RetentionResponse, RollbackResponse, RuleInfo, TagHistoryResponse, TokenInfo, UsageResponse, UserInfo, WebhookTestResponse, WebhooksResponse } from '../../api/pier-v1.js';
 import { addPolicyRule, addUser, changePassword, createAccessToken, describeToken, importHtpasswd } from '../../auth/accounts.js';
 import { storedRules, type AuthStore } from '../../auth/store.js';
 import type { RollbackTarget } from '../../lifecycle/history.js';
@@ -25,6 +26,8 @@ import { readBody } from '../http.js';
 import { BROWSE_ROUTES } from './browse-api.js';
 
 const MAX_BODY = 64 * 1024;
+/** A batch of OSV records (the CLI sends a few MiB at a time). */
+const MAX_RECORDS_BODY = 32 * 1024 * 1024;
 
 type Handler = (call: Call, m: RegExpExecArray) => Promise<unknown>;
 
@@ -32,6 +35,11 @@ const ROUTES: [string, RegExp, Handler][] = [
   ['GET', /^\/pier\/v1\/repositories\/(.+)\/tags\/([^/]+)\/history$/, history],
   ['POST', /^\/pier\/v1\/repositories\/(.+)\/tags\/([^/]+)\/rollback$/, rollback],
   ['DELETE', /^\/pier\/v1\/repositories\/(.+)\/tags\/([^/]+)$/, deleteTag],
+  ['GET', /^\/pier\/v1\/repositories\/(.+)\/scans\/([^/]+)$/, getScan],
+  ['POST', /^\/pier\/v1\/repositories\/(.+)\/scans\/([^/]+)$/, scanNow],
+  ['GET', /^\/pier\/v1\/vulndb$/, vulnDb],
+  ['POST', /^\/pier\/v1\/vulndb\/records$/, vulnDbRecords],
+  ['POST', /^\/pier\/v1\/vulndb\/imports$/, vulnDbImport],
   ['GET', /^\/pier\/v1\/usage$/, usage],
   ['POST', /^\/pier\/v1\/gc$/, gc],
   ['POST', /^\/pier\/v1\/retention$/, retention],
@@ -82,8 +90,8 @@ async function admin(call: Call, what: string) {
   return principal;
 }
 
-async function jsonBody(call: Call): Promise<Record<string, unknown>> {
-  const raw = await readBody(call.req.raw, MAX_BODY, () => new RequestError('ERR_BODY_TOO_LARGE', `request body exceeds ${MAX_BODY} bytes`));
+async function jsonBody(call: Call, limit = MAX_BODY): Promise<Record<string, unknown>> {
+  const raw = await readBody(call.req.raw, limit, () => new RequestError('ERR_BODY_TOO_LARGE', `request body exceeds ${limit} bytes`));
   call.bytesIn += raw.length;
   if (raw.length === 0) return {};
   try {
@@ -347,4 +355,81 @@ async function removeRule(call: Call, m: RegExpExecArray) {
   await store.removeRule(id);
   await changed(call);
   return { id, removed: true };
+}
+
+// ---- scans and the vulnerability database
+
+function iso(ms: number | undefined): string | undefined {
+  return ms === undefined ? undefined : new Date(ms).toISOString();
+}
+
+function vulnDbResponse(call: Call, s: VulnDbState): VulnDbResponse {
+  return {
+    generation: s.generation,
+    ...(s.importedAt !== undefined ? { importedAt: iso(s.importedAt)! } : {}),
+    ...(s.databaseDate !== undefined ? { databaseDate: iso(s.databaseDate)! } : {}),
+    records: s.records,
+    stale: s.stale,
+    maxAgeSeconds: call.deps.config.scanning.maxDatabaseAge,
+  };
+}
+
+/** The digest a scan route names: a digest, or the manifest a tag points at now (read without the serve policies). */
+async function scanTarget(call: Call, m: RegExpExecArray): Promise<{ name: RepositoryName; digest: Digest }> {
+  const { name } = await call.repository(m[1]!, ['pull']);
+  const reference = parseManifestReference(m[2]!);
+  const digest = reference.kind === 'digest' ? reference.digest : await call.deps.service.resolveTag(name, reference.tag);
+  if (!digest) throw new RequestError('ERR_MANIFEST_UNKNOWN', `manifest ${m[2]!} unknown to repository ${name}`);
+  return { name, digest };
+}
+
+async function scanResponse(call: Call, r: Awaited<ReturnType<Call['deps']['supply']['report']>>): Promise<ScanResponse> {
+  return {
+    repository: r.repository,
+    digest: r.digest,
+    status: r.status,
+    ...(r.source !== undefined ? { source: r.source } : {}),
+    ...(r.error !== undefined ? { error: r.error } : {}),
+    counts: r.counts,
+    findings: r.findings,
+    packages: r.packages,
+    ...(r.os ? { os: r.os } : {}),
+    ...(r.sbom !== undefined ? { sbom: r.sbom } : {}),
+    ...(r.scannedAt !== undefined ? { scannedAt: iso(r.scannedAt)! } : {}),
+    ...(r.matchedAt !== undefined ? { matchedAt: iso(r.matchedAt)! } : {}),
+    database: vulnDbResponse(call, await call.deps.supply.state()),
+  };
+}
+
+async function getScan(call: Call, m: RegExpExecArray): Promise<ScanResponse> {
+  const { name, digest } = await scanTarget(call, m);
+  return scanResponse(call, await call.deps.supply.report(name, digest.toString()));
+}
+
+async function scanNow(call: Call, m: RegExpExecArray): Promise<ScanResponse> {
+  const { name, digest } = await scanTarget(call, m);
+  const r = await call.deps.supply.scanNow(name, digest);
+  if (!r) throw new RequestError('ERR_MANIFEST_UNKNOWN', `manifest ${digest.toString()} unknown to repository ${name}`);
+  return scanResponse(call, r);
+}
+
+async function vulnDb(call: Call): Promise<VulnDbResponse> {
+  await call.deps.gate.require(call.identity(), { base: true });
+  return vulnDbResponse(call, await call.deps.supply.state());
+}
+
+async function vulnDbRecords(call: Call): Promise<VulnDbRecordsResponse> {
+  await admin(call, 'importing a vulnerability database');
+  const body = await jsonBody(call, MAX_RECORDS_BODY);
+  if (!Array.isArray(body.records)) throw new RequestError('ERR_BAD_REQUEST', '"records" must be a list of OSV records');
+  return call.deps.supply.importRecords(body.records as unknown[]);
+}
+
+async function vulnDbImport(call: Call): Promise<VulnDbResponse> {
+  const principal = await admin(call, 'importing a vulnerability database');
+  const body = await jsonBody(call);
+  const date = typeof body.databaseDate === 'string' ? Date.parse(body.databaseDate) : NaN;
+  if (Number.isNaN(date)) throw new RequestError('ERR_BAD_REQUEST', '"databaseDate" must be an ISO 8601 time');
+  const records = optional<number>(body, 'records', 'number') ?? 0;
+  return vulnDbResponse(call, await call.deps.supply.finishImport({ databaseDate: date, records, actor: principal.name }));
 }

@@ -13,6 +13,7 @@ import * as coordination from './migrations/0005-coordination.js';
 import * as signingKeys from './migrations/0006-signing-keys.js';
 import * as historyCommitOrder from './migrations/0007-history-commit-order.js';
 import * as blobUploads from './migrations/0008-blob-uploads.js';
+import * as supply from './migrations/0010-supply.js';
 import * as uiSessions from './migrations/0013-ui-sessions.js';
 import type { Dialect } from './migrations/types.js';
 
@@ -30,6 +31,7 @@ const STEPS: [string, Step][] = [
   ['0006-signing-keys', signingKeys],
   ['0007-history-commit-order', historyCommitOrder],
   ['0008-blob-uploads', blobUploads],
+  ['0010-supply', supply],
   ['0013-ui-sessions', uiSessions],
 ];
 

@@ -214,6 +214,52 @@ export type CoordinatorTables = {
   coordinator_counters: CoordinatorCountersTable;
 };
 
+/** Inventories, scans and the vulnerability database (migration 0010-supply; supply-store.ts). */
+export interface LayerInventoriesTable {
+  digest: string;
+  format: number;
+  inventory: string;
+  created_at: number;
+}
+export interface ImageScansTable {
+  repository_id: number;
+  digest: string;
+  status: 'pending' | 'done' | 'failed' | 'skipped';
+  source: string | null;
+  inventory: string | null;
+  findings: string | null;
+  error: string | null;
+  db_generation: number;
+  sbom_digest: string | null;
+  scanned_at: number;
+  matched_at: number | null;
+}
+export interface VulnerabilitiesTable {
+  id: string;
+  modified: string;
+  record: string;
+}
+export interface VulnerabilityPackagesTable {
+  ecosystem: string;
+  name: string;
+  vulnerability_id: string;
+}
+export interface VulndbImportsTable {
+  id: Generated<number>;
+  imported_at: number;
+  database_date: number;
+  records: number;
+  actor: string;
+}
+
+export type SupplyTables = {
+  layer_inventories: LayerInventoriesTable;
+  image_scans: ImageScansTable;
+  vulnerabilities: VulnerabilitiesTable;
+  vulnerability_packages: VulnerabilityPackagesTable;
+  vulndb_imports: VulndbImportsTable;
+};
+
 /** Object-store upload sessions (migration 0008-blob-uploads; src/store/blob/upload-state.ts). */
 export interface BlobUploadsTable {
   id: string;
@@ -247,7 +293,7 @@ export interface SigningKeysTable {
   created_at: number;
 }
 
-export interface Database extends AuthTables, LifecycleTables, CoordinatorTables {
+export interface Database extends AuthTables, LifecycleTables, CoordinatorTables, SupplyTables {
   blob_uploads: BlobUploadsTable;
   ui_sessions: UiSessionsTable;
   signing_keys: SigningKeysTable;
