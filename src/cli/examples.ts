@@ -22,6 +22,8 @@ export const EXAMPLES: Readonly<Record<string, readonly string[]>> = {
   tag: ['pier tag registry.example.com/team/app:v1 stable'],
   tags: ['pier tags registry.example.com/team/app'],
   sign: ['pier sign registry.example.com/team/app:v1 --key cosign.key', 'pier sign registry.example.com/team/app@sha256:3f1c...e9 --key signer.pem --bundle'],
+  scan: ['pier scan registry.example.com/team/app:v1', 'pier scan registry.example.com/team/app@sha256:3f1c...e9 --format json'],
+  vulndb: ['pier vulndb import ./osv/Debian/all.zip --registry 127.0.0.1:5000', 'pier vulndb status --registry 127.0.0.1:5000'],
   inspect: ['pier inspect registry.example.com/team/app:v1 --format json'],
   delete: ['pier delete registry.example.com/team/app:old', 'pier delete registry.example.com/team/app@sha256:3f1c...e9 --force'],
   history: ['pier history registry.example.com/team/app:v1'],

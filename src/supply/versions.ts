@@ -48,7 +48,8 @@ function verrevcmp(a: string, b: string): number {
   return 0;
 }
 
-function parseDeb(v: string): [number, string, string] {
+/** `[epoch:]upstream[-revision]` (Debian) or `[epoch:]version[-release]` (RPM): a missing epoch is 0, a missing last part ''. */
+function splitEpochRelease(v: string): [number, string, string] {
   let rest = v.trim();
   let epoch = 0;
   const colon = rest.indexOf(':');
@@ -62,8 +63,8 @@ function parseDeb(v: string): [number, string, string] {
 
 /** dpkg's ordering: epoch, then upstream version, then Debian revision, with `~` sorting before everything. */
 export function compareDebian(a: string, b: string): number {
-  const [ea, ua, ra] = parseDeb(a);
-  const [eb, ub, rb] = parseDeb(b);
+  const [ea, ua, ra] = splitEpochRelease(a);
+  const [eb, ub, rb] = splitEpochRelease(b);
   if (ea !== eb) return ea - eb;
   return verrevcmp(ua, ub) || verrevcmp(ra, rb);
 }
@@ -121,19 +122,8 @@ export function rpmvercmp(a: string, b: string): number {
 
 /** RPM [epoch:]version[-release], each part by rpmvercmp (a missing epoch is 0). */
 export function compareRpm(a: string, b: string): number {
-  const parse = (v: string): [number, string, string] => {
-    let rest = v.trim();
-    let epoch = 0;
-    const colon = rest.indexOf(':');
-    if (colon > 0 && /^\d+$/.test(rest.slice(0, colon))) {
-      epoch = Number(rest.slice(0, colon));
-      rest = rest.slice(colon + 1);
-    }
-    const dash = rest.lastIndexOf('-');
-    return dash >= 0 ? [epoch, rest.slice(0, dash), rest.slice(dash + 1)] : [epoch, rest, ''];
-  };
-  const [ea, va, ra] = parse(a);
-  const [eb, vb, rb] = parse(b);
+  const [ea, va, ra] = splitEpochRelease(a);
+  const [eb, vb, rb] = splitEpochRelease(b);
   if (ea !== eb) return ea < eb ? -1 : 1;
   const v = rpmvercmp(va, vb);
   if (v !== 0) return v;

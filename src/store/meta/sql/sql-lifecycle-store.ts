@@ -29,6 +29,36 @@ function chunks<T>(items: T[], size: number): T[][] {
   return out;
 }
 
+/**
+ * The one writer of the webhook outbox: queues `deliveries` as pending, in
+ * batches, inside the caller's transaction; an (endpoint, event id) already
+ * queued is skipped, so a re-run of the same fan-out queues nothing twice.
+ * Used by the tag-event fan-out here and by the scanner's scan_complete
+ * events (sql-supply-store.ts).
+ */
+export async function enqueueDeliveries(tx: Transaction<Database>, deliveries: NewDelivery[]): Promise<void> {
+  const now = Date.now();
+  const rows = deliveries.map((d) => ({
+    endpoint: d.endpoint,
+    event_id: d.eventId,
+    event_type: d.eventType,
+    payload: d.payload,
+    status: 'pending' as const,
+    attempts: 0,
+    next_at: now,
+    created_at: now,
+    finished_at: null,
+    last_error: null,
+  }));
+  for (const batch of chunks(rows, BATCH)) {
+    await tx
+      .insertInto('webhook_deliveries')
+      .values(batch)
+      .onConflict((oc) => oc.columns(['endpoint', 'event_id']).doNothing())
+      .execute();
+  }
+}
+
 function toDelivery(r: Omit<WebhookDeliveriesTable, 'id'> & { id: number }): DeliveryRow {
   return {
     id: Number(r.id),
@@ -291,26 +321,7 @@ export class SqlLifecycleStore implements LifecycleStore {
         actor: r.actor,
         at: Number(r.at),
       }));
-      const now = Date.now();
-      const deliveries = plan(events).map((d) => ({
-        endpoint: d.endpoint,
-        event_id: d.eventId,
-        event_type: d.eventType,
-        payload: d.payload,
-        status: 'pending' as const,
-        attempts: 0,
-        next_at: now,
-        created_at: now,
-        finished_at: null,
-        last_error: null,
-      }));
-      for (const batch of chunks(deliveries, BATCH)) {
-        await tx
-          .insertInto('webhook_deliveries')
-          .values(batch)
-          .onConflict((oc) => oc.columns(['endpoint', 'event_id']).doNothing())
-          .execute();
-      }
+      await enqueueDeliveries(tx, plan(events));
       const last = rows[rows.length - 1]!;
       await tx.updateTable('lifecycle_state').set({ value: Number(last.id) }).where('key', '=', CURSOR).execute();
       if (last.xid !== undefined) await tx.updateTable('lifecycle_state').set({ value: Number(last.xid) }).where('key', '=', CURSOR_XID).execute();

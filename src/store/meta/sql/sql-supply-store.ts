@@ -3,6 +3,7 @@ import type { Kysely } from 'kysely';
 import type { NewDelivery } from '../lifecycle-store.js';
 import type { ScanRecord, ScanWork, SupplyStore, VulnDbImport, VulnerabilityRecord } from '../supply-store.js';
 import type { Database, ImageScansTable } from './schema.js';
+import { enqueueDeliveries } from './sql-lifecycle-store.js';
 
 const BATCH = 200;
 
@@ -101,27 +102,7 @@ export class SqlSupplyStore implements SupplyStore {
         .values({ repository_id: repositoryId, digest: scan.digest, ...values })
         .onConflict((oc) => oc.columns(['repository_id', 'digest']).doUpdateSet(values))
         .execute();
-      const now = Date.now();
-      for (let i = 0; i < deliveries.length; i += BATCH) {
-        await tx
-          .insertInto('webhook_deliveries')
-          .values(
-            deliveries.slice(i, i + BATCH).map((d) => ({
-              endpoint: d.endpoint,
-              event_id: d.eventId,
-              event_type: d.eventType,
-              payload: d.payload,
-              status: 'pending' as const,
-              attempts: 0,
-              next_at: now,
-              created_at: now,
-              finished_at: null,
-              last_error: null,
-            })),
-          )
-          .onConflict((oc) => oc.columns(['endpoint', 'event_id']).doNothing())
-          .execute();
-      }
+      await enqueueDeliveries(tx, deliveries);
     });
   }
 
