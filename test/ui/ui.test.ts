@@ -325,7 +325,8 @@ describe('the web UI', () => {
     await page.getByRole('button', { name: 'Compare' }).click();
     const short = (d: string) => d.slice(7, 19);
     const added = page.locator('ul.layers-added li');
-    await added.first().waitFor();
+    // The page may already show another pair's diff (its default selection): wait for the one asked for.
+    await page.locator('ul.layers-added li', { hasText: short(v2.layers[1]!.digest) }).waitFor({ timeout: 15_000 });
     const removed = page.locator('ul.layers-removed li');
     assert.deepEqual((await added.allTextContents()).map((t) => t.split(' ')[0]), [short(v2.layers[1]!.digest)]);
     assert.deepEqual((await removed.allTextContents()).map((t) => t.split(' ')[0]), [short(v1.layers[1]!.digest)]);

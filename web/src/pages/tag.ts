@@ -22,12 +22,14 @@ export function TagPage({ name, tag }: { name: string; tag: string; session: Ses
   const load = async () => {
     try {
       const [h, r] = await Promise.all([api<TagHistoryResponse>('GET', `${base}/tags/${enc(tag)}/history`), api<RightsResponse>('GET', `${base}/rights`)]);
-      setHistory(h);
-      setRights(r.rights);
-      setManifest(h.current ? await api<ManifestResponse>('GET', `${base}/manifests/${h.current}`) : null);
+      // The version pickers get their defaults with the history they list, before the page shows
+      // them: set after the manifest's fetch, they would undo a choice made meanwhile.
       const versions = h.versions.map((v) => v.digest);
       setTo(h.current ?? versions[0] ?? '');
       setFrom(versions.find((d) => d !== h.current) ?? '');
+      setHistory(h);
+      setRights(r.rights);
+      setManifest(h.current ? await api<ManifestResponse>('GET', `${base}/manifests/${h.current}`) : null);
     } catch (err) {
       setError(message(err));
     }
