@@ -6,7 +6,10 @@
  * when the variable is missing.
  */
 import { randomBytes } from 'node:crypto';
+import type { Kysely } from 'kysely';
 import pg from 'pg';
+import { openPostgresDatabase } from '../../src/store/meta/sql/postgres.js';
+import type { Database } from '../../src/store/meta/sql/schema.js';
 
 /** The admin URL, or a clear failure saying how to get one. */
 export function pgAdminUrl(): string {
@@ -55,4 +58,25 @@ export async function freshDatabase(prefix = 't'): Promise<TestDatabase> {
       await admin((c) => c.query(`drop database if exists "${name}" with (force)`));
     },
   };
+}
+
+/**
+ * A fresh database migrated to the latest schema and opened with Kysely;
+ * `close` destroys the pool and drops the database (also when opening fails).
+ */
+export async function openFreshDatabase(prefix = 't'): Promise<{ db: Kysely<Database>; close: () => Promise<void> }> {
+  const database = await freshDatabase(prefix);
+  try {
+    const db = await openPostgresDatabase(database.url);
+    return {
+      db,
+      close: async () => {
+        await db.destroy();
+        await database.drop();
+      },
+    };
+  } catch (err) {
+    await database.drop();
+    throw err;
+  }
 }
