@@ -11,8 +11,11 @@
  * the source's; any other table is copied again with `on conflict do
  * nothing`, so rows already there are kept, never doubled.
  *
- * Transient state is not copied: upload sessions (their bytes are in the
- * source's storage), quota reservations and the coordinator's rows.
+ * Transient state is not copied ({@link NOT_COPIED_TABLES}, each with its
+ * reason): upload sessions (their bytes are in the source's storage), quota
+ * reservations, the coordinator's rows, signing keys and UI sessions.
+ * `test/store/sql-copy-tables.test.ts` fails when a table of the schema is
+ * in neither list.
  */
 import { sql, type Kysely, type RawBuilder } from 'kysely';
 import type { Dialect } from './migrations.js';
@@ -48,10 +51,31 @@ const TABLES: TableSpec[] = [
   { name: 'lifecycle_state', key: ['key'], upsert: ['value'] },
   { name: 'webhook_deliveries', key: ['id'], identity: true },
   { name: 'webhook_attempts', key: ['id'], identity: true },
+  // Supply chain (decision 0095): the imported vulnerability database, each manifest's scan (its findings decide
+  // the serve policy; its SBOM referrer is a manifest copied above) and the per-layer inventory cache.
+  { name: 'vulnerabilities', key: ['id'] },
+  { name: 'vulnerability_packages', key: ['ecosystem', 'name', 'vulnerability_id'] },
+  { name: 'vulndb_imports', key: ['id'], identity: true },
+  { name: 'layer_inventories', key: ['digest'] },
+  { name: 'image_scans', key: ['repository_id', 'digest'] },
 ];
 
 /** The tables {@link copyRows} copies, in order. */
 export const COPIED_TABLES: readonly string[] = TABLES.map((t) => t.name);
+
+/** The tables {@link copyRows} leaves behind on purpose, and why. */
+export const NOT_COPIED_TABLES: Readonly<Partial<Record<keyof Database, string>>> = {
+  uploads: 'upload sessions: their bytes are in the source storage; clients start again',
+  blob_uploads: "an S3 upload session's parts: transient, like uploads",
+  quota_reservations: 'reservations of pushes in flight: none while the source is stopped or read-only',
+  coordinator_claims: 'coordinator state of running replicas',
+  coordinator_fences: 'coordinator state of running replicas',
+  coordinator_locks: 'coordinator state of running replicas',
+  coordinator_leases: 'coordinator state of running replicas',
+  coordinator_counters: 'coordinator state of running replicas (throttle windows)',
+  signing_keys: 'token signing keys: the target makes its own; issued tokens live minutes (decision 0085)',
+  ui_sessions: 'web UI sign-ins: users sign in again, as for tokens',
+};
 
 const PAGE_ROWS = 500;
 /** A page is flushed early past this many bytes of row data (manifests are up to 4 MiB each). */
