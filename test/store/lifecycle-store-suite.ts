@@ -168,7 +168,7 @@ export function lifecycleStoreSuite(name: string, open: () => Promise<LifecycleS
     );
 
     test(
-      'GC reads: tags, history newest first per tag, edges, links; the watermark moves with each tag change',
+      'GC reads: tags, history newest first per tag, edges, links; the watermark never goes back',
       withStore(async ({ meta, store }) => {
         const [b1, b2] = ['gc-one', 'gc-two'].map((x) => Digest.of(Buffer.from(x))) as [Digest, Digest];
         await meta.linkBlob(repo('gc/app'), b1, 10);
@@ -182,7 +182,9 @@ export function lifecycleStoreSuite(name: string, open: () => Promise<LifecycleS
         await meta.putManifest(repo('gc/app'), ref, [], 'alice');
         await meta.moveTag(repo('gc/app'), parseTag('v1'), { to: index.digest.toString(), actor: 'bob' });
         const w1 = await store.historyWatermark();
-        assert.ok(w1 > w0, 'tag changes raise the watermark');
+        // SQLite: the highest id, raised by each change. PostgreSQL: the oldest running transaction (decision 0112),
+        // which a transaction of another session on the shared server may hold where it is.
+        assert.ok(w1 >= w0, 'the watermark never goes back');
 
         const tags = await store.tags();
         const id = tags[0]!.repositoryId;

@@ -40,7 +40,11 @@ export interface TagHistoryRow {
  * what the mark saw.
  */
 export interface GcQueries {
-  /** The highest tag_history id: changes after it happened during the mark. */
+  /**
+   * Where the tag history stood when the mark began: a change past it may
+   * not have been seen by the mark (SQLite: the highest id; PostgreSQL: the
+   * oldest transaction still running, since ids do not commit in order).
+   */
   historyWatermark(): Promise<number>;
   tags(): Promise<{ repositoryId: number; name: string; digest: string }[]>;
   /** Every tag change, grouped by repository and tag, newest first within a tag. */
@@ -57,7 +61,7 @@ export interface GcQueries {
   linkedDigests(digests?: string[]): Promise<Set<string>>;
   /**
    * Deletes, per repository, the candidate manifests still unreachable in
-   * one transaction: none is tagged now, none was tagged after `watermark`,
+   * one transaction: none is tagged now, none was tagged past `watermark`,
    * none was created at or after `cutoff`, none is listed by a surviving
    * index or refers to a surviving subject. Returns those deleted.
    */

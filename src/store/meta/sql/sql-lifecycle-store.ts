@@ -80,7 +80,20 @@ export class SqlLifecycleStore implements LifecycleStore {
 
   // ---- GC
 
+  /**
+   * SQLite (one writer: ids commit in order): the highest id. PostgreSQL:
+   * ids are handed out at insert, not at commit, so a lower id can commit
+   * after a higher one was read; the watermark is instead the oldest
+   * transaction still running (`pg_snapshot_xmin`). Every transaction below
+   * it has ended, so the mark, which reads after it, sees its rows; a row
+   * of a transaction at or above it may be unseen, and counts as after the
+   * mark (the commit-order rule of the webhook outbox, decision 0076).
+   */
   async historyWatermark(): Promise<number> {
+    if (dialectOf(this.db) === 'postgres') {
+      const { rows } = await sql<{ xmin: string }>`select pg_snapshot_xmin(pg_current_snapshot())::text as xmin`.execute(this.db);
+      return Number(rows[0]!.xmin);
+    }
     return Number((await this.db.selectFrom('tag_history').select((eb) => eb.fn.max('id').as('m')).executeTakeFirst())?.m ?? 0);
   }
 
@@ -398,6 +411,11 @@ async function insertAttempt(tx: Transaction<Database>, deliveryId: number, endp
     .execute();
 }
 
+/** The tag_history rows the GC mark may not have seen: see {@link SqlLifecycleStore.historyWatermark}. */
+function afterWatermark(tx: Transaction<Database>, watermark: number) {
+  return dialectOf(tx) === 'postgres' ? sql<boolean>`xid >= cast(${String(watermark)} as xid8)` : sql<boolean>`id > ${watermark}`;
+}
+
 async function deleteManifestsIn(tx: Transaction<Database>, repositoryId: number, digests: string[], watermark: number, cutoff: number): Promise<string[]> {
   const doomed = new Set(digests);
   const initial = new Set(digests);
@@ -405,7 +423,13 @@ async function deleteManifestsIn(tx: Transaction<Database>, repositoryId: number
   const subjects: [string, string][] = [];
   for (const chunk of chunks(digests, BATCH)) {
     for (const r of await tx.selectFrom('tags').select('manifest_digest').where('repository_id', '=', repositoryId).where('manifest_digest', 'in', chunk).execute()) doomed.delete(r.manifest_digest);
-    for (const r of await tx.selectFrom('tag_history').select('new_digest').where('repository_id', '=', repositoryId).where('id', '>', watermark).where('new_digest', 'in', chunk).execute()) {
+    for (const r of await tx
+      .selectFrom('tag_history')
+      .select('new_digest')
+      .where('repository_id', '=', repositoryId)
+      .where(afterWatermark(tx, watermark))
+      .where('new_digest', 'in', chunk)
+      .execute()) {
       if (r.new_digest) doomed.delete(r.new_digest);
     }
     for (const r of await tx.selectFrom('manifests').select(['digest', 'created_at', 'subject_digest']).where('repository_id', '=', repositoryId).where('digest', 'in', chunk).execute()) {
