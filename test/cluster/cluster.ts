@@ -31,6 +31,8 @@ export interface ClusterReplica {
   /** Starts it again on the same port and data folder. */
   restart(): Promise<void>;
   running(): boolean;
+  /** The process id while it runs. */
+  pid(): number | undefined;
 }
 
 export interface TestCluster {
@@ -40,6 +42,9 @@ export interface TestCluster {
   replicas: ClusterReplica[];
   /** The replicas' shared config file (database, storage and the test's extra keys). */
   configFile: string;
+  /** The replicas' PostgreSQL database and S3 bucket, for tests that check what is stored. */
+  databaseUrl: string;
+  bucket: string;
   dir: string;
   stop(): Promise<void>;
 }
@@ -115,6 +120,7 @@ export async function startCluster(options: { replicas?: number; extraYaml?: str
           await start();
         },
         running: () => current !== undefined,
+        pid: () => current?.process.pid,
       });
       cleanups.push(async () => {
         const c = current;
@@ -136,6 +142,9 @@ export async function startCluster(options: { replicas?: number; extraYaml?: str
         '    timeout connect 2s',
         '    timeout client 300s',
         '    timeout server 300s',
+        // Without it a health check must answer within `inter` (500 ms): on a loaded runner every replica was
+        // marked down at once (503 "No server is available"). A killed replica still fails at once (refused).
+        '    timeout check 5s',
         '    retries 3',
         '    option redispatch',
         'frontend registry',
@@ -154,7 +163,7 @@ export async function startCluster(options: { replicas?: number; extraYaml?: str
       await new Promise((r) => (haproxy.exitCode !== null || haproxy.signalCode !== null ? r(undefined) : haproxy.once('exit', r)));
     });
     const host = `127.0.0.1:${lbPort}`;
-    return { host, url: `http://${host}`, replicas, configFile, dir, stop: cleanup };
+    return { host, url: `http://${host}`, replicas, configFile, databaseUrl: db.url, bucket: bucket.bucket, dir, stop: cleanup };
   } catch (err) {
     await cleanup();
     throw err;

@@ -78,6 +78,23 @@ function s3Client(s: S3Settings): S3Client {
   return new S3Client({ endpoint: s.endpoint, region: s.region, forcePathStyle: true, credentials: { accessKeyId: s.accessKeyId, secretAccessKey: s.secretAccessKey }, requestChecksumCalculation: 'WHEN_REQUIRED' });
 }
 
+/** Every key under `prefix` in `bucket` on the test S3 store. */
+export async function bucketKeys(bucket: string, prefix: string): Promise<string[]> {
+  const client = s3Client(s3Settings()!);
+  try {
+    const keys: string[] = [];
+    let token: string | undefined;
+    do {
+      const page = await client.send(new ListObjectsV2Command({ Bucket: bucket, Prefix: prefix, ...(token ? { ContinuationToken: token } : {}) }));
+      for (const o of page.Contents ?? []) if (o.Key) keys.push(o.Key);
+      token = page.IsTruncated ? page.NextContinuationToken : undefined;
+    } while (token);
+    return keys;
+  } finally {
+    client.destroy();
+  }
+}
+
 /** A fresh bucket on the test S3 store; its name, and how to empty and delete it. */
 export async function freshBucket(prefix = 'h-cluster'): Promise<{ bucket: string; drop(): Promise<void> }> {
   const s = s3Settings()!;

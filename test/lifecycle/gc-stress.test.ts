@@ -9,7 +9,8 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { makeImage, pushImage, sha256, type TestImage } from '../helpers/images.js';
+import { assertSameSet, blobsOf, pullAndVerify, runGc } from '../helpers/gc-check.js';
+import { makeImage, pushImage, type TestImage } from '../helpers/images.js';
 import { startTestRegistry, type TestRegistry } from '../helpers/registry.js';
 
 const PUSHERS = 4;
@@ -17,11 +18,6 @@ const PULLERS = 3;
 const RUN_MS = 8_000;
 const GRACE_S = 2;
 const KEEP = 2;
-
-interface Gc {
-  blobs: { deleted: number; scanned: number };
-  manifests: { deleted: number };
-}
 
 let reg: TestRegistry;
 
@@ -33,35 +29,11 @@ after(async () => {
   await reg.close();
 });
 
-async function pullAndVerify(base: string, repo: string, reference: string, expect?: string): Promise<string> {
-  const res = await fetch(`${base}/v2/${repo}/manifests/${reference}`, { headers: { accept: 'application/vnd.oci.image.manifest.v1+json' } });
-  const body = Buffer.from(await res.arrayBuffer());
-  assert.equal(res.status, 200, `${repo}:${reference}: manifest ${res.status}`);
-  const digest = sha256(body);
-  if (expect) assert.equal(digest, expect, `${repo}:${reference} has the wrong digest`);
-  const manifest = JSON.parse(body.toString('utf8')) as { config: { digest: string }; layers: { digest: string }[] };
-  for (const d of [manifest.config.digest, ...manifest.layers.map((l) => l.digest)]) {
-    const blob = await fetch(`${base}/v2/${repo}/blobs/${d}`);
-    const bytes = Buffer.from(await blob.arrayBuffer());
-    assert.equal(blob.status, 200, `${repo}:${reference}: blob ${d} answered ${blob.status}`);
-    assert.equal(sha256(bytes), d, `${repo}:${reference}: blob ${d} has the wrong bytes`);
-  }
-  return digest;
-}
-
-async function runGc(base: string, dryRun = false): Promise<Gc> {
-  const res = await fetch(`${base}/pier/v1/gc${dryRun ? '?dryRun=1' : ''}`, { method: 'POST' });
-  assert.equal(res.status, 200, await res.clone().text());
-  return (await res.json()) as Gc;
-}
-
 async function blobFiles(r: TestRegistry): Promise<Set<string>> {
   const s = new Set<string>();
   for await (const d of r.blobs.list()) s.add(d.toString());
   return s;
 }
-
-const blobsOf = (image: TestImage) => [image.config.digest, ...image.layers.map((l) => l.digest)];
 
 describe('online GC', { timeout: 300_000 }, () => {
   test('concurrent pushes and pulls while GC runs repeatedly; exact blobs freed', async (t) => {
@@ -173,7 +145,7 @@ describe('online GC', { timeout: 300_000 }, () => {
     }
     pushed += deletedTagVersions.length * 3;
     const onDisk = await blobFiles(reg);
-    assert.deepEqual([...onDisk].sort(), [...kept].sort(), 'exactly the blobs of tags and kept versions remain');
+    assertSameSet(onDisk, kept, 'exactly the blobs of tags and kept versions remain');
     assert.equal(freedBlobs, pushed - kept.size, `GC freed ${freedBlobs} blobs; deleted and unkept versions had ${pushed - kept.size}`);
     assert.ok(deletedTagVersions.length > 0 && freedBlobs > deletedTagVersions.length * 3);
 
