@@ -8,6 +8,12 @@
  * delete for half of them), retrying each step until it succeeds, while a
  * random replica is SIGKILLed and restarted again and again.
  *
+ * One kill is aimed: the receiver holds a delivery it has accepted, the
+ * replica that sent it (found by its socket, `ss -tnp`) is SIGKILLed before
+ * the answer, so Pier never learns it was delivered and another replica
+ * sends it again (same delivery id) once the dead one's lease and lock
+ * lapse.
+ *
  * Afterwards every tag change the test made has arrived, each tag's
  * changes in the order they were made, each exactly once after dedup
  * (duplicates before dedup are allowed — a crash between a delivery and
@@ -18,6 +24,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { after, before, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { runCommand } from '../helpers/dockerd.js';
 import { makeImage, pushImage } from '../helpers/images.js';
 import { clusterSkip, startCluster, type TestCluster } from './cluster.js';
 
@@ -43,6 +50,8 @@ class Receiver {
   /** Every request with a 2xx answer, in arrival order, duplicates included. */
   readonly accepted: Event[] = [];
   readonly refused = new Set<string>();
+  /** If set, called (once) with an accepted delivery's request before it is answered. */
+  hold: ((req: http.IncomingMessage) => Promise<void>) | undefined;
   private readonly seen = new Set<string>();
   private readonly server = http.createServer((req, res) => {
     const chunks: Buffer[] = [];
@@ -63,7 +72,15 @@ class Receiver {
         return;
       }
       this.accepted.push(event);
-      res.writeHead(204).end();
+      const hold = this.hold;
+      this.hold = undefined;
+      if (!hold) {
+        res.writeHead(204).end();
+        return;
+      }
+      void hold(req).finally(() => {
+        if (!res.destroyed) res.writeHead(204).end();
+      });
     });
   });
   port = 0;
@@ -127,7 +144,7 @@ after(async () => {
   if (!skip) await receiver.stop();
 });
 
-test('webhooks while replicas are SIGKILLed and restarted: no event lost, in order per tag, each once after dedup', { skip, timeout: 300_000 }, async (t) => {
+test('webhooks while replicas are SIGKILLed and restarted: no event lost, in order per tag, each once after dedup', { skip, timeout: 420_000 }, async (t) => {
   const c = cluster!;
   const started = Date.now();
   const failures: string[] = [];
@@ -165,22 +182,49 @@ test('webhooks while replicas are SIGKILLed and restarted: no event lost, in ord
 
   let pushing = true;
   let kills = 0;
+  // Kills and restarts one at a time (the aimed kill runs beside the killer loop).
+  let turn: Promise<unknown> = Promise.resolve();
+  const exclusive = <T>(fn: () => Promise<T>): Promise<T> => {
+    const next = turn.then(fn);
+    turn = next.catch(() => undefined);
+    return next;
+  };
+  // The aimed kill: the sender of an accepted delivery dies before it hears the answer.
+  let aimed: string | undefined;
+  receiver.hold = async (req) => {
+    const r = await runCommand('ss', ['-Htnp', 'state', 'established', `( sport = :${req.socket.remotePort} and dport = :${receiver.port} )`], { timeoutMs: 10_000 });
+    const pid = Number(/pid=(\d+)/.exec(r.stdout)?.[1]);
+    const sender = c.replicas.find((replica) => replica.pid() === pid);
+    if (!sender) {
+      aimed = `no replica owns the sending socket: ${r.stdout}${r.stderr}`;
+      return;
+    }
+    await exclusive(async () => {
+      await sender.kill();
+      kills++;
+      aimed = sender.name;
+      await sleep(500);
+      await sender.restart();
+    });
+  };
   const killer = (async () => {
     while (pushing || kills < KILLS) {
       await sleep(700 + Math.random() * 1500);
-      const up = c.replicas.filter((r) => r.running());
-      const victim = up[Math.floor(Math.random() * up.length)]!;
-      await victim.kill();
-      kills++;
-      await sleep(300 + Math.random() * 700);
-      for (let attempt = 1; ; attempt++) {
-        try {
-          await victim.restart();
-          break;
-        } catch (err) {
-          if (attempt >= 3) throw err;
+      await exclusive(async () => {
+        const up = c.replicas.filter((r) => r.running());
+        const victim = up[Math.floor(Math.random() * up.length)]!;
+        await victim.kill();
+        kills++;
+        await sleep(300 + Math.random() * 700);
+        for (let attempt = 1; ; attempt++) {
+          try {
+            await victim.restart();
+            break;
+          } catch (err) {
+            if (attempt >= 3) throw err;
+          }
         }
-      }
+      });
     }
   })();
 
@@ -209,12 +253,15 @@ test('webhooks while replicas are SIGKILLed and restarted: no event lost, in ord
   assert.deepEqual([...byTag.keys()].sort(), [...expected.keys()].sort(), 'no event for a tag the test did not touch');
   assert.equal(unique.length, total, 'each event once after dedup');
   assert.ok(kills >= KILLS, `${kills} kills`);
+  assert.ok(aimed?.startsWith('replica-'), `the aimed kill: ${aimed}`);
+  const resent = receiver.accepted.length - unique.length;
+  assert.ok(resent >= 1, 'the delivery whose sender was killed before the answer was sent again');
   const retried = [...receiver.refused].filter((id) => unique.some((e) => e.id === id)).length;
   assert.ok(receiver.refused.size > 0 && retried === receiver.refused.size, `${receiver.refused.size} events refused once, ${retried} of them delivered on a retry`);
 
   t.diagnostic(
-    `${total} tag changes on ${expected.size} tags through the balancer, ${kills} replica kills, ${retriedSteps} steps retried by the client; ` +
-      `${receiver.accepted.length} deliveries accepted, ${receiver.accepted.length - unique.length} duplicates before dedup, ${receiver.refused.size} refused once with 500 then delivered; ` +
+    `${total} tag changes on ${expected.size} tags through the balancer, ${kills} replica kills (one aimed at ${aimed} while its delivery was answered), ${retriedSteps} steps retried by the client; ` +
+      `${receiver.accepted.length} deliveries accepted, ${resent} duplicates before dedup, ${receiver.refused.size} refused once with 500 then delivered; ` +
       `last event ${Math.round((Date.now() - pushedAt) / 1000)} s after the last push; ${Math.round((Date.now() - started) / 1000)} s`,
   );
 });
