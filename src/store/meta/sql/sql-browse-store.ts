@@ -1,7 +1,8 @@
 /** The web UI's list queries over SQL (tables of migrations 0001 and 0003): see ../browse.ts. */
 import { sql, type Kysely } from 'kysely';
-import { couldMatchAName, globToLike, likeLiteral, type NamePatterns } from '../../../shared/name-patterns.js';
+import { likeLiteral } from '../../../shared/name-patterns.js';
 import type { BrowseQueries, Page, RepositoryQuery, RepositorySummary, TagQuery, TagSummary } from '../browse.js';
+import { namesIn } from './name-filter.js';
 import type { Database } from './schema.js';
 
 export class SqlBrowseStore implements BrowseQueries {
@@ -13,7 +14,7 @@ export class SqlBrowseStore implements BrowseQueries {
       left join (select repository_id, count(*) as n from tags group by repository_id) t on t.repository_id = r.id
       left join (select repository_id, sum(size) as bytes from repository_blobs group by repository_id) b on b.repository_id = r.id
       left join (select repository_id, sum(size) as bytes, max(created_at) as pushed_at from manifests group by repository_id) m on m.repository_id = r.id
-      where (coalesce(t.n, 0) > 0 or m.pushed_at is not null) and ${namesIn(query.names)}${query.q === '' ? sql`` : sql` and lower(r.name) like ${`%${likeLiteral(query.q.toLowerCase())}%`} escape '\\'`}`;
+      where (coalesce(t.n, 0) > 0 or m.pushed_at is not null) and ${namesIn(sql.ref('r.name'), query.names)}${query.q === '' ? sql`` : sql` and lower(r.name) like ${`%${likeLiteral(query.q.toLowerCase())}%`} escape '\\'`}`;
     const counted = await sql<{ n: number | string }>`select count(*) as n ${from}`.execute(this.db);
     const total = Number(counted.rows[0]?.n ?? 0);
     if (total === 0 || query.offset >= total || query.limit === 0) return { total, items: [] };
@@ -82,17 +83,3 @@ export class SqlBrowseStore implements BrowseQueries {
   }
 }
 
-/**
- * `r.name` is in the set: each glob a LIKE (`*` → `%`, `%` and `_`
- * escaped). Patterns no name can match (upper case, say) are dropped
- * first, so SQLite's case-blind LIKE cannot let them match.
- */
-function namesIn(set: NamePatterns) {
-  if ('all' in set) return sql`1 = 1`;
-  const conjunctions = set.anyOf.filter((all) => all.length > 0 && all.every(couldMatchAName));
-  if (conjunctions.length === 0) return sql`1 = 0`;
-  return sql`(${sql.join(
-    conjunctions.map((all) => sql`(${sql.join(all.map((p) => sql`r.name like ${globToLike(p)} escape '\\'`), sql` and `)})`),
-    sql` or `,
-  )})`;
-}
