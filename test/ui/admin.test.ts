@@ -20,6 +20,15 @@ import { launchBrowser, screenshots, unnamedControls } from './browser.js';
 
 const ADMIN = { user: 'admin', password: 'admin-password-1' };
 
+/** Polls `check` (the page's CSP forbids the string predicates of waitForFunction) until it holds, for at most 15 s. */
+async function until(check: () => Promise<boolean>): Promise<void> {
+  for (let i = 0; i < 150; i++) {
+    if (await check()) return;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  assert.fail('the page never showed what was expected');
+}
+
 function basic(user: string, password: string): string {
   return `Basic ${Buffer.from(`${user}:${password}`).toString('base64')}`;
 }
@@ -251,14 +260,14 @@ describe('the administration page', () => {
     await page.goto('/#/admin');
     const region = page.getByRole('region', { name: 'Audit log' });
     const rows = region.getByRole('table', { name: 'Audit entries' }).locator('tbody tr');
+    const column = (n: number) => rows.locator(`td:nth-child(${n})`).allTextContents();
     await rows.first().waitFor();
     const all = await rows.count();
     assert.ok(all >= 5, `${all} rows`);
     await region.getByLabel('Actor').fill('mallory');
     await region.getByRole('button', { name: 'Filter' }).click();
     await rows.filter({ hasText: 'mallory' }).first().waitFor();
-    // (Strings: the test's TypeScript has no DOM types.)
-    await page.waitForFunction(`[...document.querySelectorAll('table[aria-label="Audit entries"] tbody tr')].every((tr) => tr.children[1].textContent === 'mallory')`);
+    await until(async () => (await column(2)).every((a) => a === 'mallory'));
     const byActor = await rows.count();
     assert.ok(byActor >= 1 && byActor < all, `${byActor} of ${all}`);
     const api = await json<AuditResponse>('GET', '/pier/v1/audit?actor=mallory');
@@ -266,10 +275,10 @@ describe('the administration page', () => {
     await region.getByLabel('Actor').fill('');
     await region.getByLabel('Action').fill('push');
     await region.getByRole('button', { name: 'Filter' }).click();
-    await page.waitForFunction(`(() => {
-      const trs = [...document.querySelectorAll('table[aria-label="Audit entries"] tbody tr')];
-      return trs.length > 0 && trs.every((tr) => tr.children[3].textContent === 'push');
-    })()`);
+    await until(async () => {
+      const actions = await column(4);
+      return actions.length > 0 && actions.every((a) => a === 'push');
+    });
     const pushes = (await json<AuditResponse>('GET', '/pier/v1/audit?action=push')).entries.length;
     assert.equal(await rows.count(), pushes);
     assert.ok(pushes >= 4 && pushes < all);
