@@ -1,0 +1,205 @@
+/**
+ * Real clients through Pier scaled out: three `pier serve` replicas on one
+ * PostgreSQL database and one S3 bucket behind haproxy round-robin with no
+ * stickiness (cluster.ts), every client naming haproxy only.
+ *
+ * - podman pushes an image from its own containers-storage, removes it and
+ *   pulls it back;
+ * - a real Docker Engine (dockerd 20.10, private data-root) pushes an image
+ *   to two repositories (the second by cross-repository mount), then
+ *   containerd (`ctr`, its own root) pulls it and unpacks it.
+ *
+ * After each push, the manifest digest the client reported is what a HEAD
+ * answers through the balancer and on each replica directly, and every blob
+ * fetched from each replica and through the balancer hashes to its digest;
+ * containerd's own copies of the blobs are re-hashed too. Each client's
+ * requests (told apart by its User-Agent in the replicas' request logs)
+ * landed on more than one replica, and at least one of its upload sessions
+ * was continued on another replica than the one that opened it.
+ *
+ * One cluster for the file, its own database, bucket, ports and folders
+ * (replicas.test.ts can run beside it). Needs PIER_TEST_PG_URL and
+ * PIER_TEST_S3_* (scripts/test.sh provides them), podman, skopeo, dockerd,
+ * containerd and ctr (scripts/install-deps.sh).
+ */
+import assert from 'node:assert/strict';
+import { readFile, rm } from 'node:fs/promises';
+import path from 'node:path';
+import { after, before, test } from 'node:test';
+import { startContainerd, type Containerd } from '../helpers/containerd.js';
+import { startDockerd, type Dockerd } from '../helpers/dockerd.js';
+import { makeImage, sha256, writeDockerArchive, writeOciLayout } from '../helpers/images.js';
+import { tempDir } from '../helpers/registry.js';
+import { podman, run } from '../helpers/tools.js';
+import { clusterSkip, startCluster, type ClusterReplica, type TestCluster } from './cluster.js';
+
+const skip = clusterSkip();
+
+const MANIFEST_TYPES = [
+  'application/vnd.oci.image.manifest.v1+json',
+  'application/vnd.oci.image.index.v1+json',
+  'application/vnd.docker.distribution.manifest.v2+json',
+  'application/vnd.docker.distribution.manifest.list.v2+json',
+].join(', ');
+
+let cluster: TestCluster | undefined;
+let dockerd: Dockerd | undefined;
+let containerd: Containerd | undefined;
+let work = '';
+
+before(async () => {
+  if (skip) return;
+  work = await tempDir('pier-cluster-clients-');
+  // Each is kept as soon as it runs, so `after` stops what started when another one failed.
+  const started = await Promise.allSettled([
+    startCluster().then((x) => (cluster = x)),
+    startDockerd().then((x) => (dockerd = x)),
+    startContainerd().then((x) => (containerd = x)),
+  ]);
+  for (const s of started) if (s.status === 'rejected') throw s.reason;
+});
+
+after(async () => {
+  if (work) await podman(work, ['system', 'reset', '--force']).catch(() => undefined);
+  await Promise.allSettled([cluster?.stop(), dockerd?.stop(), containerd?.stop()]);
+  if (work) await rm(work, { recursive: true, force: true });
+});
+
+function c(): TestCluster {
+  assert.ok(cluster);
+  return cluster;
+}
+
+/**
+ * `repo:tag` has the manifest `digest` everywhere: HEAD through the balancer
+ * and on each replica, the GET body hashes to it, and every blob it names,
+ * fetched from each replica and through the balancer, hashes to its digest
+ * and has its size. Returns the blob digests (config first).
+ */
+async function verifyEverywhere(repo: string, tag: string, digest: string): Promise<string[]> {
+  const hosts = [c().host, ...c().replicas.map((r) => r.host)];
+  for (const host of hosts) {
+    const head = await fetch(`http://${host}/v2/${repo}/manifests/${tag}`, { method: 'HEAD', headers: { accept: MANIFEST_TYPES } });
+    assert.equal(head.status, 200, `HEAD ${repo}:${tag} on ${host}`);
+    assert.equal(head.headers.get('docker-content-digest'), digest, `HEAD ${repo}:${tag} on ${host}`);
+  }
+  const res = await fetch(`${c().url}/v2/${repo}/manifests/${tag}`, { headers: { accept: MANIFEST_TYPES } });
+  assert.equal(res.status, 200);
+  const body = Buffer.from(await res.arrayBuffer());
+  assert.equal(sha256(body), digest, `the manifest of ${repo}:${tag} hashes to its digest`);
+  const manifest = JSON.parse(body.toString()) as { config: { digest: string; size: number }; layers: { digest: string; size: number }[] };
+  const blobs = [manifest.config, ...manifest.layers];
+  for (const b of blobs) {
+    for (const host of hosts) {
+      const got = await fetch(`http://${host}/v2/${repo}/blobs/${b.digest}`);
+      assert.equal(got.status, 200, `${repo}@${b.digest} on ${host}`);
+      const data = Buffer.from(await got.arrayBuffer());
+      assert.equal(data.length, b.size, `${repo}@${b.digest} on ${host}: size`);
+      assert.equal(sha256(data), b.digest, `${repo}@${b.digest} on ${host} does not match its digest`);
+    }
+  }
+  return blobs.map((b) => b.digest);
+}
+
+interface Seen {
+  replica: string;
+  method: string;
+  url: string;
+  status: number;
+}
+
+/** Requests under /v2/REPO/ whose User-Agent matches `agent`, on every replica. */
+function requestsOf(agent: RegExp, repo: string): Seen[] {
+  return c().replicas.flatMap((r: ClusterReplica) =>
+    r
+      .requests()
+      .filter((q) => agent.test(q.agent) && q.url.startsWith(`/v2/${repo}/`))
+      .map((q) => ({ replica: r.name, method: q.method, url: q.url, status: q.status })),
+  );
+}
+
+/** The client's requests reached more than one replica, and (for a push) an upload session moved between replicas. */
+function assertSpread(what: string, seen: Seen[], push: boolean): void {
+  const replicas = new Set(seen.map((s) => s.replica));
+  assert.ok(replicas.size > 1, `${what}: ${seen.length} requests, all on ${[...replicas].join(',')}`);
+  if (!push) return;
+  // An upload session's requests (POST's Location, then PATCH/PUT on it), grouped by the session id in the path.
+  const sessions = new Map<string, Set<string>>();
+  for (const s of seen) {
+    const id = /\/blobs\/uploads\/([^/?]+)/.exec(s.url)?.[1];
+    if (!id || s.method === 'POST') continue;
+    sessions.set(id, (sessions.get(id) ?? new Set()).add(s.replica));
+  }
+  const moved = [...sessions.values()].filter((r) => r.size > 1).length;
+  assert.ok(sessions.size > 0, `${what}: no upload session seen: ${JSON.stringify(seen)}`);
+  // PATCH and PUT of one session on different replicas: the session's state came from the database and the bucket.
+  assert.ok(moved > 0, `${what}: every upload session stayed on one replica: ${JSON.stringify(seen)}`);
+}
+
+test('podman push, then pull, through haproxy over three replicas: digests match everywhere, requests spread', { skip, timeout: 240_000 }, async () => {
+  const image = await makeImage({ layers: [3 * 1024 * 1024 + 4321, 150_000] });
+  const layout = path.join(work, 'podman-layout');
+  await writeOciLayout(layout, [{ tag: 'v1', image }]);
+  const storage = `containers-storage:[overlay@${path.join(work, 'root')}+${path.join(work, 'runroot')}]localhost/pier-cluster:v1`;
+  await run('skopeo', ['copy', `oci:${layout}:v1`, storage], { env: { TMPDIR: work } });
+  const ref = `${c().host}/clients/podman:v1`;
+  const digestFile = path.join(work, 'podman-digest');
+  await podman(work, ['push', '--tls-verify=false', '--digestfile', digestFile, 'localhost/pier-cluster:v1', ref]);
+  const digest = (await readFile(digestFile, 'utf8')).trim();
+  assert.match(digest, /^sha256:[a-f0-9]{64}$/);
+  await verifyEverywhere('clients/podman', 'v1', digest);
+  const pushes = requestsOf(/^containers\//, 'clients/podman');
+  assertSpread('podman push', pushes, true);
+
+  await podman(work, ['rmi', '--all', '--force']);
+  const before = pushes.length;
+  await podman(work, ['pull', '--tls-verify=false', ref]);
+  const inspect = JSON.parse((await podman(work, ['image', 'inspect', ref])).stdout) as { Digest: string; RepoDigests: string[] }[];
+  assert.equal(inspect[0]?.Digest, digest);
+  assert.ok(inspect[0]?.RepoDigests.includes(`${c().host}/clients/podman@${digest}`), JSON.stringify(inspect[0]?.RepoDigests));
+  // The pull's requests: podman's after the push's (the logs keep their order per replica, so take GETs of blobs).
+  const pulls = requestsOf(/^containers\//, 'clients/podman').filter((q) => q.method === 'GET' && q.url.includes('/blobs/sha256:'));
+  assert.ok(requestsOf(/^containers\//, 'clients/podman').length > before, 'podman pulled through the balancer');
+  assertSpread('podman pull', pulls, false);
+});
+
+test('Docker Engine push (and a cross-repository mount), then containerd pull, through haproxy over three replicas', { skip, timeout: 240_000 }, async () => {
+  assert.ok(dockerd && containerd);
+  const image = await makeImage({ layers: [4 * 1024 * 1024 + 777, 200_000], docker: true });
+  const archive = path.join(work, 'docker.tar');
+  await writeDockerArchive(archive, image, 'local/app:v1');
+  await dockerd.docker(['load', '-i', archive]);
+
+  // The registry on 127.0.0.1 is insecure (plain HTTP) for dockerd without configuration.
+  const ref = `${c().host}/clients/docker:v1`;
+  await dockerd.docker(['tag', 'local/app:v1', ref]);
+  const pushed = await dockerd.docker(['push', ref], { timeoutMs: 180_000 });
+  const digest = /digest: (sha256:[a-f0-9]{64})/.exec(pushed.stdout)?.[1];
+  assert.ok(digest, pushed.stdout);
+  const blobs = await verifyEverywhere('clients/docker', 'v1', digest);
+  const docker = /^docker\//;
+  assertSpread('docker push', requestsOf(docker, 'clients/docker'), true);
+
+  // The same image to another repository: docker mounts every blob from the first, on whichever replica it lands.
+  const copy = `${c().host}/clients/docker-copy:v1`;
+  await dockerd.docker(['tag', 'local/app:v1', copy]);
+  const again = await dockerd.docker(['push', copy], { timeoutMs: 180_000 });
+  assert.match(again.stdout, /Mounted from clients\/docker/, again.stdout);
+  assert.equal(/digest: (sha256:[a-f0-9]{64})/.exec(again.stdout)?.[1], digest, again.stdout);
+  await verifyEverywhere('clients/docker-copy', 'v1', digest);
+
+  // containerd pulls what Docker pushed: it verifies each blob as it fetches and unpacks the layers.
+  const out = await containerd.pull(ref);
+  assert.match(out, /done/);
+  assert.equal(await containerd.imageDigest(ref), digest);
+  const content = await containerd.contentDigests();
+  for (const d of [digest, ...blobs]) {
+    assert.ok(content.includes(d), `containerd has ${d}: ${content.join(' ')}`);
+    // containerd's own copy of the bytes, hashed again.
+    const file = path.join(containerd.dir, 'root', 'io.containerd.content.v1.content', 'blobs', 'sha256', d.slice(7));
+    assert.equal(sha256(await readFile(file)), d, `containerd's copy of ${d}`);
+  }
+  const pulls = requestsOf(/^containerd\//, 'clients/docker');
+  assert.ok(pulls.some((q) => q.method === 'GET' && q.url.includes('/manifests/')), `containerd fetched the manifest: ${JSON.stringify(pulls)}`);
+  assertSpread('containerd pull', pulls, false);
+});
