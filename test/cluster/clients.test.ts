@@ -76,14 +76,14 @@ function c(): TestCluster {
  * fetched from each replica and through the balancer, hashes to its digest
  * and has its size. Returns the blob digests (config first).
  */
-async function verifyEverywhere(repo: string, tag: string, digest: string): Promise<string[]> {
-  const hosts = [c().host, ...c().replicas.map((r) => r.host)];
+async function verifyEverywhere(repo: string, tag: string, digest: string, on: TestCluster = c()): Promise<string[]> {
+  const hosts = [on.host, ...on.replicas.map((r) => r.host)];
   for (const host of hosts) {
     const head = await fetch(`http://${host}/v2/${repo}/manifests/${tag}`, { method: 'HEAD', headers: { accept: MANIFEST_TYPES } });
     assert.equal(head.status, 200, `HEAD ${repo}:${tag} on ${host}`);
     assert.equal(head.headers.get('docker-content-digest'), digest, `HEAD ${repo}:${tag} on ${host}`);
   }
-  const res = await fetch(`${c().url}/v2/${repo}/manifests/${tag}`, { headers: { accept: MANIFEST_TYPES } });
+  const res = await fetch(`${on.url}/v2/${repo}/manifests/${tag}`, { headers: { accept: MANIFEST_TYPES } });
   assert.equal(res.status, 200);
   const body = Buffer.from(await res.arrayBuffer());
   assert.equal(sha256(body), digest, `the manifest of ${repo}:${tag} hashes to its digest`);
@@ -108,12 +108,12 @@ interface Seen {
   status: number;
 }
 
-/** Requests under /v2/REPO/ whose User-Agent matches `agent`, on every replica. */
-function requestsOf(agent: RegExp, repo: string): Seen[] {
-  return c().replicas.flatMap((r: ClusterReplica) =>
+/** Requests under /v2/REPO/ whose User-Agent matches `agent`, on every replica (answered at `since` or later). */
+function requestsOf(agent: RegExp, repo: string, on: TestCluster = c(), since = 0): Seen[] {
+  return on.replicas.flatMap((r: ClusterReplica) =>
     r
       .requests()
-      .filter((q) => agent.test(q.agent) && q.url.startsWith(`/v2/${repo}/`))
+      .filter((q) => agent.test(q.agent) && q.url.startsWith(`/v2/${repo}/`) && q.at >= since)
       .map((q) => ({ replica: r.name, method: q.method, url: q.url, status: q.status })),
   );
 }
@@ -152,14 +152,13 @@ test('podman push, then pull, through haproxy over three replicas: digests match
   assertSpread('podman push', pushes, true);
 
   await podman(work, ['rmi', '--all', '--force']);
-  const before = pushes.length;
+  const since = Date.now();
   await podman(work, ['pull', '--tls-verify=false', ref]);
   const inspect = JSON.parse((await podman(work, ['image', 'inspect', ref])).stdout) as { Digest: string; RepoDigests: string[] }[];
   assert.equal(inspect[0]?.Digest, digest);
   assert.ok(inspect[0]?.RepoDigests.includes(`${c().host}/clients/podman@${digest}`), JSON.stringify(inspect[0]?.RepoDigests));
-  // The pull's requests: podman's after the push's (the logs keep their order per replica, so take GETs of blobs).
-  const pulls = requestsOf(/^containers\//, 'clients/podman').filter((q) => q.method === 'GET' && q.url.includes('/blobs/sha256:'));
-  assert.ok(requestsOf(/^containers\//, 'clients/podman').length > before, 'podman pulled through the balancer');
+  const pulls = requestsOf(/^containers\//, 'clients/podman', c(), since);
+  assert.ok(pulls.some((q) => q.method === 'GET' && q.url.includes('/blobs/sha256:')), `podman pulled through the balancer: ${JSON.stringify(pulls)}`);
   assertSpread('podman pull', pulls, false);
 });
 
@@ -202,4 +201,61 @@ test('Docker Engine push (and a cross-repository mount), then containerd pull, t
   const pulls = requestsOf(/^containerd\//, 'clients/docker');
   assert.ok(pulls.some((q) => q.method === 'GET' && q.url.includes('/manifests/')), `containerd fetched the manifest: ${JSON.stringify(pulls)}`);
   assertSpread('containerd pull', pulls, false);
+
+  // And Docker pulls it back: the very image (its ID is the config's digest) it pushed.
+  await dockerd.docker(['rmi', ref, copy, 'local/app:v1']);
+  // Log times have millisecond resolution; the pull starts after this.
+  const since = Date.now();
+  const pulled = await dockerd.docker(['pull', ref], { timeoutMs: 180_000 });
+  assert.match(pulled.stdout, new RegExp(`Digest: ${digest}`), pulled.stdout);
+  assert.equal((await dockerd.docker(['image', 'inspect', '--format', '{{.Id}}', ref])).stdout.trim(), image.config.digest);
+  assertSpread('docker pull', requestsOf(docker, 'clients/docker', c(), since), false);
+});
+
+test('storage.s3.redirect on: Docker, containerd and podman pulls follow the replicas\' 307s to presigned S3 URLs', { skip, timeout: 240_000 }, async () => {
+  assert.ok(dockerd && containerd);
+  const redirecting = await startCluster({ env: { PIER_STORAGE_S3_REDIRECT: 'true' } });
+  try {
+    const image = await makeImage({ layers: [2 * 1024 * 1024 + 99, 50_000], docker: true });
+    const archive = path.join(work, 'redirect.tar');
+    await writeDockerArchive(archive, image, 'local/redirect:v1');
+    await dockerd.docker(['load', '-i', archive]);
+    const ref = `${redirecting.host}/clients/redirect:v1`;
+    await dockerd.docker(['tag', 'local/redirect:v1', ref]);
+    const pushed = await dockerd.docker(['push', ref], { timeoutMs: 180_000 });
+    const digest = /digest: (sha256:[a-f0-9]{64})/.exec(pushed.stdout)?.[1];
+    assert.ok(digest, pushed.stdout);
+    const blobs = await verifyEverywhere('clients/redirect', 'v1', digest, redirecting);
+    const redirected = await fetch(`${redirecting.url}/v2/clients/redirect/blobs/${blobs[1]!}`, { redirect: 'manual' });
+    assert.equal(redirected.status, 307, 'blob GETs are redirected');
+
+    /** The client's blob GETs: each answered with a 307 (the bytes came from S3), on more than one replica. */
+    const blobGets = (agent: RegExp) => {
+      const gets = requestsOf(agent, 'clients/redirect', redirecting).filter((q) => q.method === 'GET' && q.url.includes('/blobs/sha256:'));
+      assert.ok(gets.length >= blobs.length, `${agent.source}: ${JSON.stringify(gets)}`);
+      assert.ok(gets.every((q) => q.status === 307), `${agent.source}: ${JSON.stringify(gets)}`);
+      return gets;
+    };
+
+    await dockerd.docker(['rmi', ref, 'local/redirect:v1']);
+    const pulled = await dockerd.docker(['pull', ref], { timeoutMs: 180_000 });
+    assert.match(pulled.stdout, new RegExp(`Digest: ${digest}`), pulled.stdout);
+    assert.equal((await dockerd.docker(['image', 'inspect', '--format', '{{.Id}}', ref])).stdout.trim(), image.config.digest);
+    assertSpread('docker pull (redirect)', blobGets(/^docker\//), false);
+
+    await containerd.pull(ref);
+    assert.equal(await containerd.imageDigest(ref), digest);
+    for (const d of blobs) {
+      const file = path.join(containerd.dir, 'root', 'io.containerd.content.v1.content', 'blobs', 'sha256', d.slice(7));
+      assert.equal(sha256(await readFile(file)), d, `containerd's copy of ${d}`);
+    }
+    assertSpread('containerd pull (redirect)', blobGets(/^containerd\//), false);
+
+    await podman(work, ['pull', '--tls-verify=false', ref]);
+    const inspect = JSON.parse((await podman(work, ['image', 'inspect', ref])).stdout) as { Digest: string }[];
+    assert.equal(inspect[0]?.Digest, digest);
+    assertSpread('podman pull (redirect)', blobGets(/^containers\//), false);
+  } finally {
+    await redirecting.stop();
+  }
 });
