@@ -259,3 +259,52 @@ test('storage.s3.redirect on: Docker, containerd and podman pulls follow the rep
     await redirecting.stop();
   }
 });
+
+test('access control through the balancer: docker login and push, containerd and podman pull with credentials; tokens from one replica accepted by the others', { skip, timeout: 240_000 }, async () => {
+  assert.ok(dockerd && containerd);
+  const secured = await startCluster({ extraYaml: 'auth:\n  initialAdmin:\n    name: root\n    password: root-password-1\n' });
+  try {
+    const image = await makeImage({ layers: [1024 * 1024 + 5, 30_000], docker: true });
+    const archive = path.join(work, 'secured.tar');
+    await writeDockerArchive(archive, image, 'local/secured:v1');
+    await dockerd.docker(['load', '-i', archive]);
+    const ref = `${secured.host}/private/app:v1`;
+    await dockerd.docker(['tag', 'local/secured:v1', ref]);
+    const refused = await dockerd.dockerResult(['push', ref], { timeoutMs: 120_000 });
+    assert.notEqual(refused.code, 0, 'a push without login is refused');
+
+    await dockerd.docker(['login', secured.host, '-u', 'root', '--password-stdin'], { input: 'root-password-1\n' });
+    try {
+      const pushed = await dockerd.docker(['push', ref], { timeoutMs: 180_000 });
+      const digest = /digest: (sha256:[a-f0-9]{64})/.exec(pushed.stdout)?.[1];
+      assert.ok(digest, pushed.stdout);
+      assert.equal((await fetch(`${secured.url}/v2/private/app/manifests/v1`, { method: 'HEAD' })).status, 401);
+      const basic = `Basic ${Buffer.from('root:root-password-1').toString('base64')}`;
+      for (const host of [secured.host, ...secured.replicas.map((r) => r.host)]) {
+        const head = await fetch(`http://${host}/v2/private/app/manifests/v1`, { method: 'HEAD', headers: { accept: MANIFEST_TYPES, authorization: basic } });
+        assert.equal(head.headers.get('docker-content-digest'), digest, `HEAD on ${host}: ${head.status}`);
+      }
+
+      // Docker's tokens came from some replicas, its authorized requests were answered by others too.
+      const docker = secured.replicas.map((r) => ({ name: r.name, requests: r.requests().filter((q) => /^docker\//.test(q.agent)) }));
+      const issuers = docker.filter((r) => r.requests.some((q) => q.url.startsWith('/auth/token') && q.status === 200)).map((r) => r.name);
+      const servers = docker.filter((r) => r.requests.some((q) => q.url.startsWith('/v2/private/app/') && q.status < 300)).map((r) => r.name);
+      assert.ok(issuers.length > 0 && servers.length > 1, `docker: tokens from ${issuers.join(',')}, authorized requests on ${servers.join(',')}`);
+      assert.ok(servers.some((s) => !issuers.includes(s)) || issuers.length > 1, `docker: tokens from ${issuers.join(',')}, authorized requests on ${servers.join(',')}`);
+
+      await assert.rejects(containerd.pull(ref), /401|unauthorized|authorization/i, 'containerd without credentials is refused');
+      await containerd.pull(ref, { user: 'root:root-password-1' });
+      assert.equal(await containerd.imageDigest(ref), digest);
+      assertSpread('containerd pull (access control)', requestsOf(/^containerd\//, 'private/app', secured).filter((q) => q.status < 300), false);
+
+      await podman(work, ['pull', '--tls-verify=false', '--creds', 'root:root-password-1', ref]);
+      const inspect = JSON.parse((await podman(work, ['image', 'inspect', ref])).stdout) as { Digest: string }[];
+      assert.equal(inspect[0]?.Digest, digest);
+      assertSpread('podman pull (access control)', requestsOf(/^containers\//, 'private/app', secured).filter((q) => q.status < 300), false);
+    } finally {
+      await dockerd.dockerResult(['logout', secured.host]);
+    }
+  } finally {
+    await secured.stop();
+  }
+});
