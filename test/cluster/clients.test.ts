@@ -234,6 +234,46 @@ test('containerd push (ctr images push) of an imported image, through haproxy ov
   assertSpread('containerd push', requestsOf(/^containerd\//, 'clients/ctr', c(), since), false);
 });
 
+test('docker manifest create + push: an index over images of two other repositories (blobs mounted, manifests put by digest), then containerd pulls every platform', { skip, timeout: 240_000 }, async () => {
+  assert.ok(dockerd && containerd);
+  // Docker's image of the test before and another one it pushes now, each in its own repository. (Not ctr's
+  // image: the Docker CLI re-indents a child manifest before pushing it into the list's repository, which changes
+  // the digest of any manifest not written as Docker writes them; distribution 2.8 then refuses the list alike.)
+  const other = await makeImage({ layers: [80_000], docker: true });
+  const archive = path.join(work, 'other.tar');
+  await writeDockerArchive(archive, other, 'local/other:v1');
+  await dockerd.docker(['load', '-i', archive]);
+  const a = `${c().host}/clients/docker:v1`;
+  const b = `${c().host}/clients/docker-arm:v1`;
+  await dockerd.docker(['tag', 'local/other:v1', b]);
+  await dockerd.docker(['push', b], { timeoutMs: 180_000 });
+  const list = `${c().host}/clients/multi:1.0`;
+  await dockerd.docker(['manifest', 'create', '--insecure', list, a, b]);
+  await dockerd.docker(['manifest', 'annotate', '--arch', 'arm64', list, b]);
+  const since = Date.now();
+  const out = await dockerd.docker(['manifest', 'push', '--insecure', '--purge', list], { timeoutMs: 180_000 });
+  const digest = out.stdout.trim().split('\n').pop() ?? '';
+  assert.match(digest, /^sha256:[a-f0-9]{64}$/, out.stdout);
+  assertSpread('docker manifest push', requestsOf(/^docker\//, 'clients/multi', c(), since), false);
+
+  const hosts = [c().host, ...c().replicas.map((r) => r.host)];
+  for (const host of hosts) {
+    const head = await fetch(`http://${host}/v2/clients/multi/manifests/1.0`, { method: 'HEAD', headers: { accept: MANIFEST_TYPES } });
+    assert.equal(head.headers.get('docker-content-digest'), digest, `HEAD on ${host}: ${head.status}`);
+  }
+  const res = await fetch(`${c().url}/v2/clients/multi/manifests/1.0`, { headers: { accept: MANIFEST_TYPES } });
+  const body = Buffer.from(await res.arrayBuffer());
+  assert.equal(sha256(body), digest);
+  const index = JSON.parse(body.toString()) as { manifests: { digest: string; platform: { architecture: string } }[] };
+  assert.deepEqual(index.manifests.map((m) => m.platform.architecture).sort(), ['amd64', 'arm64']);
+  // Each child, now in clients/multi too, with every blob it names.
+  for (const m of index.manifests) await verifyEverywhere('clients/multi', m.digest, m.digest);
+
+  await containerd.pull(list, { allPlatforms: true });
+  assert.equal(await containerd.imageDigest(list), digest);
+  assertSpread('containerd pull (index)', requestsOf(/^containerd\//, 'clients/multi', c(), since), false);
+});
+
 test('storage.s3.redirect on: Docker, containerd and podman pulls follow the replicas\' 307s to presigned S3 URLs', { skip, timeout: 240_000 }, async () => {
   assert.ok(dockerd && containerd);
   const redirecting = await startCluster({ env: { PIER_STORAGE_S3_REDIRECT: 'true' } });
