@@ -6,8 +6,16 @@
  * - podman pushes an image from its own containers-storage, removes it and
  *   pulls it back;
  * - a real Docker Engine (dockerd 20.10, private data-root) pushes an image
- *   to two repositories (the second by cross-repository mount), then
- *   containerd (`ctr`, its own root) pulls it and unpacks it.
+ *   to two repositories (the second by cross-repository mount), containerd
+ *   (`ctr`, its own root) pulls and unpacks it, and Docker pulls it back;
+ * - containerd pushes an imported image (`ctr images push`);
+ * - `docker manifest create` + `push`: an index over images of two other
+ *   repositories, pulled by containerd for every platform;
+ * - with `storage.s3.redirect` (a second cluster): Docker, containerd and
+ *   podman follow the replicas' 307s to presigned RGW URLs;
+ * - with access control (a third cluster): `docker login` and push,
+ *   containerd and podman pull with credentials, tokens issued by one
+ *   replica accepted by the others.
  *
  * After each push, the manifest digest the client reported is what a HEAD
  * answers through the balancer and on each replica directly, and every blob
@@ -254,7 +262,8 @@ test('docker manifest create + push: an index over images of two other repositor
   const out = await dockerd.docker(['manifest', 'push', '--insecure', '--purge', list], { timeoutMs: 180_000 });
   const digest = out.stdout.trim().split('\n').pop() ?? '';
   assert.match(digest, /^sha256:[a-f0-9]{64}$/, out.stdout);
-  assertSpread('docker manifest push', requestsOf(/^docker\//, 'clients/multi', c(), since), false);
+  // The Docker CLI itself (not the daemon) pushes the list: it names itself Docker-Client.
+  assertSpread('docker manifest push', requestsOf(/^Docker-Client\//, 'clients/multi', c(), since), false);
 
   const hosts = [c().host, ...c().replicas.map((r) => r.host)];
   for (const host of hosts) {
