@@ -1,7 +1,8 @@
 /** Flags and plumbing shared by the client commands (login, push, copy, ...). */
 import { ImageReference } from '../../oci/index.js';
 import { parseBytes } from '../../shared/bytes.js';
-import { Client, createRenderer, type ClientOptions, type ProgressFormat, type Renderer } from '../../client/index.js';
+import { Client, type ClientOptions } from '../../client/client.js';
+import { createRenderer, type ProgressFormat, type Renderer } from '../../client/progress.js';
 import { ClientError } from '../../client/errors.js';
 import { UsageError, type Io } from '../command.js';
 
