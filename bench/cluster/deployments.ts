@@ -57,7 +57,7 @@ async function startPierReplica(dir: string, name: string, configFile: string): 
   const daemon = startDaemon(
     name,
     process.execPath,
-    [join(repoRoot(), 'bin/pier.js'), 'serve', '--config', configFile, '--listen', host, '--data', dataDir],
+    [...(process.env.PIER_BENCH_NODE_ARGS ?? '').split(' ').filter(Boolean), join(repoRoot(), 'bin/pier.js'), 'serve', '--config', configFile, '--listen', host, '--data', dataDir],
     join(dir, `${name}.log`),
     // Request logging off, as distribution's access log is off.
     { ...process.env, PIER_LOG_LEVEL: process.env.PIER_LOG_LEVEL ?? 'warn', AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true' },

@@ -45,7 +45,8 @@ Pier x1 and Pier x3 behind haproxy (PostgreSQL + S3) against CNCF distribution 2
 Environment: PIER_TEST_PG_URL and PIER_TEST_S3_ENDPOINT/_ACCESS_KEY/_SECRET_KEY/_REGION name the
 stores (bench/cluster/run starts PostgreSQL and Ceph RGW when they are unset); PIER_BENCH_NAME_PREFIX
 prefixes the databases and buckets made (default pier-bench); PIER_BENCH_S3_PIDS (comma-separated)
-are the S3 store's processes whose CPU is reported (set by bench/cluster/run when it started RGW).`;
+are the S3 store's processes whose CPU is reported (set by bench/cluster/run when it started RGW);
+PIER_BENCH_NODE_ARGS adds node flags to every Pier replica (e.g. "--cpu-prof --cpu-prof-dir=DIR").`;
 
 interface ClusterOptions {
   readonly quick: boolean;
