@@ -17,8 +17,9 @@
  * docs/decisions/0095-inventory-and-scanning.md).
  */
 import { createGunzip } from 'node:zlib';
-import type { Readable } from 'node:stream';
+import { Transform, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
+import { Decompress } from 'fzstd';
 import { extract } from 'tar-stream';
 
 export type PackageType = 'deb' | 'apk' | 'npm' | 'pypi' | 'golang';
@@ -268,10 +269,40 @@ class GoScanner {
 }
 
 /**
- * Reads one layer (a tar, gzip-compressed or not, as its media type says)
- * into its inventory.
+ * A zstd decoder as a stream: fzstd's streaming `Decompress` (pure
+ * JavaScript; Node 20's zlib has no zstd). Corrupt input fails the stream.
  */
-export async function readLayer(data: Readable, compression: 'gzip' | 'none'): Promise<LayerInventory> {
+export function zstdDecoder(): Transform {
+  const out = new Transform({
+    transform(chunk: Buffer, _encoding, callback) {
+      try {
+        decoder.push(chunk);
+        callback();
+      } catch (err) {
+        callback(new Error(`not valid zstd data: ${(err as Error).message}`));
+      }
+    },
+    flush(callback) {
+      try {
+        decoder.push(new Uint8Array(0), true);
+        callback();
+      } catch (err) {
+        callback(new Error(`not valid zstd data: ${(err as Error).message}`));
+      }
+    },
+  });
+  // fzstd may reuse its output buffer: copy each chunk out.
+  const decoder = new Decompress((data) => {
+    if (data.length > 0) out.push(Buffer.from(data));
+  });
+  return out;
+}
+
+/**
+ * Reads one layer (a tar, gzip- or zstd-compressed or not, as its media
+ * type says) into its inventory.
+ */
+export async function readLayer(data: Readable, compression: 'gzip' | 'zstd' | 'none'): Promise<LayerInventory> {
   const inventory: LayerInventory = { files: {}, whiteouts: [], opaque: [] };
   const tar = extract();
   const done = new Promise<void>((resolve) => {
@@ -306,7 +337,8 @@ export async function readLayer(data: Readable, compression: 'gzip' | 'none'): P
     });
     tar.on('finish', resolve);
   });
-  await Promise.all([compression === 'gzip' ? pipeline(data, createGunzip(), tar) : pipeline(data, tar), done]);
+  const piped = compression === 'gzip' ? pipeline(data, createGunzip(), tar) : compression === 'zstd' ? pipeline(data, zstdDecoder(), tar) : pipeline(data, tar);
+  await Promise.all([piped, done]);
   return inventory;
 }
 

@@ -247,10 +247,14 @@ export class Scanner {
     const key = layer.digest.toString();
     const cached = await store.layerInventory(key, INVENTORY_FORMAT);
     if (cached !== undefined) return JSON.parse(cached) as LayerInventory;
-    const compression = LAYER_TYPES[layer.mediaType];
-    if (compression === 'zstd') throw new Error(`layer ${key} is zstd-compressed, which this scanner cannot read`);
+    const compression = LAYER_TYPES[layer.mediaType] ?? 'gzip';
     this.o.onLayerRead?.();
-    const inventory = await readLayer(await this.o.registry.openBlob(layer.digest), compression ?? 'gzip');
+    let inventory: LayerInventory;
+    try {
+      inventory = await readLayer(await this.o.registry.openBlob(layer.digest), compression);
+    } catch (err) {
+      throw new Error(`reading layer ${key} (${compression === 'none' ? 'tar' : compression}): ${(err as Error).message}`, { cause: err });
+    }
     await store.putLayerInventory(key, INVENTORY_FORMAT, JSON.stringify(inventory));
     return inventory;
   }
