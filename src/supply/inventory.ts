@@ -10,25 +10,26 @@
  *
  * Read: the OS (`etc/os-release`, `usr/lib/os-release`); Debian/Ubuntu
  * packages (`var/lib/dpkg/status`, `var/lib/dpkg/status.d/*`) with their
- * source package; Alpine (`lib/apk/db/installed`) with its origin; npm
- * (`package.json` of each `node_modules` package); Python
- * (`*.dist-info/METADATA`); Go binaries (the build info: main module and
- * dependencies). Not read: the RPM database (see
- * docs/decisions/0095-inventory-and-scanning.md).
+ * source package; Alpine (`lib/apk/db/installed`) with its origin; RPM
+ * (the SQLite rpmdb, `var/lib/rpm/rpmdb.sqlite`: rpmdb.ts; not Berkeley DB
+ * or ndb, decision 0121); npm (`package.json` of each `node_modules`
+ * package); Python (`*.dist-info/METADATA`); Go binaries (the build info:
+ * main module and dependencies).
  */
 import { createGunzip } from 'node:zlib';
 import { Transform, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { Decompress } from 'fzstd';
 import { extract } from 'tar-stream';
+import { readRpmSqlite } from './rpmdb.js';
 
-export type PackageType = 'deb' | 'apk' | 'npm' | 'pypi' | 'golang';
+export type PackageType = 'deb' | 'apk' | 'rpm' | 'npm' | 'pypi' | 'golang';
 
 export interface Package {
   type: PackageType;
   name: string;
   version: string;
-  /** Debian: the source package and its version (the names OSV uses); Alpine: the origin. */
+  /** Debian: the source package and its version (the names OSV uses); Alpine: the origin; RPM: the source RPM's name and version. */
   source?: string;
   sourceVersion?: string;
 }
@@ -59,7 +60,8 @@ export interface ImageInventory {
   packages: Package[];
 }
 
-const LAYER_INVENTORY_FORMAT = 1;
+/** 2: RPM (the SQLite rpmdb) is read. */
+const LAYER_INVENTORY_FORMAT = 2;
 /** Bumped when what a layer read yields changes, so cached inventories are read again. */
 export const INVENTORY_FORMAT = LAYER_INVENTORY_FORMAT;
 
@@ -69,12 +71,13 @@ const MAX_FILE = 64 * 1024 * 1024;
 const GO_SCAN_LIMIT = 256 * 1024 * 1024;
 const GO_MAGIC = Buffer.from('\xff Go buildinf:', 'latin1');
 
-type Kind = 'os' | 'dpkg' | 'apk' | 'npm' | 'python';
+type Kind = 'os' | 'dpkg' | 'apk' | 'rpm' | 'npm' | 'python';
 
 function kindOf(p: string): Kind | undefined {
   if (p === 'etc/os-release' || p === 'usr/lib/os-release') return 'os';
   if (p === 'var/lib/dpkg/status' || /^var\/lib\/dpkg\/status\.d\/[^/]+$/.test(p)) return 'dpkg';
   if (p === 'lib/apk/db/installed') return 'apk';
+  if (p === 'var/lib/rpm/rpmdb.sqlite' || p === 'usr/lib/sysimage/rpm/rpmdb.sqlite') return 'rpm';
   if (/(^|\/)node_modules\/(@[^/]+\/)?[^/@][^/]*\/package\.json$/.test(p)) return 'npm';
   if (/\.dist-info\/METADATA$/.test(p)) return 'python';
   return undefined;
@@ -225,6 +228,8 @@ function factsOf(kind: Kind, data: Buffer): FileFacts | undefined {
       return { packages: parseDpkgStatus(text) };
     case 'apk':
       return { packages: parseApkInstalled(text) };
+    case 'rpm':
+      return { packages: readRpmSqlite(data) };
     case 'npm': {
       const packages = parsePackageJson(text);
       return packages.length ? { packages } : undefined;
