@@ -195,6 +195,8 @@ export interface RepositoriesResponse {
   repositories: RepositoryInfo[];
 }
 
+export type TagSort = 'name' | 'pushed';
+
 /** One tag in GET /pier/v1/repositories/NAME/tags/details. */
 export interface TagInfo {
   name: string;
@@ -210,11 +212,17 @@ export interface TagInfo {
   immutable: boolean;
 }
 
-/** GET /pier/v1/repositories/NAME/tags/details */
+/**
+ * GET /pier/v1/repositories/NAME/tags/details[?sort=pushed|name&order=asc|desc&offset=N&limit=N]:
+ * one page (default 100, at most 1,000) of the tags sorted over all of them (default: newest push first).
+ */
 export interface TagsResponse {
   repository: string;
   /** What the viewer may do here (the UI offers only these; the server checks every request). */
   rights: ('pull' | 'push' | 'delete')[];
+  /** How many tags the repository has (all pages). */
+  total: number;
+  offset: number;
   tags: TagInfo[];
 }
 
@@ -269,9 +277,14 @@ export interface DiffResponse {
   config: ConfigChange[];
 }
 
-/** GET /pier/v1/audit[?actor=NAME&repository=NAME&limit=N] (admins). */
+/**
+ * GET /pier/v1/audit[?actor=NAME&action=NAME&repository=NAME&limit=N&before=ID] (admins): newest
+ * first; each filter matches exactly.
+ */
 export interface AuditResponse {
-  entries: { at: string; actor: string; ip: string | null; action: string; repository: string | null; target: string | null; outcome: string }[];
+  entries: { id: number; at: string; actor: string; ip: string | null; action: string; repository: string | null; target: string | null; outcome: string }[];
+  /** Pass as `before` for the next (older) page; null on the last page. */
+  next: number | null;
 }
 
 /** GET /pier/v1/rules (admins): the rules from the configuration file that the UI shows read-only. */

@@ -9,6 +9,7 @@
  * 401/403/429 with its `WWW-Authenticate` or `Retry-After`.
  */
 import type { IncomingHttpHeaders } from 'node:http';
+import { ALL_NAMES, type NamePatterns } from '../shared/name-patterns.js';
 
 export type Action = 'pull' | 'push' | 'delete';
 
@@ -47,6 +48,12 @@ export interface AccessGate {
    * grant (a token never reaches a repository it does not name).
    */
   canMountFrom(principal: Principal, repository: string): Promise<boolean>;
+  /**
+   * Every repository the live policy lets `principal` pull, as patterns
+   * (what `canPull` answers name by name): lists are filtered by it in
+   * the database rather than name by name.
+   */
+  pullable(principal: Principal): Promise<NamePatterns>;
   /** What the live policy lets `principal` do on `repository` (the web UI offers only these actions; each request is checked again). */
   rights(principal: Principal, repository: string): Promise<Action[]>;
 }
@@ -62,6 +69,9 @@ export const openGate: AccessGate = {
   },
   async canMountFrom() {
     return true;
+  },
+  async pullable() {
+    return ALL_NAMES;
   },
   async rights() {
     return ['pull', 'push', 'delete'];

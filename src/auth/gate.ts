@@ -25,7 +25,8 @@ import type { AccessGate, Action, Need, Principal, RequestIdentity } from './acc
 import { AuthError, type Challenge } from './errors.js';
 import { isRepositoryName } from '../oci/reference.js';
 import { dummyVerify, verifyPassword } from './password.js';
-import { ANONYMOUS_IDENTITY, grantScopes, identityName, rightsOn, type Identity, type Rule } from './policy.js';
+import { ANONYMOUS_IDENTITY, grantScopes, identityName, pullPatterns, rightsOn, type Identity, type Rule } from './policy.js';
+import { ALL_NAMES, type NamePatterns } from '../shared/name-patterns.js';
 import type { AccessEntry } from './scope.js';
 import { storedRules, tokenScopes, type AuthStore } from './store.js';
 import type { LoginThrottle } from './throttle.js';
@@ -152,6 +153,11 @@ export class AuthGate implements AccessGate {
     if (this.open) return true;
     const identity = (principal as Partial<AuthPrincipal>).identity ?? ANONYMOUS_IDENTITY;
     return rightsOn(this.rules, identity, repository).has('pull');
+  }
+
+  async pullable(principal: Principal): Promise<NamePatterns> {
+    if (this.open) return ALL_NAMES;
+    return pullPatterns(this.rules, (principal as Partial<AuthPrincipal>).identity ?? ANONYMOUS_IDENTITY);
   }
 
   async rights(principal: Principal, repository: string): Promise<Action[]> {

@@ -6,7 +6,6 @@
  * Verification is constant-time in the compared bytes.
  */
 import { randomBytes, scrypt, timingSafeEqual, type ScryptOptions } from 'node:crypto';
-import bcrypt from 'bcryptjs';
 
 const PARAMS = { N: 32768, r: 8, p: 1 } as const;
 const KEY_LENGTH = 32;
@@ -29,7 +28,8 @@ export function isSupportedHash(hash: string): boolean {
 }
 
 export async function verifyPassword(password: string, hash: string): Promise<boolean> {
-  if (hash.startsWith('$2')) return bcrypt.compare(password, hash);
+  // bcryptjs is loaded only for imported htpasswd hashes.
+  if (hash.startsWith('$2')) return (await import('bcryptjs')).default.compare(password, hash);
   const m = /^\$scrypt\$N=(\d+),r=(\d+),p=(\d+)\$([^$]+)\$([^$]+)$/.exec(hash);
   if (!m) return false;
   const expected = Buffer.from(m[5]!, 'base64');

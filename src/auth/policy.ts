@@ -13,6 +13,7 @@
 import type { Action } from './access.js';
 import { ACTIONS, isAction, type AccessEntry } from './scope.js';
 import { PierError } from '../oci/pier-error.js';
+import { ALL_NAMES, type NamePatterns, matchesGlob } from '../shared/name-patterns.js';
 
 export interface Rule {
   subject: string;
@@ -72,19 +73,9 @@ export function validateRule(subject: string, repositories: string, actions: str
   return { subject, repositories, actions: [...new Set(expanded)] as Action[], origin };
 }
 
-const compiled = new Map<string, RegExp>();
-
-/** Whether the glob `pattern` matches the whole of `name`. */
+/** Whether the glob `pattern` matches the whole of `name` (src/shared/name-patterns.ts). */
 export function matchesPattern(pattern: string, name: string): boolean {
-  if (pattern === '*') return true;
-  if (!pattern.includes('*')) return pattern === name;
-  let re = compiled.get(pattern);
-  if (!re) {
-    re = new RegExp(`^${pattern.split('*').map((p) => p.replace(/[.+?^${}()|[\]\\/]/g, '\\$&')).join('.*')}$`);
-    if (compiled.size > 10_000) compiled.clear();
-    compiled.set(pattern, re);
-  }
-  return re.test(name);
+  return matchesGlob(pattern, name);
 }
 
 /** The subjects an identity answers to, most specific last. */
@@ -142,4 +133,25 @@ export function grantScopes(rules: readonly Rule[], identity: Identity, asked: A
     else out.push({ type: entry.type, name: entry.name, actions });
   }
   return out;
+}
+
+/**
+ * Every repository `identity` may pull under `rules`, as glob patterns
+ * (the same answer as `rightsOn(...).has('pull')` for each name; the
+ * browse queries filter by it in the database).
+ */
+export function pullPatterns(rules: readonly Rule[], identity: Identity): NamePatterns {
+  if (identity.kind === 'user' && identity.admin) return ALL_NAMES;
+  const subjects = subjectsOf(identity);
+  const granted = rules.filter((r) => subjects.includes(r.subject) && r.actions.includes('pull')).map((r) => [r.repositories]);
+  if (identity.kind === 'token') {
+    // A token's own scopes, each within its owner's rights.
+    const ceiling = identity.owner ? pullPatterns(rules, identity.owner) : ALL_NAMES;
+    for (const scope of identity.scopes) {
+      if (scope.type !== 'repository' || !scope.actions.includes('pull')) continue;
+      if ('all' in ceiling) granted.push([scope.name]);
+      else for (const owner of ceiling.anyOf) granted.push([scope.name, ...owner]);
+    }
+  }
+  return granted.some((g) => g.length === 1 && g[0] === '*') ? ALL_NAMES : { anyOf: granted };
 }

@@ -7,7 +7,7 @@ import type { AccountStore, StoredRule, TokenRecord } from '../store/meta/accoun
 import { validateRule, type Rule } from './policy.js';
 import { parseScope, type AccessEntry } from './scope.js';
 
-export type { AuditEntry, AuditLog, TokenRecord, UserRecord } from '../store/meta/accounts.js';
+export type { AuditEntry, AuditLog, AuditQuery, TokenRecord, UserRecord } from '../store/meta/accounts.js';
 export { AuthStoreError } from '../store/meta/accounts.js';
 
 /** Everything the auth module reads and writes: users, groups, tokens, rules, the audit log. */

@@ -12,7 +12,10 @@
  * so a request with a bearer token costs one map lookup.
  */
 import { randomUUID } from 'node:crypto';
-import { errors as joseErrors, jwtVerify, SignJWT, type JWTHeaderParameters, type KeyObject as JoseKey } from 'jose';
+import type { JWTHeaderParameters, KeyObject as JoseKey } from 'jose';
+
+/** jose, loaded by the first token issued or verified (a registry open to all never needs it). */
+const jose = () => import('jose');
 import type { KeySet } from './keys.js';
 import type { AccessEntry } from './scope.js';
 import { PierError } from '../oci/pier-error.js';
@@ -74,6 +77,7 @@ export class TokenService {
     const ceiling = notAfter === undefined ? Infinity : Math.floor(notAfter / 1000);
     const exp = Math.min(now + this.options.ttl, ceiling);
     const { signer } = this.keys;
+    const { SignJWT } = await jose();
     const token = await new SignJWT({ access })
       .setProtectedHeader({ alg: signer.alg, typ: 'JWT', kid: signer.kid })
       .setIssuer(this.options.issuer)
@@ -101,6 +105,7 @@ export class TokenService {
       if (entry.alg !== header.alg) throw new TokenError(`token algorithm ${header.alg} does not match its key (${entry.alg})`);
       return entry.key;
     };
+    const { errors: joseErrors, jwtVerify } = await jose();
     let payload;
     try {
       ({ payload } = await jwtVerify(token, getKey, {

@@ -10,7 +10,7 @@
 import { commands, type CommandEntry } from './commands/index.js';
 import type { Command, Io } from './command.js';
 import { describeError } from './errors.js';
-import { failureEvent } from './commands/client-flags.js';
+import { failureEvent } from './failure-event.js';
 import { withExamples } from './examples.js';
 import { Scope } from './scope.js';
 

@@ -10,14 +10,14 @@ import { parseManifest } from '../oci/index.js';
 import type { Credential } from './auth.js';
 import { PierCache, defaultCacheDir } from './cache.js';
 import { CredentialStore } from './credentials.js';
-import { deleteManifest, deleteTag, findManifestUsers, type ManifestUsers } from './delete.js';
+import type { ManifestUsers } from './delete.js';
 import type { EventSink } from './events.js';
-import { openWriter, type DestinationSpec } from './dest/index.js';
-import { pullImage, type PullOptions, type PullResult } from './pull.js';
+import type { DestinationSpec } from './dest/index.js';
+import type { PullOptions, PullResult } from './pull.js';
 import { pushImage, type PushOptions, type PushResult } from './push.js';
 import { Registry } from './registry.js';
 import { RegistrySource } from './sources/registry-source.js';
-import { signImage, type SignOptions, type SignResult } from './sign.js';
+import type { SignOptions, SignResult } from './sign.js';
 import type { ImageSource } from './sources/source.js';
 import { HttpPool } from './http.js';
 import { GzipWorkers } from './gzip.js';
@@ -118,6 +118,8 @@ export class Client {
    */
   async pull(src: ImageReference, dest: DestinationSpec, options: ClientPullOptions = {}): Promise<PullResult> {
     const source = new RegistrySource(this.registry(src), src);
+    // Pull, sign and delete are loaded by the call that needs them: `pier push` starts without them.
+    const [{ openWriter }, { pullImage }] = await Promise.all([import('./dest/index.js'), import('./pull.js')]);
     const writer = await openWriter(dest, { tag: src.tag, name: src.tag ? `${src.registry}/${src.repository}:${src.tag}` : undefined });
     try {
       return await pullImage(source, src, writer, { ...options, onEvent: this.options.onEvent, retry: this.options.retry });
@@ -136,6 +138,7 @@ export class Client {
 
   /** Signs `ref` with a private key in cosign's layout (sign.ts): the `.sig` tag, and with `bundle` a Sigstore bundle referrer. */
   async sign(ref: ImageReference, key: KeyObject, options: SignOptions = {}): Promise<SignResult> {
+    const { signImage } = await import('./sign.js');
     return signImage(this.registry(ref), ref, key, options);
   }
 
@@ -145,16 +148,19 @@ export class Client {
 
   /** Removes one tag; the manifest and its other tags stay. Returns the digest it pointed at (see delete.ts). */
   async deleteTag(ref: ImageReference): Promise<Digest> {
+    const { deleteTag } = await import('./delete.js');
     return deleteTag(this.registry(ref), ref);
   }
 
   /** The tags and tagged indexes that use the manifest `ref.digest`. */
   async manifestUsers(ref: ImageReference & { digest: Digest }): Promise<ManifestUsers> {
+    const { findManifestUsers } = await import('./delete.js');
     return findManifestUsers(this.registry(ref), ref.repository, ref.digest);
   }
 
   /** Deletes the manifest `ref.digest` and every tag on it (see delete.ts for `force`). */
   async deleteManifest(ref: ImageReference & { digest: Digest }, options: { force?: boolean } = {}): Promise<void> {
+    const { deleteManifest } = await import('./delete.js');
     return deleteManifest(this.registry(ref), ref.repository, ref.digest, options);
   }
 

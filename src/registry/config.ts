@@ -12,7 +12,6 @@
  * (`uploads.maxAge` → `PIER_UPLOADS_MAX_AGE`).
  */
 import { readFile } from 'node:fs/promises';
-import { parse as parseYaml } from 'yaml';
 import { authSection, policyKey } from '../auth/config.js';
 import { lifecycleShape } from '../lifecycle/config.js';
 import { signaturesSection } from '../service/trust-policy.js';
@@ -242,6 +241,8 @@ export async function loadConfig(options: LoadOptions = {}): Promise<RegistryCon
     } catch (err) {
       throw new ConfigError('--config', `cannot read ${options.file}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`);
     }
+    // The YAML parser is loaded only for a config file (most of a registry configured by environment never needs it).
+    const { parse: parseYaml } = await import('yaml');
     let doc: unknown;
     try {
       doc = parseYaml(text);

@@ -25,7 +25,6 @@ import { SignatureVerifier } from '../service/signatures.js';
 import { TrustPolicy } from '../service/trust-policy.js';
 import type { BlobStore } from '../store/blob/blob-store.js';
 import { FsBlobStore } from '../store/blob/fs/fs-blob-store.js';
-import { S3BlobStore } from '../store/blob/s3/s3-blob-store.js';
 import { SqlUploadStateStore } from '../store/meta/sql/sql-upload-state-store.js';
 import { InProcessCoordinator } from '../store/coordinator/in-process.js';
 import type { MetaStore } from '../store/meta/meta-store.js';
@@ -101,7 +100,8 @@ export async function startRegistry(config: RegistryConfig, options: StartOption
   let blobs: BlobStore;
   try {
     // S3 upload sessions keep their state in the database, so any replica continues them.
-    blobs = storage.type === 'fs' ? await FsBlobStore.open(storage.path, { space, ...(storage.accelRedirect ? { accelRedirect: storage.accelRedirect } : {}) }) : await S3BlobStore.open(storage, new SqlUploadStateStore(db));
+    // The AWS SDK (~25 MB resident) is loaded only for an S3 store.
+    blobs = storage.type === 'fs' ? await FsBlobStore.open(storage.path, { space, ...(storage.accelRedirect ? { accelRedirect: storage.accelRedirect } : {}) }) : await (await import('../store/blob/s3/s3-blob-store.js')).S3BlobStore.open(storage, new SqlUploadStateStore(db));
   } catch (err) {
     await db.destroy();
     throw err;

@@ -10,7 +10,9 @@
 import { Digest } from '../oci/digest.js';
 import { parseManifest, type Descriptor, type ParsedManifest, type Platform } from '../oci/manifest.js';
 import type { RepositoryName } from '../oci/reference.js';
-import type { BrowseQueries, RepositorySummary } from '../store/meta/browse.js';
+import type { BrowseQueries, Page, RepositoryQuery, RepositorySummary, TagQuery } from '../store/meta/browse.js';
+
+export type { Page, RepositoryQuery, TagQuery } from '../store/meta/browse.js';
 import type { RepositoryService } from './repository-service.js';
 
 export interface LayerInfo {
@@ -101,15 +103,16 @@ export class ImageViews {
     private readonly isImmutable: (repository: string, tag: string) => boolean,
   ) {}
 
-  /** Every repository with its tag count, bytes and last push, in name order (the caller filters by rights). */
-  repositories(): Promise<RepositorySummary[]> {
-    return this.browse.repositorySummaries();
+  /** One page of repositories with their tag count, bytes and last push (`query.names`: what the viewer may pull). */
+  repositories(query: RepositoryQuery): Promise<Page<RepositorySummary>> {
+    return this.browse.repositorySummaries(query);
   }
 
-  /** Every tag of a repository with its details, in name order; undefined for an unknown repository. */
-  async tags(repository: RepositoryName): Promise<TagView[] | undefined> {
-    const rows = await this.browse.tagSummaries(repository);
-    if (!rows) return undefined;
+  /** One page of a repository's tags with their details; undefined for an unknown repository. Only the page's manifests are read. */
+  async tags(repository: RepositoryName, query: TagQuery): Promise<Page<TagView> | undefined> {
+    const page = await this.browse.tagSummaries(repository, query);
+    if (!page) return undefined;
+    const rows = page.items;
     const summaries = new Map<string, Promise<ImageSummary>>();
     const out: TagView[] = [];
     for (const r of rows) {
@@ -131,7 +134,7 @@ export class ImageViews {
         immutable: this.isImmutable(repository, r.name),
       });
     }
-    return out;
+    return { total: page.total, items: out };
   }
 
   /** One manifest with its layers, config, tags and referrers; undefined when the repository lacks it. */

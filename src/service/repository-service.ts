@@ -24,6 +24,7 @@ import type { AccessGate, Principal } from '../auth/access.js';
 import { LifecycleError } from '../lifecycle/errors.js';
 import type { RollbackResult, RollbackTarget } from '../lifecycle/history.js';
 import type { Lifecycle } from '../lifecycle/lifecycle.js';
+import type { NamePatterns } from '../shared/name-patterns.js';
 import { Digest, DigestError } from '../oci/digest.js';
 import { parseManifest, referencedDescriptors } from '../oci/manifest.js';
 import { isRepositoryName, type ManifestReference, type RepositoryName, type Tag } from '../oci/reference.js';
@@ -106,8 +107,8 @@ export class RepositoryService implements TagWriter {
   }
 
   /** Repositories that hold at least one manifest, in lexical order (the catalog). */
-  listRepositories(page: Page): Promise<string[]> {
-    return this.deps.meta.listRepositories(page);
+  listRepositories(page: Page, names?: NamePatterns): Promise<string[]> {
+    return this.deps.meta.listRepositories(page, names);
   }
 
   /** Tags in lexical order, or undefined if the repository is unknown. */

@@ -18,8 +18,6 @@
  * Rekor and Fulcio are not verified: offline, keys only.
  */
 import { createPublicKey, verify as cryptoVerify, type KeyObject, createHash } from 'node:crypto';
-import { bundleFromJSON } from '@sigstore/bundle';
-import { Verifier, toSignedEntity } from '@sigstore/verify';
 import { Cosign, cosignTag, parseSimpleSigning, statementSubjects } from '../oci/cosign.js';
 import { Digest } from '../oci/digest.js';
 import { parseManifest, type Descriptor } from '../oci/manifest.js';
@@ -164,7 +162,7 @@ export class SignatureVerifier {
         findings.push({ problem: 'untrusted', message: `the bundle referrer ${referrer.toString()} has no readable bundle layer` });
         continue;
       }
-      const finding = verifyBundle(bytes, manifest, keys);
+      const finding = await verifyBundle(bytes, manifest, keys);
       if ('valid' in finding) return finding;
       findings.push(finding);
     }
@@ -203,8 +201,12 @@ export function verifySignature(key: KeyObject, data: Uint8Array, signature: Uin
   }
 }
 
-/** One Sigstore bundle against the trusted keys, with `@sigstore/verify`. */
-function verifyBundle(bytes: Buffer, manifest: Pick<ManifestRecord, 'digest' | 'content'>, keys: readonly TrustedKey[]): SignatureVerdict | Finding {
+/**
+ * One Sigstore bundle against the trusted keys, with `@sigstore/verify`
+ * (loaded on the first bundle: a registry without bundle referrers never pays its memory).
+ */
+async function verifyBundle(bytes: Buffer, manifest: Pick<ManifestRecord, 'digest' | 'content'>, keys: readonly TrustedKey[]): Promise<SignatureVerdict | Finding> {
+  const [{ bundleFromJSON }, { Verifier, toSignedEntity }] = await Promise.all([import('@sigstore/bundle'), import('@sigstore/verify')]);
   let bundle: ReturnType<typeof bundleFromJSON>;
   try {
     bundle = bundleFromJSON(JSON.parse(bytes.toString('utf8')));

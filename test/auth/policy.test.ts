@@ -3,7 +3,8 @@ import assert from 'node:assert/strict';
 import { createPublicKey } from 'node:crypto';
 import { test } from 'node:test';
 import { libtrustKeyId } from '../../src/auth/keys.js';
-import { grantScopes, matchesPattern, rightsOn, validateRule, type Identity } from '../../src/auth/policy.js';
+import { grantScopes, matchesPattern, pullPatterns, rightsOn, validateRule, type Identity } from '../../src/auth/policy.js';
+import { inNamePatterns } from '../../src/shared/name-patterns.js';
 import { parseScope, parseScopes } from '../../src/auth/scope.js';
 import { CountingLoginThrottle } from '../../src/auth/throttle.js';
 import { InProcessCoordinator } from '../../src/store/coordinator/in-process.js';
@@ -65,6 +66,31 @@ test('rights add up over rules; admins may do everything; tokens stay within sco
   assert.deepEqual(grantScopes(rules, anon, [parseScope('registry:catalog:*')]), [{ type: 'registry', name: 'catalog', actions: [] }]);
   assert.throws(() => validateRule('user:bob', 'Team/*', ['pull'], 'x'), /repository pattern/);
   assert.throws(() => validateRule('bob', 'team/*', ['pull'], 'x'), /subject/);
+});
+
+test('pull patterns name exactly the repositories rightsOn lets each identity pull', () => {
+  const rules = [
+    validateRule('anonymous', 'public/*', ['pull'], 'config'),
+    validateRule('authenticated', 'shared', ['pull', 'push'], 'config'),
+    validateRule('user:alice', 'team/*', ['pull'], '1'),
+    validateRule('group:dev', '*-cache', ['pull'], '2'),
+    validateRule('user:bob', 'team/app', ['push'], '3'),
+  ];
+  const alice: Extract<Identity, { kind: 'user' }> = { kind: 'user', name: 'alice', admin: false, groups: ['dev'] };
+  const identities: Identity[] = [
+    { kind: 'anonymous' },
+    alice,
+    { kind: 'user', name: 'bob', admin: false, groups: [] },
+    { kind: 'user', name: 'root', admin: true, groups: [] },
+    { kind: 'token', name: 'ci', scopes: [{ type: 'repository', name: 'team/app*', actions: ['pull', 'push'] }], owner: alice },
+    { kind: 'token', name: 'free', scopes: [{ type: 'repository', name: 'other/*', actions: ['pull'] }, { type: 'repository', name: 'x', actions: ['push'] }], owner: undefined },
+  ];
+  const names = ['public/a', 'shared', 'team/app', 'team/app-cache', 'team/web', 'ops/x-cache', 'other/thing', 'x', 'secret'];
+  for (const identity of identities) {
+    const set = pullPatterns(rules, identity);
+    for (const n of names) assert.equal(inNamePatterns(set, n), rightsOn(rules, identity, n).has('pull'), `${JSON.stringify(identity)} on ${n}`);
+  }
+  assert.deepEqual(pullPatterns(rules, identities[3]!), { all: true });
 });
 
 test('the throttle counts failures per account and address within the window', async () => {

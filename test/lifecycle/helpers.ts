@@ -5,6 +5,7 @@
  */
 import { OciError } from '../../src/oci/errors.js';
 import type { AccessGate, Principal } from '../../src/registry/access.js';
+import { ALL_NAMES } from '../../src/shared/name-patterns.js';
 
 export const PASSWORD = 'secret';
 
@@ -24,6 +25,9 @@ export const userGate: AccessGate = {
   },
   async canMountFrom() {
     return true;
+  },
+  async pullable() {
+    return ALL_NAMES;
   },
   async rights() {
     return ['pull', 'push', 'delete'];

@@ -82,14 +82,21 @@ export function accountStoreSuite(name: string, open: () => Promise<AccountStore
     );
 
     test(
-      'the audit log lists newest first, filtered by actor or repository',
+      'the audit log lists newest first, filtered by actor, repository or action, in pages',
       withStore(async (store) => {
         const at = new Date(1_700_000_000_000);
         await store.record({ at, actor: 'alice', ip: '127.0.0.1', action: 'push', repository: 'a', target: 'v1', outcome: 'ok' });
         await store.record({ at, actor: 'bob', ip: undefined, action: 'delete', repository: 'b', target: undefined, outcome: 'denied' });
         assert.deepEqual((await store.list()).map((e) => e.actor), ['bob', 'alice']);
-        assert.deepEqual(await store.list({ actor: 'alice' }), [{ at, actor: 'alice', ip: '127.0.0.1', action: 'push', repository: 'a', target: 'v1', outcome: 'ok' }]);
+        const [alice] = await store.list({ actor: 'alice' });
+        assert.deepEqual(alice, { id: alice?.id, at, actor: 'alice', ip: '127.0.0.1', action: 'push', repository: 'a', target: 'v1', outcome: 'ok' });
         assert.deepEqual((await store.list({ repository: 'b' })).map((e) => [e.action, e.ip, e.outcome]), [['delete', undefined, 'denied']]);
+        assert.deepEqual((await store.list({ action: 'delete' })).map((e) => e.actor), ['bob']);
+        await store.record({ at, actor: 'carol', ip: undefined, action: 'push', repository: 'a', target: 'v2', outcome: 'ok' });
+        const first = await store.list({ limit: 2 });
+        assert.deepEqual(first.map((e) => e.actor), ['carol', 'bob']);
+        assert.deepEqual((await store.list({ limit: 2, before: first[1]!.id })).map((e) => e.actor), ['alice'], 'the next page starts after the last id');
+        assert.deepEqual((await store.list({ action: 'push', before: first[0]!.id })).map((e) => e.actor), ['alice'], 'filters and pages together');
       }),
     );
 

@@ -155,6 +155,11 @@ export function metaStoreSuite(name: string, open: () => Promise<MetaStoreFixtur
         await store.linkBlob(repo('blobs/only'), Digest.of('x'), 1);
         assert.deepEqual(await store.listRepositories({ limit: 100 }), ['list', 'y', 'z/a', 'z/b']);
         assert.deepEqual(await store.listRepositories({ limit: 2, after: 'list' }), ['y', 'z/a']);
+        // Only the names in a pattern set (the caller's pull rights), paged the same way.
+        assert.deepEqual(await store.listRepositories({ limit: 100 }, { anyOf: [['z/*'], ['y']] }), ['y', 'z/a', 'z/b']);
+        assert.deepEqual(await store.listRepositories({ limit: 1, after: 'y' }, { anyOf: [['z/*'], ['y']] }), ['z/a']);
+        assert.deepEqual(await store.listRepositories({ limit: 100 }, { anyOf: [['Z/*'], ['l_st']] }), [], 'glob case and literal _');
+        assert.deepEqual(await store.listRepositories({ limit: 100 }, { anyOf: [] }), []);
       }),
     );
 

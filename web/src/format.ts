@@ -11,10 +11,11 @@ export function bytes(n: number): string {
   return `${v.toFixed(v < 10 ? 1 : 0)} ${units[i]!}`;
 }
 
+/** An ISO time as `YYYY-MM-DD hh:mm:ss UTC` (the registry sends UTC, so no Date or Intl object per row). */
 export function when(iso: string | null | undefined): string {
   if (!iso) return '—';
-  const d = new Date(iso);
-  return `${d.toISOString().slice(0, 10)} ${d.toISOString().slice(11, 19)} UTC`;
+  const utc = iso.endsWith('Z') ? iso : new Date(iso).toISOString();
+  return `${utc.slice(0, 10)} ${utc.slice(11, 19)} UTC`;
 }
 
 /** The first 12 hex characters of a digest. */

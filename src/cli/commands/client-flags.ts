@@ -1,7 +1,8 @@
 /** Flags and plumbing shared by the client commands (login, push, copy, ...). */
 import { ImageReference } from '../../oci/index.js';
 import { parseBytes } from '../../shared/bytes.js';
-import { Client, createRenderer, type ClientOptions, type ProgressFormat, type Renderer } from '../../client/index.js';
+import { Client, type ClientOptions } from '../../client/client.js';
+import { createRenderer, type ProgressFormat, type Renderer } from '../../client/progress.js';
 import { ClientError } from '../../client/errors.js';
 import { UsageError, type Io } from '../command.js';
 
@@ -85,32 +86,4 @@ export async function withInterrupt<T>(fn: (signal: AbortSignal) => Promise<T>):
   }
 }
 
-/** Whether the command line asks for `--format json` (`--format json` or `--format=json`, before `--`). */
-export function wantsJson(args: readonly string[]): boolean {
-  for (let i = 0; i < args.length; i++) {
-    const a = args[i];
-    if (a === '--') return false;
-    if (a === '--format=json' || (a === '--format' && args[i + 1] === 'json')) return true;
-  }
-  return false;
-}
-
-/**
- * The JSON event line `main` writes on stdout when a command run with
- * `--format json` fails (the one line on stderr is written too):
- * `{"type":"error","command":"push","code":"ERR_TLS","message":"…","exitCode":1}`,
- * with `status` when the error came from an HTTP answer.
- */
-export function failureEvent(command: string, args: readonly string[], err: unknown, message: string, exitCode: number): string | undefined {
-  if (!wantsJson(args)) return undefined;
-  const code = (err as { code?: unknown } | null)?.code;
-  const status = (err as { status?: unknown } | null)?.status;
-  return `${JSON.stringify({
-    type: 'error',
-    command,
-    ...(typeof code === 'string' ? { code } : {}),
-    ...(typeof status === 'number' ? { status } : {}),
-    message,
-    exitCode,
-  })}\n`;
-}
+export { failureEvent, wantsJson } from '../failure-event.js';

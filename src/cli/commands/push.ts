@@ -1,6 +1,7 @@
 import { writeFile } from 'node:fs/promises';
 import { ImageReference } from '../../oci/index.js';
-import { openSource, type Compression } from '../../client/index.js';
+import type { Compression } from '../../client/push.js';
+import { openSource } from '../../client/sources/index.js';
 import { UsageError, parseFlags, type Command } from '../command.js';
 import { CONNECTION_USAGE, connectionFlags, makeClient, positiveInt, progressFormat, renderer, withInterrupt } from './client-flags.js';
 

@@ -1,7 +1,17 @@
+import { setFlagsFromString } from 'node:v8';
 import type { Command } from '../command.js';
 import { parseFlags } from '../command.js';
-import { loadConfig } from '../../registry/config.js';
-import { startRegistry } from '../../registry/server.js';
+
+/**
+ * V8 grows the young generation (new space) from 1 MiB up to 16 MiB per
+ * semi-space while start-up keeps objects alive (module code, migrations,
+ * Fastify's route tables), and never gives it back: ~13 MB of a registry at
+ * rest. Start-up holds its growth factor at 1 (no growth); once listening, the
+ * default (2) is back, so a loaded registry grows it as before.
+ * docs/decisions/0125-memory-at-rest.md
+ */
+const HOLD_YOUNG_GENERATION = '--semi-space-growth-factor=1';
+const DEFAULT_YOUNG_GENERATION = '--semi-space-growth-factor=2';
 
 export const serve: Command = {
   name: 'serve',
@@ -26,6 +36,8 @@ Every configuration key can also be set by environment variable: see README.md.`
       config: { type: 'string' },
       'insecure-open': { type: 'boolean' },
     });
+    setFlagsFromString(HOLD_YOUNG_GENERATION);
+    const [{ loadConfig }, { startRegistry }] = await Promise.all([import('../../registry/config.js'), import('../../registry/server.js')]);
     const config = await loadConfig({
       file: values.config ?? io.env.PIER_CONFIG,
       env: io.env,
@@ -34,7 +46,12 @@ Every configuration key can also be set by environment variable: see README.md.`
     });
     // Everything the registry creates (database, keys, uploads, blobs) is the service user's alone.
     process.umask(0o077);
-    const registry = await startRegistry(config);
+    let registry;
+    try {
+      registry = await startRegistry(config);
+    } finally {
+      setFlagsFromString(DEFAULT_YOUNG_GENERATION);
+    }
     await new Promise<void>((resolve) => {
       let stopping = false;
       const stop = (signal: string) => {

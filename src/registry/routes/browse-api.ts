@@ -8,7 +8,7 @@
  * Every list holds only what the viewer may pull: a repository the viewer
  * may not pull is answered exactly like one that does not exist.
  */
-import type { AuditResponse, DiffResponse, ManifestResponse, RepositoriesResponse, RepositorySort, RightsResponse, RulesResponse, TagsResponse } from '../../api/pier-v1.js';
+import type { AuditResponse, DiffResponse, ManifestResponse, RepositoriesResponse, RepositorySort, RightsResponse, RulesResponse, TagSort, TagsResponse } from '../../api/pier-v1.js';
 import { ANONYMOUS, type Principal } from '../../auth/access.js';
 import { AuthError } from '../../auth/errors.js';
 import { Digest } from '../../oci/digest.js';
@@ -47,39 +47,44 @@ function int(call: Call, name: string, fallback: number, max: number): number {
   return Math.min(n, max);
 }
 
+/** `?order=`, defaulting to ascending for names and descending for the rest. */
+function orderOf(call: Call, sort: string): 'asc' | 'desc' {
+  const order = call.query.get('order') ?? (sort === 'name' ? 'asc' : 'desc');
+  if (order !== 'asc' && order !== 'desc') throw new RequestError('ERR_BAD_REQUEST', '"order" must be asc or desc');
+  return order;
+}
+
 async function repositories(call: Call): Promise<RepositoriesResponse> {
   const principal = await viewer(call);
   const q = (call.query.get('q') ?? '').trim().toLowerCase();
   const sort = (call.query.get('sort') ?? 'name') as RepositorySort;
   if (!SORTS.includes(sort)) throw new RequestError('ERR_BAD_REQUEST', `"sort" must be one of ${SORTS.join(', ')}`);
-  const order = call.query.get('order') ?? (sort === 'name' ? 'asc' : 'desc');
-  if (order !== 'asc' && order !== 'desc') throw new RequestError('ERR_BAD_REQUEST', '"order" must be asc or desc');
+  const order = orderOf(call, sort);
   const offset = int(call, 'offset', 0, Number.MAX_SAFE_INTEGER);
   const limit = int(call, 'limit', 50, MAX_PAGE);
   call.principal = principal;
-  const all = await call.deps.web.views.repositories();
-  const visible = [];
-  for (const r of all) {
-    if (r.tags === 0 && r.pushedAt === null) continue;
-    if (q !== '' && !r.name.toLowerCase().includes(q)) continue;
-    if (await call.deps.gate.canPull(principal, r.name)) visible.push(r);
-  }
-  const key = sort === 'size' ? (r: (typeof all)[number]) => r.bytes : sort === 'pushed' ? (r: (typeof all)[number]) => r.pushedAt ?? 0 : undefined;
-  // Already in name order; a stable sort keeps names in order within equal keys.
-  if (key) visible.sort((a, b) => key(a) - key(b));
-  if (order === 'desc') visible.reverse();
+  // What the viewer may pull, as patterns: the database filters, sorts and pages.
+  const names = await call.deps.gate.pullable(principal);
+  const page = await call.deps.web.views.repositories({ q, sort, order, offset, limit, names });
   return {
-    total: visible.length,
+    total: page.total,
     offset,
-    repositories: visible.slice(offset, offset + limit).map((r) => ({ name: r.name, tags: r.tags, bytes: r.bytes, pushedAt: r.pushedAt === null ? null : new Date(r.pushedAt).toISOString() })),
+    repositories: page.items.map((r) => ({ name: r.name, tags: r.tags, bytes: r.bytes, pushedAt: r.pushedAt === null ? null : new Date(r.pushedAt).toISOString() })),
   };
 }
 
+const TAG_SORTS: TagSort[] = ['pushed', 'name'];
+
 async function tags(call: Call, m: RegExpExecArray): Promise<TagsResponse> {
   const { name, principal } = await call.repository(m[1]!, ['pull']);
-  const list = await call.deps.web.views.tags(name);
-  if (!list) throw new RequestError('ERR_REPOSITORY_UNKNOWN', `repository ${name} not known to registry`, { detail: { name } });
-  return { repository: name, rights: await call.deps.gate.rights(principal, name), tags: list };
+  const sort = (call.query.get('sort') ?? 'pushed') as TagSort;
+  if (!TAG_SORTS.includes(sort)) throw new RequestError('ERR_BAD_REQUEST', `"sort" must be one of ${TAG_SORTS.join(', ')}`);
+  const order = orderOf(call, sort);
+  const offset = int(call, 'offset', 0, Number.MAX_SAFE_INTEGER);
+  const limit = int(call, 'limit', 100, MAX_PAGE);
+  const page = await call.deps.web.views.tags(name, { sort, order, offset, limit });
+  if (!page) throw new RequestError('ERR_REPOSITORY_UNKNOWN', `repository ${name} not known to registry`, { detail: { name } });
+  return { repository: name, rights: await call.deps.gate.rights(principal, name), total: page.total, offset, tags: page.items };
 }
 
 async function rights(call: Call, m: RegExpExecArray): Promise<RightsResponse> {
@@ -115,9 +120,17 @@ async function audit(call: Call): Promise<AuditResponse> {
   const accounts = call.deps.accounts;
   if (!accounts) throw new RequestError('ERR_NO_ACCOUNTS', 'this registry runs without accounts');
   const actor = call.query.get('actor') || undefined;
+  const action = call.query.get('action') || undefined;
   const repository = call.query.get('repository') || undefined;
-  const entries = await accounts.store.list({ limit: int(call, 'limit', 100, 1000), actor, repository });
-  return { entries: entries.map((e) => ({ at: e.at.toISOString(), actor: e.actor, ip: e.ip ?? null, action: e.action, repository: e.repository ?? null, target: e.target ?? null, outcome: e.outcome })) };
+  const limit = Math.max(1, int(call, 'limit', 100, 1000));
+  const before = call.query.get('before') === null ? undefined : int(call, 'before', 0, Number.MAX_SAFE_INTEGER);
+  // One more than asked: whether an older page exists.
+  const found = await accounts.store.list({ limit: limit + 1, actor, action, repository, before });
+  const entries = found.slice(0, limit);
+  return {
+    next: found.length > limit ? entries[entries.length - 1]!.id : null,
+    entries: entries.map((e) => ({ id: e.id, at: e.at.toISOString(), actor: e.actor, ip: e.ip ?? null, action: e.action, repository: e.repository ?? null, target: e.target ?? null, outcome: e.outcome })),
+  };
 }
 
 async function rules(call: Call): Promise<RulesResponse> {

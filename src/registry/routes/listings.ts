@@ -40,22 +40,11 @@ export async function catalogRoute(call: Call): Promise<void> {
   const principal = await call.deps.gate.require(call.identity(), { catalog: true });
   call.principal = principal;
   const page = parsePage(call.query, DEFAULT_PAGE, MAX_PAGE);
-  const visible: string[] = [];
-  let after = page.after;
-  let more = false;
-  // Filter by pull rights, reading further until the page is full.
-  while (visible.length < page.limit) {
-    const batch = await call.deps.service.listRepositories({ limit: page.limit + 1, after });
-    for (const repo of batch) {
-      if (visible.length === page.limit) {
-        more = true;
-        break;
-      }
-      if (await call.deps.gate.canPull(principal, repo)) visible.push(repo);
-    }
-    if (more || batch.length <= page.limit) break;
-    after = batch[batch.length - 1];
-  }
+  // Only what the caller may pull, filtered by the database (decision 0117); one more than asked tells whether a next page exists.
+  const names = await call.deps.gate.pullable(principal);
+  const visible = page.limit === 0 ? [] : await call.deps.service.listRepositories({ limit: page.limit + 1, after: page.after }, names);
+  const more = visible.length > page.limit;
+  if (more) visible.length = page.limit;
   if (more) call.reply.header('link', nextLink('/v2/_catalog', page.limit, visible[visible.length - 1]!));
   await sendJson(call, { repositories: visible });
 }

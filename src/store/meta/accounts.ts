@@ -100,10 +100,20 @@ export interface PolicyStore {
   listRules(): Promise<StoredRule[]>;
 }
 
+/** Which audit entries to list: each given field must match exactly; `before` pages (entries with a smaller id). */
+export interface AuditQuery {
+  limit?: number;
+  actor?: string;
+  repository?: string;
+  action?: string;
+  /** Only entries older than the entry with this id (the `id` of the last entry of the previous page). */
+  before?: number;
+}
+
 export interface AuditLog {
   record(entry: AuditEntry): Promise<void>;
-  /** Newest first. */
-  list(options?: { limit?: number; actor?: string; repository?: string }): Promise<AuditEntry[]>;
+  /** Newest first (by id, the order they were recorded in), at most `limit` (default 100). */
+  list(options?: AuditQuery): Promise<(AuditEntry & { id: number })[]>;
 }
 
 export interface AuthGeneration {

@@ -1,9 +1,40 @@
 /**
  * Read-only summaries for the web UI's lists (/pier/v1/repositories and a
- * repository's tags): one query each, so a list of 10,000 repositories or
- * 1,000 tags is one round trip. One SQL implementation
- * (sql/sql-browse-store.ts). Nothing here writes.
+ * repository's tags), one page at a time: the database filters (by name
+ * and by what the viewer may pull), sorts and pages, so a list of 10,000
+ * repositories or 1,000 tags costs a count and one page. One SQL
+ * implementation (sql/sql-browse-store.ts), tested by
+ * test/store/browse-store-suite.ts. Nothing here writes.
  */
+import type { NamePatterns } from '../../shared/name-patterns.js';
+
+export type Order = 'asc' | 'desc';
+
+export interface RepositoryQuery {
+  /** Only names containing this text (compared in lower case); '' for all. */
+  q: string;
+  /** Ties are broken by name, in the same order. A repository never pushed sorts as pushed at 0. */
+  sort: 'name' | 'pushed' | 'size';
+  order: Order;
+  offset: number;
+  limit: number;
+  /** Only these names (what the viewer may pull). */
+  names: NamePatterns;
+}
+
+export interface TagQuery {
+  /** `pushed`: when the tag last changed; ties are broken by name, ascending. */
+  sort: 'name' | 'pushed';
+  order: Order;
+  offset: number;
+  limit: number;
+}
+
+/** One page of a list and the size of the whole list. */
+export interface Page<T> {
+  total: number;
+  items: T[];
+}
 
 export interface RepositorySummary {
   name: string;
@@ -29,8 +60,8 @@ export interface TagSummary {
 }
 
 export interface BrowseQueries {
-  /** Every repository with its counts, in name order. */
-  repositorySummaries(): Promise<RepositorySummary[]>;
-  /** The tags of a repository with their manifests, in name order; undefined for an unknown repository. */
-  tagSummaries(repository: string): Promise<TagSummary[] | undefined>;
+  /** One page of the repositories that match the query and hold a tag or a manifest (empty ones are left out). */
+  repositorySummaries(query: RepositoryQuery): Promise<Page<RepositorySummary>>;
+  /** One page of a repository's tags with their manifests; undefined for an unknown repository. */
+  tagSummaries(repository: string, query: TagQuery): Promise<Page<TagSummary> | undefined>;
 }

@@ -11,6 +11,7 @@
 import type { Digest } from '../../oci/digest.js';
 import type { RepositoryName, Tag } from '../../oci/reference.js';
 import { PierError } from '../../oci/pier-error.js';
+import type { NamePatterns } from '../../shared/name-patterns.js';
 
 export type MetaStoreErrorCode =
   /** A manifest references blobs or manifests the repository lacks (detail: the digests). */
@@ -87,8 +88,8 @@ export interface TagChange {
 }
 
 export interface RepositoryCatalog {
-  /** Repositories that hold at least one manifest, in lexical order. */
-  listRepositories(page: Page): Promise<string[]>;
+  /** Repositories that hold at least one manifest, in lexical order; only those in `names` (default: all). */
+  listRepositories(page: Page, names?: NamePatterns): Promise<string[]>;
   repositoryExists(repository: RepositoryName): Promise<boolean>;
 }
 

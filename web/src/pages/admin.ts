@@ -69,6 +69,17 @@ function Users() {
   const [password, setPassword] = useState('');
   const [isAdmin, setIsAdmin] = useState(false);
   const [err, setErr] = useState<string | null>(null);
+  const [who, setWho] = useState('');
+  const [newPassword, setNewPassword] = useState('');
+  const [done, setDone] = useState<string | null>(null);
+  const change = async (e: Event) => {
+    e.preventDefault();
+    const user = who;
+    const failed = await act(() => api('PUT', `/users/${enc(user)}/password`, { password: newPassword }), load);
+    setErr(failed);
+    setDone(failed ? null : `Password of ${user} changed; their sessions ended`);
+    setNewPassword('');
+  };
   const add = async (e: Event) => {
     e.preventDefault();
     setErr(await act(() => api('POST', '/users', { name, password, admin: isAdmin }), load));
@@ -87,6 +98,12 @@ function Users() {
       <label><input type="checkbox" checked=${isAdmin} onChange=${(e: Event) => setIsAdmin((e.target as HTMLInputElement).checked)} /> Admin</label>
       <button type="submit">Add user</button>
     </form>
+    <form class="toolbar" onSubmit=${change}>
+      <label>User whose password to change <input required value=${who} onInput=${(e: Event) => setWho(value(e))} /></label>
+      <label>New password <input type="password" required autocomplete="new-password" value=${newPassword} onInput=${(e: Event) => setNewPassword(value(e))} /></label>
+      <button type="submit">Change password</button>
+    </form>
+    ${done ? html`<p role="status">${done}</p>` : null}
   </section>`;
 }
 
@@ -191,26 +208,29 @@ function Webhooks() {
   const [data, error, load] = useLoad<WebhooksResponse>('/webhooks');
   const [log, setLog] = useState<DeliveriesResponse | null>(null);
   const [result, setResult] = useState<string | null>(null);
+  const showLog = async (name: string) => setLog(await api<DeliveriesResponse>('GET', `/webhooks/${enc(name)}/deliveries`));
   const test = async (name: string) => {
     try {
       const r = await api<WebhookTestResponse>('POST', `/webhooks/${enc(name)}/test`);
       setResult(`${name}: ${r.ok ? `delivered (${r.status ?? ''}) in ${r.ms} ms` : `failed: ${r.error ?? r.status ?? ''}`}`);
       await load();
+      if (log?.name === name) await showLog(name);
     } catch (err) {
       setResult(message(err));
     }
   };
   return html`<section aria-labelledby="hooks-h" class="card">
     <h2 id="hooks-h">Webhooks</h2>
+    <p class="muted">These webhooks live in the configuration file (<code>webhooks.endpoints</code>); change them there.</p>
     <${ErrorLine} error=${error} />
     ${result ? html`<p role="status">${result}</p>` : null}
     ${data && data.webhooks.length === 0 ? html`<p>No webhooks are configured.</p>` : null}
     <table><thead><tr><th scope="col">Name</th><th scope="col">URL</th><th scope="col">Events</th><th scope="col">Delivered</th><th scope="col">Pending</th><th scope="col">Failed</th><th scope="col">Actions</th></tr></thead>
       <tbody>${data?.webhooks.map((w) => html`<tr><td>${w.name}</td><td>${w.url}</td><td>${w.events.join(', ')}</td><td>${w.delivered}</td><td>${w.pending}</td><td>${w.failed}</td>
         <td><button type="button" class="small" aria-label=${`Test webhook ${w.name}`} onClick=${() => test(w.name)}>Test</button>
-            <button type="button" class="small" aria-label=${`Show deliveries of ${w.name}`} onClick=${async () => setLog(await api<DeliveriesResponse>('GET', `/webhooks/${enc(w.name)}/deliveries`))}>Deliveries</button></td></tr>`)}</tbody></table>
+            <button type="button" class="small" aria-label=${`Show deliveries of ${w.name}`} onClick=${() => showLog(w.name)}>Deliveries</button></td></tr>`)}</tbody></table>
     ${log
-      ? html`<h3>Deliveries of ${log.name}</h3><table><thead><tr><th scope="col">Event</th><th scope="col">Status</th><th scope="col">Attempts</th><th scope="col">Created</th><th scope="col">Error</th></tr></thead>
+      ? html`<h3 id="deliveries-h">Deliveries of ${log.name}</h3><table aria-labelledby="deliveries-h"><thead><tr><th scope="col">Event</th><th scope="col">Status</th><th scope="col">Attempts</th><th scope="col">Created</th><th scope="col">Error</th></tr></thead>
           <tbody>${log.deliveries.map((d) => html`<tr><td>${d.type}</td><td>${d.status}</td><td>${d.attempts}</td><td>${when(d.createdAt)}</td><td>${d.lastError ?? ''}</td></tr>`)}</tbody></table>`
       : null}
   </section>`;
@@ -250,18 +270,31 @@ function Maintenance() {
 
 function Audit() {
   const [actor, setActor] = useState('');
+  const [action, setAction] = useState('');
   const [repository, setRepository] = useState('');
-  const [path, setPath] = useState('/audit?limit=100');
+  const [filter, setFilter] = useState('');
+  const [before, setBefore] = useState<number[]>([]);
+  const path = `/audit?limit=100${filter}${before.length ? `&before=${before[before.length - 1]!}` : ''}`;
   const [data, error] = useLoad<AuditResponse>(path);
+  const apply = (e: Event) => {
+    e.preventDefault();
+    setFilter(`&actor=${enc(actor.trim())}&action=${enc(action.trim())}&repository=${enc(repository.trim())}`);
+    setBefore([]);
+  };
   return html`<section aria-labelledby="audit-h" class="card">
     <h2 id="audit-h">Audit log</h2>
-    <form class="toolbar" onSubmit=${(e: Event) => (e.preventDefault(), setPath(`/audit?limit=100&actor=${enc(actor)}&repository=${enc(repository)}`))}>
+    <form class="toolbar" onSubmit=${apply}>
       <label>Actor <input value=${actor} onInput=${(e: Event) => setActor(value(e))} /></label>
+      <label>Action <input value=${action} placeholder="push, delete, login…" onInput=${(e: Event) => setAction(value(e))} /></label>
       <label>Repository <input value=${repository} onInput=${(e: Event) => setRepository(value(e))} /></label>
       <button type="submit">Filter</button>
     </form>
     <${ErrorLine} error=${error} />
-    <table><thead><tr><th scope="col">When</th><th scope="col">Actor</th><th scope="col">From</th><th scope="col">Action</th><th scope="col">Repository</th><th scope="col">Target</th><th scope="col">Outcome</th></tr></thead>
-      <tbody>${data?.entries.map((e) => html`<tr><td>${when(e.at)}</td><td>${e.actor}</td><td>${e.ip ?? ''}</td><td>${e.action}</td><td>${e.repository ?? ''}</td><td>${e.target ?? ''}</td><td>${e.outcome}</td></tr>`)}</tbody></table>
+    <table class="audit" aria-label="Audit entries"><thead><tr><th scope="col">When</th><th scope="col">Actor</th><th scope="col">From</th><th scope="col">Action</th><th scope="col">Repository</th><th scope="col">Target</th><th scope="col">Outcome</th></tr></thead>
+      <tbody>${data?.entries.map((e) => html`<tr key=${e.id}><td>${when(e.at)}</td><td>${e.actor}</td><td>${e.ip ?? ''}</td><td>${e.action}</td><td>${e.repository ?? ''}</td><td>${e.target ?? ''}</td><td>${e.outcome}</td></tr>`)}</tbody></table>
+    <nav class="pager" aria-label="Audit pages">
+      <button type="button" disabled=${before.length === 0} onClick=${() => setBefore(before.slice(0, -1))}>Newer entries</button>
+      <button type="button" disabled=${!data || data.next === null} onClick=${() => data?.next != null && setBefore([...before, data.next])}>Older entries</button>
+    </nav>
   </section>`;
 }

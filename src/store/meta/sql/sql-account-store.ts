@@ -1,6 +1,6 @@
 /** The account store over SQL (tables of migration 0002-auth): see ../accounts.ts. */
 import { sql, type Kysely, type Transaction } from 'kysely';
-import { AuthStoreError, type AccountStore, type AuditActor, type AuditEntry, type StoredRule, type TokenRecord, type UserRecord } from '../accounts.js';
+import { AuthStoreError, type AccountStore, type AuditActor, type AuditEntry, type AuditQuery, type StoredRule, type TokenRecord, type UserRecord } from '../accounts.js';
 import { transact } from './dialect.js';
 import type { AccessTokensTable, Database, UsersTable } from './schema.js';
 
@@ -251,11 +251,14 @@ export class SqlAccountStore implements AccountStore {
       .execute();
   }
 
-  async list(options: { limit?: number; actor?: string; repository?: string } = {}): Promise<AuditEntry[]> {
+  async list(options: AuditQuery = {}): Promise<(AuditEntry & { id: number })[]> {
     let q = this.db.selectFrom('audit_log').selectAll().orderBy('id', 'desc').limit(options.limit ?? 100);
     if (options.actor !== undefined) q = q.where('actor', '=', options.actor);
     if (options.repository !== undefined) q = q.where('repository', '=', options.repository);
+    if (options.action !== undefined) q = q.where('action', '=', options.action);
+    if (options.before !== undefined) q = q.where('id', '<', options.before);
     return (await q.execute()).map((r) => ({
+      id: Number(r.id),
       at: new Date(Number(r.at)),
       actor: r.actor,
       ip: r.ip ?? undefined,

@@ -11,7 +11,9 @@
  * memory; they never change once created.
  */
 import type { Kysely} from 'kysely';
-import { type Transaction } from 'kysely';
+import { sql, type Transaction } from 'kysely';
+import { ALL_NAMES, type NamePatterns } from '../../../shared/name-patterns.js';
+import { namesIn } from './name-filter.js';
 import { Digest } from '../../../oci/digest.js';
 import type { RepositoryName, Tag } from '../../../oci/reference.js';
 import {
@@ -101,11 +103,12 @@ export class SqlMetaStore implements MetaStore {
     return id;
   }
 
-  async listRepositories(page: Page): Promise<string[]> {
+  async listRepositories(page: Page, names: NamePatterns = ALL_NAMES): Promise<string[]> {
     let q = this.db
       .selectFrom('repositories as r')
       .select('r.name')
       .where((eb) => eb.exists(eb.selectFrom('manifests as m').select('m.digest').whereRef('m.repository_id', '=', 'r.id')))
+      .where(namesIn(sql.ref('r.name'), names))
       .orderBy('r.name')
       .limit(page.limit);
     if (page.after !== undefined) q = q.where('r.name', '>', page.after);
