@@ -42,15 +42,17 @@ function header(res: Response, name: string): string | undefined {
 export class RegistryClient {
   private readonly pool: Pool;
 
+  /** `timeoutMs` bounds the wait for response headers and between body chunks (a 1 GiB PUT to S3 can exceed 2 minutes). */
   constructor(
     readonly baseUrl: string,
     connections = 64,
+    timeoutMs = 120_000,
   ) {
     this.pool = new Pool(baseUrl, {
       connections,
       pipelining: 1,
-      headersTimeout: 120_000,
-      bodyTimeout: 120_000,
+      headersTimeout: timeoutMs,
+      bodyTimeout: timeoutMs,
       keepAliveTimeout: 10_000,
     });
   }

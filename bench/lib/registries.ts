@@ -52,7 +52,8 @@ async function answers(url: string): Promise<boolean> {
   return res.statusCode === 200 || res.statusCode === 401;
 }
 
-async function waitUp(daemon: Daemon, url: string): Promise<void> {
+/** Waits until `url/v2/` answers (200 or 401); stops the daemon and throws with its log tail if it does not. */
+export async function waitUp(daemon: Daemon, url: string): Promise<void> {
   try {
     await waitFor(`${daemon.name} at ${url}/v2/`, async () => {
       if (daemon.hasExited()) throw new Error('exited');

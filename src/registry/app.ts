@@ -175,7 +175,7 @@ export function buildApp(deps: RegistryDeps, logger: FastifyBaseLogger | false, 
 
   app.addHook('onRequestAbort', async (req) => {
     deps.metrics.requests.inc({ method: req.method, route: routeLabel(req.url.split('?')[0] ?? ''), status: 'aborted' });
-    req.log.info({ method: req.method, url: req.url, status: 'aborted', in: req.call?.bytesIn ?? 0, user: req.call?.principal?.name, ip: req.ip }, 'request');
+    req.log.info({ method: req.method, url: req.url, status: 'aborted', in: req.call?.bytesIn ?? 0, user: req.call?.principal?.name, ip: req.ip, agent: req.headers['user-agent'] }, 'request');
   });
 
   app.addHook('onResponse', async (req, reply) => {
@@ -190,7 +190,7 @@ export function buildApp(deps: RegistryDeps, logger: FastifyBaseLogger | false, 
     deps.metrics.bytesReceived.inc(bytesIn);
     if (req.method !== 'HEAD') deps.metrics.bytesSent.inc(out);
     req.log.info(
-      { method: req.method, url: req.url, status, ms: Math.round(ms * 10) / 10, in: bytesIn, out: req.method === 'HEAD' ? 0 : out, user: req.call?.principal?.name, ip: req.ip },
+      { method: req.method, url: req.url, status, ms: Math.round(ms * 10) / 10, in: bytesIn, out: req.method === 'HEAD' ? 0 : out, user: req.call?.principal?.name, ip: req.ip, agent: req.headers['user-agent'] },
       'request',
     );
   });

@@ -74,6 +74,10 @@ const SCHEMA = section({
             accessKeyId: text({ doc: "Access key; with `secretAccessKey`, or neither (the AWS SDK's own chain: `AWS_ACCESS_KEY_ID`, profiles, instance roles). Only for `s3`." }),
             secretAccessKey: text({ doc: 'Secret key (prefer the environment variable to the file). Only for `s3`.' }),
             forcePathStyle: flag({ doc: 'Path-style URLs (`endpoint/bucket/key`); default on when `endpoint` is set, off for AWS. Only for `s3`.' }),
+            timeout: seconds({
+              default: '60s',
+              doc: 'A request to the S3 store that makes no progress this long (no connection, or no byte either way) fails, and the SDK retries it (3 attempts in all): a store that stops answering (a full Ceph OSD blocks every write) fails the request with `ERR_STORAGE_FAILED` and `pier serve` at start with one line, instead of hanging. A blob GET streamed through Pier whose client reads nothing for this long is cut too. Only for `s3`.',
+            }),
             redirect: flag({
               default: false,
               doc: 'Blob GETs answer `307` to a presigned S3 URL (valid 20 minutes), so blob bytes bypass the registry; clients must reach the endpoint. Only for `s3`.',

@@ -22,8 +22,8 @@ export interface ClusterReplica {
   name: string;
   /** `127.0.0.1:PORT` of this replica (not through haproxy). */
   host: string;
-  /** Request log lines (method, url, status) this replica has written since it (re)started last, and before. */
-  requests(): { method: string; url: string; status: number; at: number }[];
+  /** Request log lines (method, url, status, user agent) this replica has written since it (re)started last, and before. */
+  requests(): { method: string; url: string; status: number; at: number; agent: string }[];
   /** Log lines at error level or above (their message and error), for failure messages. */
   errors(): string[];
   /** SIGKILL, without waiting for anything. */
@@ -98,7 +98,7 @@ export async function startCluster(options: { replicas?: number; extraYaml?: str
         requests: () =>
           [...past.flat(), ...(current?.logs ?? [])]
             .filter((l) => l.msg === 'request')
-            .map((l) => ({ method: String(l.method), url: String(l.url), status: Number(l.status), at: Date.parse(String(l.time)) })),
+            .map((l) => ({ method: String(l.method), url: String(l.url), status: Number(l.status), at: Date.parse(String(l.time)), agent: typeof l.agent === 'string' ? l.agent : '' })),
         errors: () =>
           [...past.flat(), ...(current?.logs ?? [])]
             .filter((l) => Number(l.level) >= 50)

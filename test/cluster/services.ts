@@ -75,7 +75,11 @@ export async function freshDatabase(prefix = 'h_cluster'): Promise<{ url: string
 }
 
 function s3Client(s: S3Settings): S3Client {
-  return new S3Client({ endpoint: s.endpoint, region: s.region, forcePathStyle: true, credentials: { accessKeyId: s.accessKeyId, secretAccessKey: s.secretAccessKey }, requestChecksumCalculation: 'WHEN_REQUIRED' });
+  return new S3Client({ endpoint: s.endpoint, region: s.region, forcePathStyle: true, credentials: { accessKeyId: s.accessKeyId, secretAccessKey: s.secretAccessKey },
+    requestChecksumCalculation: 'WHEN_REQUIRED',
+    // A store that accepts and never answers (a full Ceph OSD) fails the test's setup instead of hanging it.
+    requestHandler: { connectionTimeout: 10_000, requestTimeout: 30_000, throwOnRequestTimeout: true },
+  });
 }
 
 /** A fresh bucket on the test S3 store; its name, and how to empty and delete it. */

@@ -4,6 +4,7 @@ import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { writeFile, rm } from 'node:fs/promises';
 import http from 'node:http';
+import net from 'node:net';
 import path from 'node:path';
 import { after, describe, test } from 'node:test';
 import { loadConfig, ConfigError } from '../../src/registry/config.js';
@@ -58,6 +59,7 @@ describe('configuration', () => {
       secretAccessKey: undefined,
       forcePathStyle: false,
       redirect: false,
+      timeout: 60,
       minFree: { percent: 1 },
     });
     const rgw = await loadConfig({ env: { PIER_STORAGE_TYPE: 's3', PIER_STORAGE_S3_BUCKET: 'b', PIER_STORAGE_S3_ENDPOINT: 'http://127.0.0.1:7480', PIER_STORAGE_S3_REDIRECT: 'true' } });
@@ -75,6 +77,30 @@ describe('configuration', () => {
     assert.equal(stderr.trim().split('\n').length, 1, stderr);
     assert.match(stderr, /bucket images at http:\/\/127\.0\.0\.1:1/);
     assert.ok(!stderr.includes('    at '), 'no stack trace');
+  });
+
+  test('pier serve gives up on an S3 endpoint that accepts connections and never answers (storage.s3.timeout), with one line', async () => {
+    // What a full Ceph OSD looks like from outside: RGW takes the request and blocks. Without a timeout, start hangs.
+    const held: net.Socket[] = [];
+    const silent = net.createServer((socket) => {
+      held.push(socket);
+      socket.on('error', () => undefined);
+    });
+    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+    const port = (silent.address() as net.AddressInfo).port;
+    const dir = await tempDir();
+    dirs.push(dir);
+    try {
+      const env = { PIER_STORAGE_TYPE: 's3', PIER_STORAGE_S3_BUCKET: 'images', PIER_STORAGE_S3_ENDPOINT: `http://127.0.0.1:${port}`, PIER_STORAGE_S3_ACCESS_KEY_ID: 'k', PIER_STORAGE_S3_SECRET_ACCESS_KEY: 's', PIER_STORAGE_S3_TIMEOUT: '1s' };
+      const { code, stderr } = await pier(['serve', '--listen', '127.0.0.1:0', '--data', dir], env);
+      assert.notEqual(code, 0);
+      assert.equal(stderr.trim().split('\n').length, 1, stderr);
+      assert.match(stderr, new RegExp(`bucket images at http://127\\.0\\.0\\.1:${port}`));
+      assert.ok(held.length > 0, 'pier reached the endpoint');
+    } finally {
+      for (const s of held) s.destroy();
+      await new Promise((resolve) => silent.close(resolve));
+    }
   });
 
   test('pier serve with an unreachable PostgreSQL says so in one line, without the password', async () => {

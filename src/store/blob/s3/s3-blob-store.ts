@@ -72,6 +72,8 @@ export interface S3Options {
   forcePathStyle: boolean;
   /** Answer blob GETs with a presigned URL (the BlobLocator role). */
   redirect: boolean;
+  /** Seconds a request may make no progress (connect, or a byte either way) before it fails, each SDK attempt alike; default 60. */
+  timeout?: number | undefined;
 }
 
 interface LiveHash {
@@ -152,6 +154,8 @@ export class S3BlobStore implements BlobStore, BlobLocator {
       // Streamed bodies as plain Content-Length requests: Ceph RGW refuses the SDK's aws-chunked CRC32 trailers (411).
       requestChecksumCalculation: 'WHEN_REQUIRED',
       responseChecksumValidation: 'WHEN_REQUIRED',
+      // The SDK waits forever by default: a store that stops answering would hang every request (and the start).
+      requestHandler: { connectionTimeout: (options.timeout ?? 60) * 1000, requestTimeout: (options.timeout ?? 60) * 1000, throwOnRequestTimeout: true },
     });
     try {
       await client.send(new HeadBucketCommand({ Bucket: options.bucket }));
