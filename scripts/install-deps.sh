@@ -24,6 +24,10 @@ ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
 have radosgw || need+=(ceph-mon ceph-osd radosgw ceph-common)
 have curl || need+=(curl)
 [ -x /usr/sbin/nginx ] || need+=(nginx)
+# The scanner tests build zstd-compressed layers and a real rpmdb.sqlite (rpm --justdb, rpmbuild).
+have zstd || need+=(zstd)
+have rpm || need+=(rpm)
+have rpmbuild || need+=(rpm)
 # The web UI's browser tests (test/ui) drive Debian's chromium through playwright-core.
 [ -x /usr/bin/chromium ] || need+=(chromium)
 

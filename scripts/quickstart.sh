@@ -38,8 +38,20 @@ node scripts/example-image.mjs .tmp/example
 echo "==> pushing it with pier push"
 node bin/pier.js push oci:.tmp/example:latest "$listen/example/hello:latest"
 
+echo "==> waiting for the SBOM the registry writes for it (a CycloneDX referrer)"
+sbom=""
+for _ in $(seq 1 100); do
+  sbom=$(curl -fsS "http://$listen/pier/v1/repositories/example/hello/scans/latest" 2>/dev/null |
+    node -e 'let s="";process.stdin.on("data",(d)=>(s+=d)).on("end",()=>{try{const j=JSON.parse(s);if(j.status!=="pending")console.log(j.sbom??"none")}catch{}})') || true
+  [ -n "$sbom" ] && break
+  sleep 0.2
+done
+digest=$(curl -fsS -o /dev/null -D - -H 'Accept: application/vnd.oci.image.manifest.v1+json' "http://$listen/v2/example/hello/manifests/latest" | tr -d '\r' | sed -n 's/^[Dd]ocker-[Cc]ontent-[Dd]igest: //p')
+echo "    SBOM referrer: ${sbom:-not written yet} (subject $digest)"
+
 echo
 echo "Pier is running at http://$listen (pid $(cat "$pidfile"))."
 echo "  curl http://$listen/v2/example/hello/tags/list"
 echo "  skopeo inspect --tls-verify=false docker://$listen/example/hello:latest"
+echo "  curl http://$listen/v2/example/hello/referrers/$digest    # the SBOM (scanning.sbom: false turns it off)"
 echo "Stop it with: kill \$(cat $pidfile)"

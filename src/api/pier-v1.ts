@@ -306,7 +306,7 @@ export interface ScanFinding {
   summary?: string;
   /** The installed package as the image names it (a Debian binary package, not its source). */
   package: string;
-  type: 'deb' | 'apk' | 'npm' | 'pypi' | 'golang';
+  type: 'deb' | 'apk' | 'rpm' | 'npm' | 'pypi' | 'golang';
   installed: string;
   /** The first version that fixes it, when the database knows one. */
   fixed?: string;

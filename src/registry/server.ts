@@ -190,6 +190,7 @@ export async function startRegistry(config: RegistryConfig, options: StartOption
         return m && { mediaType: m.mediaType, content: m.content };
       },
       referrers: (repository, subject) => meta.listReferrers(repository as RepositoryName, subject),
+      indexesOf: (repository, digest) => meta.indexesReferencing(repository as RepositoryName, digest),
       writeSbom: (repository, subject, document) =>
         service.putGeneratedReferrer(repository as RepositoryName, subject, { artifactType: CYCLONEDX_MEDIA_TYPE, content: document, annotations: { [GENERATOR_ANNOTATION]: 'pier' } }, { name: SCANNER_ACTOR }),
     },

@@ -297,12 +297,12 @@ export class RepositoryService implements TagWriter {
   }
 
   /** claim → commit → link: GC cannot delete the digest between the commit and the link. */
-  private async commitAndLink(repository: RepositoryName, digest: Digest, commit: () => Promise<BlobInfo>): Promise<BlobInfo> {
+  private async commitAndLink(repository: RepositoryName, digest: Digest, commit: () => Promise<BlobInfo>, link: { generated?: boolean } = {}): Promise<BlobInfo> {
     const release = await this.deps.lifecycle.claimBlob(digest);
     let info: BlobInfo;
     try {
       info = await commit();
-      await this.deps.meta.linkBlob(repository, digest, info.size);
+      await this.deps.meta.linkBlob(repository, digest, info.size, link);
     } finally {
       await release();
     }
@@ -316,8 +316,9 @@ export class RepositoryService implements TagWriter {
    * Stores a document the registry itself generated (an SBOM) as an OCI
    * 1.1 referrer of `subject`: the document and the empty config as blobs
    * (claim → commit → link), then the manifest by digest, in one metadata
-   * transaction. Outside users' quotas (no reservation, no quota check)
-   * and without tags; announced like any push under `actor` (the audit
+   * transaction. Outside users' quotas: no reservation, no quota check, and
+   * its links and manifest are marked generated so the quota's measure
+   * leaves them out (decision 0120). Without tags; announced like any push under `actor` (the audit
    * log records it). Returns the manifest's digest.
    */
   async putGeneratedReferrer(
@@ -337,7 +338,7 @@ export class RepositoryService implements TagWriter {
       const id = await this.deps.blobs.startUpload();
       try {
         await this.deps.blobs.append(id, 0, Readable.from([bytes]), { expectedBytes: bytes.length });
-        await this.commitAndLink(repository, digest, () => this.deps.blobs.commit(id, digest, bytes.length));
+        await this.commitAndLink(repository, digest, () => this.deps.blobs.commit(id, digest, bytes.length), { generated: true });
       } catch (err) {
         await this.deps.blobs.cancelUpload(id);
         throw err;
@@ -358,7 +359,7 @@ export class RepositoryService implements TagWriter {
     const refs = referencedDescriptors(parsed);
     await this.deps.meta.putManifest(
       repository,
-      { digest, mediaType: parsed.mediaType, content, artifactType: parsed.artifactType, subject: parsed.subject?.digest, annotations: parsed.annotations, blobs: refs.blobs.map((d) => d.digest), manifests: [] },
+      { digest, mediaType: parsed.mediaType, content, artifactType: parsed.artifactType, subject: parsed.subject?.digest, annotations: parsed.annotations, blobs: refs.blobs.map((d) => d.digest), manifests: [], generated: true },
       [],
       actor.name,
     );

@@ -10,24 +10,26 @@
  *
  * Read: the OS (`etc/os-release`, `usr/lib/os-release`); Debian/Ubuntu
  * packages (`var/lib/dpkg/status`, `var/lib/dpkg/status.d/*`) with their
- * source package; Alpine (`lib/apk/db/installed`) with its origin; npm
- * (`package.json` of each `node_modules` package); Python
- * (`*.dist-info/METADATA`); Go binaries (the build info: main module and
- * dependencies). Not read: the RPM database (see
- * docs/decisions/0095-inventory-and-scanning.md).
+ * source package; Alpine (`lib/apk/db/installed`) with its origin; RPM
+ * (the SQLite rpmdb, `var/lib/rpm/rpmdb.sqlite`: rpmdb.ts; not Berkeley DB
+ * or ndb, decision 0121); npm (`package.json` of each `node_modules`
+ * package); Python (`*.dist-info/METADATA`); Go binaries (the build info:
+ * main module and dependencies).
  */
 import { createGunzip } from 'node:zlib';
-import type { Readable } from 'node:stream';
+import { Transform, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
+import { Decompress } from 'fzstd';
 import { extract } from 'tar-stream';
+import { readRpmSqlite } from './rpmdb.js';
 
-export type PackageType = 'deb' | 'apk' | 'npm' | 'pypi' | 'golang';
+export type PackageType = 'deb' | 'apk' | 'rpm' | 'npm' | 'pypi' | 'golang';
 
 export interface Package {
   type: PackageType;
   name: string;
   version: string;
-  /** Debian: the source package and its version (the names OSV uses); Alpine: the origin. */
+  /** Debian: the source package and its version (the names OSV uses); Alpine: the origin; RPM: the source RPM's name and version. */
   source?: string;
   sourceVersion?: string;
 }
@@ -58,7 +60,8 @@ export interface ImageInventory {
   packages: Package[];
 }
 
-const LAYER_INVENTORY_FORMAT = 1;
+/** 2: RPM (the SQLite rpmdb) is read. */
+const LAYER_INVENTORY_FORMAT = 2;
 /** Bumped when what a layer read yields changes, so cached inventories are read again. */
 export const INVENTORY_FORMAT = LAYER_INVENTORY_FORMAT;
 
@@ -68,12 +71,13 @@ const MAX_FILE = 64 * 1024 * 1024;
 const GO_SCAN_LIMIT = 256 * 1024 * 1024;
 const GO_MAGIC = Buffer.from('\xff Go buildinf:', 'latin1');
 
-type Kind = 'os' | 'dpkg' | 'apk' | 'npm' | 'python';
+type Kind = 'os' | 'dpkg' | 'apk' | 'rpm' | 'npm' | 'python';
 
 function kindOf(p: string): Kind | undefined {
   if (p === 'etc/os-release' || p === 'usr/lib/os-release') return 'os';
   if (p === 'var/lib/dpkg/status' || /^var\/lib\/dpkg\/status\.d\/[^/]+$/.test(p)) return 'dpkg';
   if (p === 'lib/apk/db/installed') return 'apk';
+  if (p === 'var/lib/rpm/rpmdb.sqlite' || p === 'usr/lib/sysimage/rpm/rpmdb.sqlite') return 'rpm';
   if (/(^|\/)node_modules\/(@[^/]+\/)?[^/@][^/]*\/package\.json$/.test(p)) return 'npm';
   if (/\.dist-info\/METADATA$/.test(p)) return 'python';
   return undefined;
@@ -224,6 +228,8 @@ function factsOf(kind: Kind, data: Buffer): FileFacts | undefined {
       return { packages: parseDpkgStatus(text) };
     case 'apk':
       return { packages: parseApkInstalled(text) };
+    case 'rpm':
+      return { packages: readRpmSqlite(data) };
     case 'npm': {
       const packages = parsePackageJson(text);
       return packages.length ? { packages } : undefined;
@@ -268,10 +274,40 @@ class GoScanner {
 }
 
 /**
- * Reads one layer (a tar, gzip-compressed or not, as its media type says)
- * into its inventory.
+ * A zstd decoder as a stream: fzstd's streaming `Decompress` (pure
+ * JavaScript; Node 20's zlib has no zstd). Corrupt input fails the stream.
  */
-export async function readLayer(data: Readable, compression: 'gzip' | 'none'): Promise<LayerInventory> {
+export function zstdDecoder(): Transform {
+  const out = new Transform({
+    transform(chunk: Buffer, _encoding, callback) {
+      try {
+        decoder.push(chunk);
+        callback();
+      } catch (err) {
+        callback(new Error(`not valid zstd data: ${(err as Error).message}`));
+      }
+    },
+    flush(callback) {
+      try {
+        decoder.push(new Uint8Array(0), true);
+        callback();
+      } catch (err) {
+        callback(new Error(`not valid zstd data: ${(err as Error).message}`));
+      }
+    },
+  });
+  // fzstd may reuse its output buffer: copy each chunk out.
+  const decoder = new Decompress((data) => {
+    if (data.length > 0) out.push(Buffer.from(data));
+  });
+  return out;
+}
+
+/**
+ * Reads one layer (a tar, gzip- or zstd-compressed or not, as its media
+ * type says) into its inventory.
+ */
+export async function readLayer(data: Readable, compression: 'gzip' | 'zstd' | 'none'): Promise<LayerInventory> {
   const inventory: LayerInventory = { files: {}, whiteouts: [], opaque: [] };
   const tar = extract();
   const done = new Promise<void>((resolve) => {
@@ -306,7 +342,8 @@ export async function readLayer(data: Readable, compression: 'gzip' | 'none'): P
     });
     tar.on('finish', resolve);
   });
-  await Promise.all([compression === 'gzip' ? pipeline(data, createGunzip(), tar) : pipeline(data, tar), done]);
+  const piped = compression === 'gzip' ? pipeline(data, createGunzip(), tar) : compression === 'zstd' ? pipeline(data, zstdDecoder(), tar) : pipeline(data, tar);
+  await Promise.all([piped, done]);
   return inventory;
 }
 

@@ -24,11 +24,23 @@ export interface Finding {
 
 export type SeverityCounts = Record<Severity, number>;
 
-/** The OSV ecosystem of an OS release: `Debian:12`, `Ubuntu:22.04`, `Alpine:v3.19`; undefined if OSV has none. */
-export function osEcosystem(os: OsInfo | undefined, type: 'deb' | 'apk'): string | undefined {
-  if (!os) return type === 'deb' ? 'Debian' : 'Alpine';
+/**
+ * The OSV ecosystem of an OS release: `Debian:12`, `Ubuntu:22.04`,
+ * `Alpine:v3.19`, `Rocky Linux:9`, `AlmaLinux:9`, `Red Hat:enterprise_linux:9`
+ * (a prefix of Red Hat's `Red Hat:enterprise_linux:9::appstream`);
+ * undefined if OSV has none.
+ */
+export function osEcosystem(os: OsInfo | undefined, type: 'deb' | 'apk' | 'rpm'): string | undefined {
+  if (!os) return type === 'deb' ? 'Debian' : type === 'apk' ? 'Alpine' : undefined;
   const v = os.versionId;
+  const major = v.split('.')[0] ?? v;
   switch (os.id) {
+    case 'rocky':
+      return `Rocky Linux:${major}`;
+    case 'almalinux':
+      return `AlmaLinux:${major}`;
+    case 'rhel':
+      return `Red Hat:enterprise_linux:${major}`;
     case 'debian':
       return `Debian:${v.split('.')[0] ?? v}`;
     case 'ubuntu':
@@ -40,13 +52,18 @@ export function osEcosystem(os: OsInfo | undefined, type: 'deb' | 'apk'): string
   }
 }
 
-/** How OSV names an installed package: Debian and Alpine by source package and its version. */
+/** How OSV names an installed package: Debian and Alpine by source package and its version, RPM by binary package. */
 export function matchKey(pkg: Package, os: OsInfo | undefined): MatchKey | undefined {
   switch (pkg.type) {
     case 'deb':
     case 'apk': {
       const ecosystem = osEcosystem(os, pkg.type);
       return ecosystem ? { ecosystem, name: pkg.source ?? pkg.name, version: pkg.sourceVersion ?? pkg.version } : undefined;
+    }
+    case 'rpm': {
+      // Red Hat, Rocky and Alma advisories list binary packages, versions as [epoch:]version-release.
+      const ecosystem = osEcosystem(os, 'rpm');
+      return ecosystem ? { ecosystem, name: pkg.name, version: pkg.version } : undefined;
     }
     case 'npm':
       return { ecosystem: 'npm', name: pkg.name, version: pkg.version };

@@ -197,9 +197,14 @@ export function matchRecord(record: Vulnerability, key: MatchKey): { fixed: stri
   return undefined;
 }
 
-/** `Debian:12` matches a package keyed `Debian:12`; `Alpine:v3.19` matches `Alpine:v3.19`; `npm` matches `npm`. Ubuntu suffixes (`:LTS`) are ignored. */
+/**
+ * `Debian:12` matches a package keyed `Debian:12`; `Alpine:v3.19` matches
+ * `Alpine:v3.19`; `npm` matches `npm`. Ubuntu suffixes (`:LTS`) are
+ * ignored; a package keyed `Red Hat:enterprise_linux:9` matches records of
+ * any `Red Hat:enterprise_linux:9::…` stream.
+ */
 export function ecosystemMatches(recordEcosystem: string, packageEcosystem: string): boolean {
-  if (recordEcosystem === packageEcosystem) return true;
+  if (recordEcosystem === packageEcosystem || recordEcosystem.startsWith(`${packageEcosystem}:`)) return true;
   const [rb, rv] = recordEcosystem.split(':');
   const [pb, pv] = packageEcosystem.split(':');
   if (rb !== pb) return false;

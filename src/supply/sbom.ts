@@ -31,6 +31,12 @@ export function purlOf(pkg: Package, os: OsInfo | undefined): string {
       const q = [upstream, distro].filter(Boolean).join('&');
       return `pkg:apk/${enc(os?.id ?? 'alpine')}/${enc(pkg.name)}@${enc(pkg.version)}${q ? `?${q}` : ''}`;
     }
+    case 'rpm': {
+      const upstream = pkg.source && pkg.source !== pkg.name ? `upstream=${enc(pkg.source)}` : '';
+      const epoch = /^(\d+):/.exec(pkg.version);
+      const q = [upstream, epoch ? `epoch=${epoch[1]!}` : '', distro].filter(Boolean).join('&');
+      return `pkg:rpm/${enc(os?.id ?? 'redhat')}/${enc(pkg.name)}@${enc(epoch ? pkg.version.slice(epoch[0].length) : pkg.version)}${q ? `?${q}` : ''}`;
+    }
     case 'npm':
       return `pkg:npm/${pkg.name.startsWith('@') ? `%40${enc(pkg.name.slice(1))}` : enc(pkg.name)}@${enc(pkg.version)}`;
     case 'pypi':
@@ -45,16 +51,21 @@ export function fromPurl(purl: string): { pkg: Package; os: OsInfo | undefined }
   const m = /^pkg:([a-z]+)\/([^@?#]+)@([^?#]+)(?:\?([^#]*))?/.exec(purl);
   if (!m) return undefined;
   const type = m[1] as PackageType;
-  if (!['deb', 'apk', 'npm', 'pypi', 'golang'].includes(type)) return undefined;
+  if (!['deb', 'apk', 'rpm', 'npm', 'pypi', 'golang'].includes(type)) return undefined;
   const parts = m[2]!.split('/').map(decodeURIComponent);
   const version = decodeURIComponent(m[3]!);
   const q = new URLSearchParams(m[4] ?? '');
   const distro = q.get('distro');
   const os = distro && /^[a-z]+-/.test(distro) ? { id: distro.slice(0, distro.indexOf('-')), versionId: distro.slice(distro.indexOf('-') + 1) } : undefined;
   let name: string;
-  if (type === 'deb' || type === 'apk') name = parts[parts.length - 1]!;
+  if (type === 'deb' || type === 'apk' || type === 'rpm') name = parts[parts.length - 1]!;
   else name = parts.join('/');
-  const pkg: Package = { type, name, version };
+  const epoch = type === 'rpm' ? q.get('epoch') : null;
+  const pkg: Package = { type, name, version: epoch && epoch !== '0' ? `${epoch}:${version}` : version };
+  if (type === 'rpm') {
+    const up = q.get('upstream');
+    if (up) pkg.source = up;
+  }
   if (type === 'deb' || type === 'apk') {
     const up = q.get('upstream');
     const [src, srcVersion] = up ? (up.includes('@') ? [up.slice(0, up.indexOf('@')), up.slice(up.indexOf('@') + 1)] : [up, undefined]) : [name, undefined];

@@ -10,7 +10,9 @@
  * One replica scans at a time (the `scanner` lease).
  *
  * A first scan reads the image's inventory — from an SBOM referrer others
- * wrote, from the BuildKit attestations of an index, or from the layers
+ * wrote, from the BuildKit attestations of an index (for the index, and
+ * for each platform image an index of the repository attests), or from
+ * the layers
  * (each layer read once, then cached per digest) — then matches it. A
  * re-match after a database import uses the stored inventory: no layer
  * is read. Pier's own SBOM (CycloneDX 1.5) is written once per image as a
@@ -54,6 +56,8 @@ export interface ScannerRegistry {
   openBlob(digest: Digest): Promise<Readable>;
   manifest(repository: string, digest: Digest): Promise<{ mediaType: string; content: Buffer } | undefined>;
   referrers(repository: string, subject: Digest): Promise<Referrer[]>;
+  /** The indexes of the repository that list `digest` (where a BuildKit attestation of it may be). */
+  indexesOf(repository: string, digest: Digest): Promise<Digest[]>;
   /** Stores `document` as an SBOM referrer of `subject` (not counted against quotas, as {@link SCANNER_ACTOR}); returns its digest. */
   writeSbom(repository: string, subject: Descriptor, document: Buffer): Promise<Digest>;
 }
@@ -237,6 +241,8 @@ export class Scanner {
     const fromReferrer = await this.sbomReferrer(repository, digest);
     if (fromReferrer) return { inventory: fromReferrer, source: 'sbom' };
     if (parsed.kind === 'index') return this.indexInventory(repository, parsed);
+    const attested = await this.attestationOfChild(repository, digest);
+    if (attested) return { inventory: attested, source: 'attestation' };
     const layers: LayerInventory[] = [];
     for (const layer of parsed.layers) layers.push(await this.layer(layer));
     return { inventory: mergeLayers(layers), source: 'layers' };
@@ -247,10 +253,14 @@ export class Scanner {
     const key = layer.digest.toString();
     const cached = await store.layerInventory(key, INVENTORY_FORMAT);
     if (cached !== undefined) return JSON.parse(cached) as LayerInventory;
-    const compression = LAYER_TYPES[layer.mediaType];
-    if (compression === 'zstd') throw new Error(`layer ${key} is zstd-compressed, which this scanner cannot read`);
+    const compression = LAYER_TYPES[layer.mediaType] ?? 'gzip';
     this.o.onLayerRead?.();
-    const inventory = await readLayer(await this.o.registry.openBlob(layer.digest), compression ?? 'gzip');
+    let inventory: LayerInventory;
+    try {
+      inventory = await readLayer(await this.o.registry.openBlob(layer.digest), compression);
+    } catch (err) {
+      throw new Error(`reading layer ${key} (${compression === 'none' ? 'tar' : compression}): ${(err as Error).message}`, { cause: err });
+    }
     await store.putLayerInventory(key, INVENTORY_FORMAT, JSON.stringify(inventory));
     return inventory;
   }
@@ -314,6 +324,19 @@ export class Scanner {
       }
     }
     return { inventory: { os, packages }, source: fromAttestations > 0 && fromAttestations === children ? 'attestation' : 'index' };
+  }
+
+  /** A platform image's BuildKit attestation, from an index of the repository that lists both. */
+  private async attestationOfChild(repository: string, digest: Digest): Promise<ImageInventory | undefined> {
+    for (const parent of await this.o.registry.indexesOf(repository, digest)) {
+      const m = await this.o.registry.manifest(repository, parent);
+      if (!m) continue;
+      const index = parseManifest(m.content, m.mediaType);
+      const att = index.manifests.find((d) => d.annotations?.['vnd.docker.reference.type'] === 'attestation-manifest' && d.annotations['vnd.docker.reference.digest'] === digest.toString());
+      const inventory = att && (await this.attestationInventory(repository, att.digest));
+      if (inventory) return inventory;
+    }
+    return undefined;
   }
 
   private async attestationInventory(repository: string, digest: Digest): Promise<ImageInventory | undefined> {

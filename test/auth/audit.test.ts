@@ -10,6 +10,7 @@ import { after, before, describe, test } from 'node:test';
 import { addPolicyRule, addUser, createAccessToken } from '../../src/auth/accounts.js';
 import type { AuditEntry } from '../../src/auth/store.js';
 import { makeImage } from '../helpers/images.js';
+import { waitForSbom } from '../helpers/scans.js';
 import { basic, pushAs, startAuthRegistry, type AuthRegistry } from './helpers.js';
 
 describe('the audit log', () => {
@@ -57,6 +58,17 @@ describe('the audit log', () => {
     const list = await settled(push, override);
     assert.ok(find(list, push), JSON.stringify(list));
     assert.ok(find(list, override), JSON.stringify(list));
+  });
+
+  test('the SBOM the registry writes for a pushed image is recorded under its own actor', async () => {
+    const image = await makeImage();
+    assert.equal(await pushAs(reg.url, 'team/sbom', 'v1', image, basic('dev', 'dev-password')), 201);
+    const sbom = await waitForSbom(reg.url, 'team/sbom', image.digest, (url, init) => fetch(url, { ...init, headers: { ...(init?.headers as Record<string, string> | undefined), authorization: adminAuth } }));
+    assert.ok(sbom, 'an SBOM referrer was written (on by default)');
+    const generated = { action: 'push', actor: 'system:scanner', repository: 'team/sbom', target: sbom.digest, outcome: 'ok' } as const;
+    const list = await settled(generated);
+    assert.ok(find(list, generated), JSON.stringify(list));
+    assert.ok(find(list, { action: 'push', actor: 'dev', repository: 'team/sbom', target: 'v1' }), 'the user\'s push is the user\'s');
   });
 
   test('a rollback is recorded with the versions it moved between', async () => {

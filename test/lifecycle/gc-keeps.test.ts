@@ -3,8 +3,10 @@
  * only reachability decides): the children of a tagged index, a referrer
  * (signature, SBOM) of a kept manifest and its blobs, a kept history
  * version; and what goes: an untagged manifest, a referrer of a manifest
- * that goes, a deleted tag's version, blobs nothing references. A dry run
- * reports the same and deletes nothing.
+ * that goes, a deleted tag's version, blobs nothing references. The SBOM
+ * the registry writes for each image (decision 0120) is a referrer like
+ * any other: kept with its image, freed with it. A dry run reports the
+ * same and deletes nothing.
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
@@ -12,6 +14,7 @@ import { Digest } from '../../src/oci/digest.js';
 import { MediaTypes } from '../../src/oci/media-types.js';
 import { blob, makeImage, makeIndex, pushImage, sha256, type TestBlob, type TestImage } from '../helpers/images.js';
 import { startTestRegistry, type TestRegistry } from '../helpers/registry.js';
+import { waitForSbom, type GeneratedSbom } from '../helpers/scans.js';
 
 let reg: TestRegistry;
 
@@ -85,16 +88,26 @@ describe('GC keeps what is needed', () => {
 
     const kept = [index, amd, arm, signature, v2, v3];
     const doomed = [v1, oldSignature, deleted, orphan];
-    const doomedBlobs = new Set(doomed.flatMap(blobsOf).map((b) => b.digest));
-    for (const b of kept.flatMap(blobsOf)) doomedBlobs.delete(b.digest); // the empty config is shared by both signatures
+    // The registry's SBOM of each image (not of the signatures: referrers are not scanned), once written.
+    const sbom = async (image: TestImage): Promise<GeneratedSbom> => {
+      const s = await waitForSbom(reg.url, repo, image.digest);
+      assert.ok(s, `an SBOM of ${image.digest}`);
+      return s;
+    };
+    const keptSboms = await Promise.all([index, amd, arm, v2, v3].map(sbom));
+    const doomedSboms = await Promise.all([v1, deleted, orphan].map(sbom));
+    const doomedBlobs = new Set([...doomed.flatMap(blobsOf).map((b) => b.digest), ...doomedSboms.flatMap((s) => s.blobs)]);
+    // The empty config is shared by both signatures and every SBOM.
+    for (const b of [...kept.flatMap(blobsOf).map((b) => b.digest), ...keptSboms.flatMap((s) => s.blobs)]) doomedBlobs.delete(b);
 
     const dry = await gc(true);
-    assert.equal(dry.manifests.deleted, doomed.length);
+    // A doomed image takes its SBOM with it.
+    assert.equal(dry.manifests.deleted, doomed.length + doomedSboms.length);
     assert.equal(dry.blobs.deleted, doomedBlobs.size);
     for (const m of doomed) assert.equal(await manifestStatus(repo, m.digest), 200, 'a dry run deletes nothing');
 
     const report = await gc();
-    assert.equal(report.manifests.deleted, doomed.length);
+    assert.equal(report.manifests.deleted, doomed.length + doomedSboms.length);
     assert.equal(report.blobs.deleted, doomedBlobs.size);
     for (const m of kept) {
       assert.equal(await manifestStatus(repo, m.digest), 200, `kept manifest ${m.digest} is gone`);
@@ -105,12 +118,14 @@ describe('GC keeps what is needed', () => {
         assert.equal(sha256(Buffer.from(await res.arrayBuffer())), b.digest);
       }
     }
+    for (const s of keptSboms) assert.equal(await manifestStatus(repo, s.digest), 200, `the SBOM ${s.digest} of a kept image is gone`);
     for (const m of doomed) assert.equal(await manifestStatus(repo, m.digest), 404, `unkept manifest ${m.digest} survived`);
+    for (const s of doomedSboms) assert.equal(await manifestStatus(repo, s.digest), 404, `the SBOM ${s.digest} of a collected image survived`);
     for (const d of doomedBlobs) assert.equal(await blobStored(d), false, `unreferenced blob ${d} survived`);
     const referrers = (await (await fetch(`${reg.url}/v2/${repo}/referrers/${index.digest}`)).json()) as { manifests: { digest: string }[] };
     assert.deepEqual(
-      referrers.manifests.map((m) => m.digest),
-      [signature.digest],
+      referrers.manifests.map((m) => m.digest).sort(),
+      [signature.digest, keptSboms[0]!.digest].sort(),
     );
 
     // Nothing more to collect.

@@ -3,8 +3,8 @@
  * rollback refused with DENIED and the reason; an admin may override),
  * retention (`pier retention --dry-run` lists, `--apply` deletes and
  * records it), and quotas (a push that would pass one is refused before a
- * byte is stored; shared blobs count once per namespace). Also: a bad rule
- * in the config is one line naming it.
+ * byte is stored; shared blobs count once per namespace; the SBOM the
+ * registry writes for each image is outside quotas). Also: a bad rule in the config is one line naming it.
  */
 import assert from 'node:assert/strict';
 import { rm, writeFile } from 'node:fs/promises';
@@ -12,8 +12,9 @@ import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { loadConfig } from '../../src/registry/config.js';
 import type { SqlMetaStore } from '../../src/store/meta/sql/sql-meta-store.js';
-import { makeImage, writeOciLayout, type TestImage } from '../helpers/images.js';
+import { blob, makeImage, writeOciLayout, type TestImage } from '../helpers/images.js';
 import { startTestRegistry, tempDir, type TestRegistry } from '../helpers/registry.js';
+import { waitForSbom } from '../helpers/scans.js';
 import { skopeo } from '../helpers/tools.js';
 import { as, cliIo, PASSWORD, userGate } from './helpers.js';
 
@@ -28,7 +29,10 @@ before(async () => {
     {
       tags: { immutable: [{ repository: 'rules/**', tags: ['v*'], except: ['v*-rc'] }] },
       retention: { schedule: 0, rules: [{ repository: 'rules/ret', keepLast: 2, keepDays: 7, keep: ['release-*'] }] },
-      quotas: [{ namespace: 'small', limit: '16KiB' }],
+      quotas: [
+        { namespace: 'small', limit: '16KiB' },
+        { namespace: 'tight', limit: '8KiB' },
+      ],
     },
     { gate: userGate },
   );
@@ -158,6 +162,8 @@ describe('quotas', () => {
     const image = await makeImage({ layers: [2000] });
     assert.equal((await push('small/a', 'v1', image)).status, 201);
     assert.equal((await push('small/c', 'v1', image)).status, 201);
+    // Each repository gets its SBOM (on by default); it is not counted (decision 0120).
+    for (const r of ['small/a', 'small/c']) assert.ok(await waitForSbom(reg.url, r, image.digest, admin), `an SBOM in ${r}`);
     const blobBytes = image.config.size + image.layers[0]!.size;
     const u = await usage();
     for (const r of ['small/a', 'small/c']) assert.equal(u.repositories.find((x) => x.repository === r)?.bytes, blobBytes + image.manifest.length);
@@ -198,6 +204,29 @@ describe('quotas', () => {
     assert.deepEqual((await usage()).namespaces.find((n) => n.namespace === 'small'), before.namespaces.find((n) => n.namespace === 'small'));
     // Another namespace has no quota.
     assert.equal((await push('large/big', 'v1', big)).status, 201);
+  });
+
+  test('the SBOM the registry writes is outside the quota', async () => {
+    const image = await makeImage({ layers: [5000], gzip: false });
+    assert.equal((await push('tight/app', 'v1', image)).status, 201);
+    const imageBytes = image.config.size + image.layers[0]!.size + image.manifest.length;
+    const sbom = await waitForSbom(reg.url, 'tight/app', image.digest, admin);
+    assert.ok(sbom, 'an SBOM was written though the namespace is nearly full');
+    let sbomBytes = Number((await admin(`${reg.url}/v2/tight/app/manifests/${sbom.digest}`, { method: 'HEAD' })).headers.get('content-length'));
+    for (const d of sbom.blobs) sbomBytes += Number((await admin(`${reg.url}/v2/tight/app/blobs/${d}`, { method: 'HEAD' })).headers.get('content-length'));
+
+    const u = await usage();
+    assert.equal(u.namespaces.find((n) => n.namespace === 'tight')?.bytes, imageBytes, 'the namespace is charged for the image only');
+    assert.equal(u.repositories.find((r) => r.repository === 'tight/app')?.bytes, imageBytes);
+
+    // What is left of the quota is the user's: a blob of exactly that size fits, though the SBOM is larger than it.
+    const left = 8 * 1024 - imageBytes;
+    assert.ok(left > 0 && left < sbomBytes, `the test needs 0 < ${left} < ${sbomBytes}`);
+    const filler = blob(Buffer.alloc(left, 7));
+    assert.equal((await alice(`${reg.url}/v2/tight/app/blobs/uploads/?digest=${filler.digest}`, { method: 'POST', body: filler.data })).status, 201);
+    const one = blob(Buffer.from('x'));
+    assert.equal((await alice(`${reg.url}/v2/tight/app/blobs/uploads/?digest=${one.digest}`, { method: 'POST', body: one.data })).status, 403, 'and the quota is then full');
+
   });
 });
 

@@ -10,7 +10,8 @@ let reg: TestRegistry;
 const url = (p: string) => `${reg.url}${p}`;
 
 before(async () => {
-  reg = await startTestRegistry();
+  // No automatic SBOMs: the referrers tests here list exactly what they pushed (the default SBOM referrer is tested in test/supply/).
+  reg = await startTestRegistry({ scanning: { sbom: false } });
 });
 after(async () => {
   await reg.close();

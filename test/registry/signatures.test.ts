@@ -41,6 +41,8 @@ before(async () => {
   const keyFile = path.join(work, 'trusted.pub');
   await writeFile(keyFile, pem(trusted.publicKey));
   reg = await startAuthRegistry(async () => undefined, {
+    // No automatic SBOMs: the referrer-form test lists a subject's referrers exactly (the default SBOM is tested in test/supply/).
+    scanning: { sbom: false },
     signatures: {
       trust: [
         // A file path and inline PEM: both forms of a key.

@@ -86,6 +86,29 @@ export function lifecycleStoreSuite(name: string, open: () => Promise<LifecycleS
     );
 
     test(
+      'what the registry generated (an SBOM referrer) is outside usage and quotas until a user links the same digest',
+      withStore(async ({ meta, store }) => {
+        const [own, doc] = ['own', 'sbom'].map((s) => Digest.of(Buffer.from(s))) as [Digest, Digest];
+        await meta.linkBlob(repo('gen/app'), own, 100);
+        const image = manifest('image', [own]);
+        await meta.putManifest(repo('gen/app'), image, [parseTag('v1')], 'alice');
+        await meta.linkBlob(repo('gen/app'), doc, 40, { generated: true });
+        const sbom = { ...manifest('sbom', [doc], [], image.digest), generated: true };
+        await meta.putManifest(repo('gen/app'), sbom, [], 'system:scanner');
+        // A generated link does not turn a user's link into a generated one.
+        await meta.linkBlob(repo('gen/app'), own, 100, { generated: true });
+        const imageBytes = 100 + image.content.length;
+        assert.equal(await store.namespaceBytes('gen'), imageBytes);
+        assert.deepEqual(await store.repositoryUsage(), [{ repository: 'gen/app', bytes: imageBytes, blobs: 1, manifests: 1 }]);
+        assert.equal(await store.totalBytes(), imageBytes + 40 + sbom.content.length, 'the store holds it all the same');
+        // A user's push of the same blob and manifest makes them the user's.
+        await meta.linkBlob(repo('gen/app'), doc, 40);
+        await meta.putManifest(repo('gen/app'), manifest('sbom', [doc], [], image.digest), [], 'alice');
+        assert.equal(await store.namespaceBytes('gen'), imageBytes + 40 + sbom.content.length);
+      }),
+    );
+
+    test(
       'retention sees tags newest first with their last pull; pulls of unknown repositories are skipped',
       withStore(async ({ meta, store }) => {
         const a = manifest('a', []);

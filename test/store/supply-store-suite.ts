@@ -3,7 +3,7 @@
  * have (src/store/meta/supply-store.ts): the layer inventory cache, the
  * scan queue (what is work, replacing a scan, a deleted manifest), and the
  * vulnerability database (replace by id, lookup by package, generations).
- * SQLite runs it today; PostgreSQL runs the same suite when it lands.
+ * SQLite and PostgreSQL run it (sqlite- and postgres-supply-store.test.ts).
  */
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';

@@ -3,6 +3,7 @@
  * hand (tar + gzip + the OCI manifest), nothing checked in. Each record is
  * there to prove one rule; EXPECTED_V1/V2 are exactly what must be found.
  */
+import { spawn } from 'node:child_process';
 import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { gzipSync } from 'node:zlib';
@@ -10,9 +11,26 @@ import { zipSync } from 'fflate';
 import { MediaTypes } from '../../src/oci/media-types.js';
 import { blob, sha256, tarOf, type TestImage } from '../helpers/images.js';
 
-export async function imageOf(layers: { name: string; data: string }[][]): Promise<TestImage> {
+/** Compresses with the `zstd` command (Debian's zstd), as a builder with `compression=zstd` would. */
+export async function zstdCompress(data: Buffer): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const child = spawn('zstd', ['-q', '-c', '-19'], { stdio: ['pipe', 'pipe', 'pipe'] });
+    const out: Buffer[] = [];
+    let err = '';
+    child.stdout.on('data', (d: Buffer) => out.push(d));
+    child.stderr.on('data', (d: Buffer) => (err += d.toString()));
+    child.on('error', reject);
+    child.on('close', (code) => (code === 0 ? resolve(Buffer.concat(out)) : reject(new Error(`zstd exited ${code}: ${err}`))));
+    child.stdin.end(data);
+  });
+}
+
+export async function imageOf(layers: { name: string; data: string | Buffer }[][], compression: 'gzip' | 'zstd' = 'gzip'): Promise<TestImage> {
   const diffs = await Promise.all(layers.map((entries) => tarOf(entries)));
-  const blobs = diffs.map((d) => blob(gzipSync(d), MediaTypes.ociLayerGzip));
+  const blobs =
+    compression === 'gzip'
+      ? diffs.map((d) => blob(gzipSync(d), MediaTypes.ociLayerGzip))
+      : await Promise.all(diffs.map(async (d) => blob(await zstdCompress(d), MediaTypes.ociLayerZstd)));
   const config = blob(
     Buffer.from(JSON.stringify({ os: 'linux', architecture: 'amd64', created: new Date(0).toISOString(), config: {}, rootfs: { type: 'layers', diff_ids: diffs.map((d) => sha256(d)) } })),
     MediaTypes.ociConfig,
@@ -74,14 +92,18 @@ export function debianImage(): Promise<TestImage> {
   ]);
 }
 
-/** Alpine 3.19: libcrypto3 from origin openssl, busybox at the fixed version. */
-export function alpineImage(): Promise<TestImage> {
-  return imageOf([
+/** Alpine 3.19: libcrypto3 from origin openssl, busybox at the fixed version; zstd-compressed layers on request. */
+export function alpineImage(compression: 'gzip' | 'zstd' = 'gzip'): Promise<TestImage> {
+  const installed = 'C:Q1abc=\nP:libcrypto3\nV:3.1.4-r1\nA:x86_64\no:openssl\n\nC:Q1def=\nP:busybox\nV:1.36.1-r15\nA:x86_64\no:busybox\n\n';
+  return imageOf(
     [
-      { name: 'etc/os-release', data: 'NAME="Alpine Linux"\nID=alpine\nVERSION_ID=3.19.1\n' },
-      { name: 'lib/apk/db/installed', data: 'C:Q1abc=\nP:libcrypto3\nV:3.1.4-r1\nA:x86_64\no:openssl\n\nC:Q1def=\nP:busybox\nV:1.36.1-r15\nA:x86_64\no:busybox\n\n' },
+      [
+        { name: 'etc/os-release', data: 'NAME="Alpine Linux"\nID=alpine\nVERSION_ID=3.19.1\n' },
+        { name: 'lib/apk/db/installed', data: installed },
+      ],
     ],
-  ]);
+    compression,
+  );
 }
 
 const CRITICAL = [{ type: 'CVSS_V3', score: 'CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:H' }];
@@ -152,8 +174,8 @@ export async function writeOsvDb(dir: string, records: Record<string, unknown>[]
   await writeFile(path.join(dir, 'npm', 'all.zip'), zipSync(zip));
 }
 
-/** An image whose one layer claims zstd compression (the bytes are not read). */
-export async function zstdImage(): Promise<TestImage> {
+/** An image whose one layer claims zstd compression but is gzip: its scan fails, naming the layer. */
+export async function mislabeledZstdImage(): Promise<TestImage> {
   const image = await imageOf([[{ name: 'etc/os-release', data: 'ID=debian\nVERSION_ID=12\n' }]]);
   const manifest = Buffer.from(image.manifest.toString('utf8').replace(MediaTypes.ociLayerGzip, MediaTypes.ociLayerZstd));
   return { ...image, layers: image.layers.map((l) => ({ ...l, mediaType: MediaTypes.ociLayerZstd })), manifest, digest: sha256(manifest) };

@@ -16,7 +16,7 @@ import { pushImage } from '../helpers/images.js';
 import { REPO_ROOT, spawnTestRegistry, tempDir, type SpawnedRegistry } from '../helpers/registry.js';
 import { skopeo } from '../helpers/tools.js';
 import { runPier } from '../client/harness.js';
-import { pushSbomReferrer, zstdImage, alpineImage, ALPINE_V1, debianImage, DEBIAN_V1, DEBIAN_V2, OSV_V1, OSV_V2, writeOsvDb, type Expected } from './fixtures.js';
+import { pushSbomReferrer, mislabeledZstdImage, alpineImage, ALPINE_V1, debianImage, DEBIAN_V1, DEBIAN_V2, OSV_V1, OSV_V2, writeOsvDb, type Expected } from './fixtures.js';
 
 interface Scan {
   status: string;
@@ -103,7 +103,6 @@ describe('scanning', { timeout: 240_000 }, () => {
         `      url: http://127.0.0.1:${port}/scans`,
         '      events: [scan_complete]',
         'scanning:',
-        '  sbom: true',
         '  policies:',
         '    - repositories: "prod/**"',
         '      severity: critical',
@@ -128,8 +127,12 @@ describe('scanning', { timeout: 240_000 }, () => {
 
     const debian = await debianImage();
     const alpine = await alpineImage();
+    // The same Alpine contents with a zstd-compressed layer (compressed by the zstd command).
+    const alpineZstd = await alpineImage('zstd');
+    assert.equal(alpineZstd.layers[0]!.mediaType, 'application/vnd.oci.image.layer.v1.tar+zstd');
     await pushImage(pier.url, 'prod/app', 'v1', debian);
     await pushImage(pier.url, 'prod/alpine', 'v1', alpine);
+    await pushImage(pier.url, 'prod/alpine-zstd', 'v1', alpineZstd);
     await pushImage(pier.url, 'lenient/app', 'v1', debian);
 
     const scan = await waitFor(pier.url, 'prod/app', 'v1', (s) => s.status === 'done');
@@ -139,8 +142,11 @@ describe('scanning', { timeout: 240_000 }, () => {
     const alpineScan = await waitFor(pier.url, 'prod/alpine', 'v1', (s) => s.status === 'done');
     assert.deepEqual(shape(alpineScan.findings), ALPINE_V1);
     await waitFor(pier.url, 'lenient/app', 'v1', (s) => s.status === 'done');
-    // Two layers and one: each read once (lenient/app shares prod/app's layers: the cache answers).
-    assert.equal(await layerReads(pier.url), 3);
+    const zstdScan = await waitFor(pier.url, 'prod/alpine-zstd', 'v1', (s) => s.status !== 'pending');
+    assert.equal(zstdScan.status, 'done', JSON.stringify(zstdScan));
+    assert.deepEqual(shape(zstdScan.findings), ALPINE_V1, 'a zstd layer is read like a gzip one');
+    // Two layers, one, and the zstd one: each read once (lenient/app shares prod/app's layers: the cache answers).
+    assert.equal(await layerReads(pier.url), 4);
 
     // The SBOM: a referrer of the image, readable by digest with skopeo, valid CycloneDX 1.5.
     assert.ok(scan.sbom, 'an SBOM referrer was written');
@@ -194,7 +200,7 @@ describe('scanning', { timeout: 240_000 }, () => {
     const rescanned = await waitFor(pier.url, 'prod/app', 'v1', (s) => s.database.generation === 2 && s.findings.length !== DEBIAN_V1.length);
     assert.deepEqual(shape(rescanned.findings).sort(byId), [...DEBIAN_V2].sort(byId));
     await waitFor(pier.url, 'lenient/app', 'v1', (s) => s.findings.length === DEBIAN_V2.length);
-    assert.equal(await layerReads(pier.url), 3, 'no layer was read again');
+    assert.equal(await layerReads(pier.url), 4, 'no layer was read again');
     assert.equal((await fetch(`${pier.url}/v2/lenient/app/manifests/v1`)).status, 403, 'the new critical finding is not allowlisted');
 
     // The webhook: scan_complete events, the re-match naming the new critical finding.
@@ -245,8 +251,8 @@ describe('scanning', { timeout: 240_000 }, () => {
       const debian = await debianImage();
       await pushImage(reg.url, 'wait/app', 'v1', debian);
       await pushImage(reg.url, 'strict/app', 'v1', debian);
-      // A zstd layer: the scanner cannot read it, so the scan fails.
-      const zstd = await zstdImage();
+      // A layer labelled zstd that is gzip: the scanner cannot read it, so the scan fails.
+      const zstd = await mislabeledZstdImage();
       await pushImage(reg.url, 'wait/zstd', 'v1', zstd);
       // An image that already has an SBOM referrer (as syft or Trivy would push it): lodash only.
       await pushImage(reg.url, 'sbom/app', 'v1', debian);
@@ -273,16 +279,16 @@ describe('scanning', { timeout: 240_000 }, () => {
       assert.match(((await refused.json()) as { errors: { message: string }[] }).errors[0]!.message, /1 blocking finding\(s\): DSA-5532-1/);
       const failed = await waitFor(reg.url, 'wait/zstd', 'v1', (s) => s.status !== 'pending');
       assert.equal(failed.status, 'failed');
-      assert.match((failed as Scan & { error: string }).error, /zstd/);
+      assert.match((failed as Scan & { error: string }).error, /^reading layer sha256:[0-9a-f]{64} \(zstd\): not valid zstd data/);
       assert.equal((await fetch(`${reg.url}/v2/wait/zstd/manifests/v1`)).status, 200, 'failed: served by default');
       const logged = await logLine(reg, 'wait/zstd');
-      assert.match(String(logged?.note), /served unchecked: scan failed \(layer .* is zstd-compressed/);
+      assert.match(String(logged?.note), /served unchecked: scan failed \(reading layer .* \(zstd\): not valid zstd data/);
       const fromSbom = await waitFor(reg.url, 'sbom/app', 'v1', (s) => s.status === 'done');
       assert.equal(fromSbom.source, 'sbom');
       assert.deepEqual(shape(fromSbom.findings), [DEBIAN_V1[1]], 'the referrer SBOM is the inventory: only lodash');
       assert.equal(fromSbom.sbom, undefined, 'no second SBOM is written next to the image\'s own');
       await waitFor(reg.url, 'wait/app', 'v1', (s) => s.status === 'done');
-      assert.equal(await layerReads(reg.url), 2, 'the Debian image\'s two layers, once; none for the image with an SBOM');
+      assert.equal(await layerReads(reg.url), 3, 'the Debian image\'s two layers, once, and the attempt at the mislabelled one; none for the image with an SBOM');
     } finally {
       await reg.kill();
     }

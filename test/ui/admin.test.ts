@@ -95,6 +95,8 @@ describe('the administration page', () => {
         PIER_QUOTAS: JSON.stringify([{ namespace: 'team', limit: '64MiB' }]),
         PIER_RETENTION_RULES: JSON.stringify([{ repository: 'team/app', keepLast: 1 }]),
         PIER_TAGS_IMMUTABLE: JSON.stringify([{ repository: 'team/*', tags: 'release-*' }]),
+        // No automatic SBOMs: the audit and usage checks count entries read at different moments, and the scanner's SBOM push lands asynchronously.
+        PIER_SCANNING_SBOM: 'false',
         PIER_RETENTION_SCHEDULE: '0',
         PIER_GC_SCHEDULE: '0',
         PIER_GC_GRACE_PERIOD: '0s',

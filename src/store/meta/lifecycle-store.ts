@@ -79,11 +79,15 @@ export interface RepositoryUsage {
 }
 
 export interface UsageQueries {
-  /** Bytes a namespace uses: each distinct blob its repositories link once, plus their manifests. */
+  /**
+   * Bytes a namespace uses (what its quota measures): each distinct blob its
+   * repositories link once, plus their manifests; what the registry
+   * generated itself (SBOM referrers, decision 0120) is left out.
+   */
   namespaceBytes(namespace: string): Promise<number>;
-  /** Per repository: linked blob bytes plus manifest bytes, in name order. */
+  /** Per repository: linked blob bytes plus manifest bytes, in name order; generated content left out, as for namespaces. */
   repositoryUsage(): Promise<RepositoryUsage[]>;
-  /** Distinct blob bytes plus manifest bytes across the registry. */
+  /** Distinct blob bytes plus manifest bytes across the registry: everything stored, generated SBOMs included. */
   totalBytes(): Promise<number>;
 }
 

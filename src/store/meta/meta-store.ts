@@ -61,6 +61,8 @@ export interface NewManifest {
   blobs: Digest[];
   /** Child manifests that must exist in the repository. */
   manifests: Digest[];
+  /** Written by the registry itself (an SBOM): outside quotas. A user's push of the same digest clears it. */
+  generated?: boolean;
 }
 
 export interface Referrer {
@@ -95,8 +97,11 @@ export interface BlobLinks {
   /**
    * Links a stored blob into a repository (creating the repository). Idempotent;
    * re-linking refreshes the link time, from which GC's grace period counts.
+   * `generated`: linked by the registry itself (an SBOM), so outside quotas;
+   * a link without it (a user's push or mount) clears the mark, and a
+   * generated link never marks a user's link.
    */
-  linkBlob(repository: RepositoryName, digest: Digest, size: number): Promise<void>;
+  linkBlob(repository: RepositoryName, digest: Digest, size: number, options?: { generated?: boolean }): Promise<void>;
   /** The blob's size if the repository links it. */
   linkedBlob(repository: RepositoryName, digest: Digest): Promise<{ size: number } | undefined>;
   /** Removes the link; false if there was none. */

@@ -15,6 +15,7 @@ import * as historyCommitOrder from './migrations/0007-history-commit-order.js';
 import * as blobUploads from './migrations/0008-blob-uploads.js';
 import * as supply from './migrations/0010-supply.js';
 import * as uiSessions from './migrations/0013-ui-sessions.js';
+import * as generatedContent from './migrations/0120-generated-content.js';
 import type { Dialect } from './migrations/types.js';
 
 export type { Dialect } from './migrations/types.js';
@@ -33,6 +34,7 @@ const STEPS: [string, Step][] = [
   ['0008-blob-uploads', blobUploads],
   ['0010-supply', supply],
   ['0013-ui-sessions', uiSessions],
+  ['0120-generated-content', generatedContent],
 ];
 
 export function migrationProvider(dialect: Dialect): MigrationProvider {

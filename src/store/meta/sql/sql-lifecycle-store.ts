@@ -201,12 +201,14 @@ export class SqlLifecycleStore implements LifecycleStore {
       .selectFrom('repository_blobs as b')
       .innerJoin('repositories as r', 'r.id', 'b.repository_id')
       .select(['r.name', (eb) => eb.fn.sum<number>('b.size').as('bytes'), (eb) => eb.fn.countAll<number>().as('n')])
+      .where('b.generated', '=', 0)
       .groupBy('r.name')
       .execute();
     const manifestRows = await this.db
       .selectFrom('manifests as m')
       .innerJoin('repositories as r', 'r.id', 'm.repository_id')
       .select(['r.name', (eb) => eb.fn.sum<number>('m.size').as('bytes'), (eb) => eb.fn.countAll<number>().as('n')])
+      .where('m.generated', '=', 0)
       .groupBy('r.name')
       .execute();
     const byName = new Map<string, RepositoryUsage>();

@@ -119,13 +119,15 @@ export class SqlMetaStore implements MetaStore {
     return (await this.repositoryId(this.db, repository)) !== undefined;
   }
 
-  async linkBlob(repository: RepositoryName, digest: Digest, size: number): Promise<void> {
+  async linkBlob(repository: RepositoryName, digest: Digest, size: number, options: { generated?: boolean } = {}): Promise<void> {
     const id = await this.ensureRepository(this.db, repository);
+    const generated = options.generated === true ? 1 : 0;
     await this.db
       .insertInto('repository_blobs')
-      .values({ repository_id: id, digest: digest.toString(), size, created_at: Date.now() })
+      .values({ repository_id: id, digest: digest.toString(), size, created_at: Date.now(), generated })
       // Re-linking restarts the link's age: GC's grace period counts from the latest upload or mount.
-      .onConflict((oc) => oc.columns(['repository_id', 'digest']).doUpdateSet({ created_at: Date.now() }))
+      // A user's link clears the generated mark; a generated one leaves a user's link as it is.
+      .onConflict((oc) => oc.columns(['repository_id', 'digest']).doUpdateSet(generated ? { created_at: Date.now() } : { created_at: Date.now(), generated: 0 }))
       .execute();
   }
 
@@ -198,8 +200,10 @@ export class SqlMetaStore implements MetaStore {
           subject_digest: manifest.subject?.toString() ?? null,
           annotations: manifest.annotations ? JSON.stringify(manifest.annotations) : null,
           created_at: now,
+          generated: manifest.generated === true ? 1 : 0,
         })
-        .onConflict((oc) => oc.columns(['repository_id', 'digest']).doNothing())
+        // A user's push of a manifest the registry generated makes it the user's.
+        .onConflict((oc) => (manifest.generated === true ? oc.columns(['repository_id', 'digest']).doNothing() : oc.columns(['repository_id', 'digest']).doUpdateSet({ generated: 0 })))
         .execute();
       const references = [
         ...blobDigests.map((child) => ({ repository_id: id, manifest_digest: digest, child_digest: child, kind: 'blob' as const })),

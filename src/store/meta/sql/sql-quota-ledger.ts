@@ -64,13 +64,19 @@ async function namespaceStores(db: Db, namespace: string, digest: string): Promi
     .innerJoin('repositories as r', 'r.id', 'b.repository_id')
     .select('b.digest')
     .where('b.digest', '=', digest)
+    .where('b.generated', '=', 0)
     .where(inNamespace(namespace))
     .limit(1)
     .executeTakeFirst();
   return row !== undefined;
 }
 
-/** Bytes a namespace stores: each distinct blob its repositories link once, plus their manifests. */
+/**
+ * Bytes a namespace stores against its quota: each distinct blob its
+ * repositories link once, plus their manifests; what the registry
+ * generated itself (SBOM referrers and their blobs, decision 0120) is not
+ * counted.
+ */
 export async function namespaceBytes(db: Db, namespace: string): Promise<number> {
   const blobs = await db
     .selectFrom((eb) =>
@@ -78,6 +84,7 @@ export async function namespaceBytes(db: Db, namespace: string): Promise<number>
         .selectFrom('repository_blobs as b')
         .innerJoin('repositories as r', 'r.id', 'b.repository_id')
         .select(['b.digest', (e) => e.fn.max('b.size').as('size')])
+        .where('b.generated', '=', 0)
         .where(inNamespace(namespace))
         .groupBy('b.digest')
         .as('d'),
@@ -88,6 +95,7 @@ export async function namespaceBytes(db: Db, namespace: string): Promise<number>
     .selectFrom('manifests as m')
     .innerJoin('repositories as r', 'r.id', 'm.repository_id')
     .select((eb) => eb.fn.sum<number>('m.size').as('bytes'))
+    .where('m.generated', '=', 0)
     .where(inNamespace(namespace))
     .executeTakeFirst();
   return Number(blobs?.bytes ?? 0) + Number(manifests?.bytes ?? 0);
