@@ -28,6 +28,8 @@ have curl || need+=(curl)
 have zstd || need+=(zstd)
 have rpm || need+=(rpm)
 have rpmbuild || need+=(rpm)
+# …and a Berkeley DB rpmdb (`Packages`) with db5.3_load.
+have db5.3_load || need+=(db5.3-util)
 # The web UI's browser tests (test/ui) drive Debian's chromium through playwright-core.
 [ -x /usr/bin/chromium ] || need+=(chromium)
 

@@ -327,6 +327,8 @@ export interface ScanResponse {
   findings: ScanFinding[];
   /** Packages in the inventory. */
   packages: number;
+  /** Files the inventory reads but could not parse, as `path: reason` (their packages are not counted). Always sent; absent from older servers. */
+  inventoryErrors?: string[];
   os?: { id: string; versionId: string; prettyName?: string };
   /** The digest of the CycloneDX SBOM referrer Pier wrote. */
   sbom?: string;

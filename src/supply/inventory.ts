@@ -11,8 +11,8 @@
  * Read: the OS (`etc/os-release`, `usr/lib/os-release`); Debian/Ubuntu
  * packages (`var/lib/dpkg/status`, `var/lib/dpkg/status.d/*`) with their
  * source package; Alpine (`lib/apk/db/installed`) with its origin; RPM
- * (the SQLite rpmdb, `var/lib/rpm/rpmdb.sqlite`: rpmdb.ts; not Berkeley DB
- * or ndb, decision 0121); npm (`package.json` of each `node_modules`
+ * (the rpmdb in its three backends: `rpmdb.sqlite`, Berkeley DB `Packages`,
+ * ndb `Packages.db`: rpmdb.ts, decisions 0121 and 0122); npm (`package.json` of each `node_modules`
  * package); Python (`*.dist-info/METADATA`); Go binaries (the build info:
  * main module and dependencies).
  */
@@ -21,7 +21,7 @@ import { Transform, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { Decompress } from 'fzstd';
 import { extract } from 'tar-stream';
-import { readRpmSqlite } from './rpmdb.js';
+import { readRpmDatabase, type RpmDbFormat } from './rpmdb.js';
 
 export type PackageType = 'deb' | 'apk' | 'rpm' | 'npm' | 'pypi' | 'golang';
 
@@ -44,6 +44,8 @@ export interface OsInfo {
 export interface FileFacts {
   os?: OsInfo;
   packages?: Package[];
+  /** The file is one the inventory reads but it could not be parsed: why (one line). */
+  error?: string;
 }
 
 /** One layer's contribution, keyed by path (no leading slash). Cached per layer digest. */
@@ -58,10 +60,12 @@ export interface LayerInventory {
 export interface ImageInventory {
   os: OsInfo | undefined;
   packages: Package[];
+  /** Files of the image that could not be parsed, as `path: reason` (absent when none; their packages are not known). */
+  errors?: string[];
 }
 
-/** 2: RPM (the SQLite rpmdb) is read. */
-const LAYER_INVENTORY_FORMAT = 2;
+/** 2: RPM (the SQLite rpmdb) is read. 3: Berkeley DB and ndb rpmdbs too; parse errors recorded. */
+const LAYER_INVENTORY_FORMAT = 3;
 /** Bumped when what a layer read yields changes, so cached inventories are read again. */
 export const INVENTORY_FORMAT = LAYER_INVENTORY_FORMAT;
 
@@ -71,13 +75,23 @@ const MAX_FILE = 64 * 1024 * 1024;
 const GO_SCAN_LIMIT = 256 * 1024 * 1024;
 const GO_MAGIC = Buffer.from('\xff Go buildinf:', 'latin1');
 
-type Kind = 'os' | 'dpkg' | 'apk' | 'rpm' | 'npm' | 'python';
+type Kind = 'os' | 'dpkg' | 'apk' | 'rpm-sqlite' | 'rpm-bdb' | 'rpm-ndb' | 'npm' | 'python';
+
+/** Where rpm keeps its database, per backend (`var/lib/rpm` classically, `usr/lib/sysimage/rpm` on SUSE and newer Fedora). */
+const RPM_FILES: Record<string, Kind> = {
+  'var/lib/rpm/rpmdb.sqlite': 'rpm-sqlite',
+  'usr/lib/sysimage/rpm/rpmdb.sqlite': 'rpm-sqlite',
+  'var/lib/rpm/Packages': 'rpm-bdb',
+  'usr/lib/sysimage/rpm/Packages': 'rpm-bdb',
+  'var/lib/rpm/Packages.db': 'rpm-ndb',
+  'usr/lib/sysimage/rpm/Packages.db': 'rpm-ndb',
+};
 
 function kindOf(p: string): Kind | undefined {
   if (p === 'etc/os-release' || p === 'usr/lib/os-release') return 'os';
   if (p === 'var/lib/dpkg/status' || /^var\/lib\/dpkg\/status\.d\/[^/]+$/.test(p)) return 'dpkg';
   if (p === 'lib/apk/db/installed') return 'apk';
-  if (p === 'var/lib/rpm/rpmdb.sqlite' || p === 'usr/lib/sysimage/rpm/rpmdb.sqlite') return 'rpm';
+  if (Object.hasOwn(RPM_FILES, p)) return RPM_FILES[p];
   if (/(^|\/)node_modules\/(@[^/]+\/)?[^/@][^/]*\/package\.json$/.test(p)) return 'npm';
   if (/\.dist-info\/METADATA$/.test(p)) return 'python';
   return undefined;
@@ -217,8 +231,19 @@ export function parseGoBuildInfo(buf: Buffer): Package[] {
   return out;
 }
 
-function factsOf(kind: Kind, data: Buffer): FileFacts | undefined {
-  const text = data.toString('utf8');
+/** The facts of one file; a file of a kind read here that does not parse gives its error instead. */
+async function factsOf(kind: Kind, data: Buffer): Promise<FileFacts | undefined> {
+  try {
+    return await parseFile(kind, data);
+  } catch (err) {
+    return { error: (err as Error).message.split('\n')[0]! };
+  }
+}
+
+const RPM_FORMAT: Record<'rpm-sqlite' | 'rpm-bdb' | 'rpm-ndb', RpmDbFormat> = { 'rpm-sqlite': 'sqlite', 'rpm-bdb': 'bdb', 'rpm-ndb': 'ndb' };
+
+async function parseFile(kind: Kind, data: Buffer): Promise<FileFacts | undefined> {
+  const text = kind === 'rpm-sqlite' || kind === 'rpm-bdb' || kind === 'rpm-ndb' ? '' : data.toString('utf8');
   switch (kind) {
     case 'os': {
       const os = parseOsRelease(text);
@@ -228,8 +253,10 @@ function factsOf(kind: Kind, data: Buffer): FileFacts | undefined {
       return { packages: parseDpkgStatus(text) };
     case 'apk':
       return { packages: parseApkInstalled(text) };
-    case 'rpm':
-      return { packages: readRpmSqlite(data) };
+    case 'rpm-sqlite':
+    case 'rpm-bdb':
+    case 'rpm-ndb':
+      return { packages: await readRpmDatabase(RPM_FORMAT[kind], data) };
     case 'npm': {
       const packages = parsePackageJson(text);
       return packages.length ? { packages } : undefined;
@@ -323,9 +350,10 @@ export async function readLayer(data: Readable, compression: 'gzip' | 'zstd' | '
         const chunks: Buffer[] = [];
         stream.on('data', (c: unknown) => chunks.push(c as Buffer));
         stream.on('end', () => {
-          const facts = factsOf(kind, Buffer.concat(chunks));
-          if (facts) inventory.files[p] = facts;
-          next();
+          void factsOf(kind, Buffer.concat(chunks)).then((facts) => {
+            if (facts) inventory.files[p] = facts;
+            next();
+          });
         });
       } else if (executable) {
         const go = new GoScanner();
@@ -358,9 +386,11 @@ export function mergeLayers(layers: LayerInventory[]): ImageInventory {
   }
   let os: OsInfo | undefined;
   const packages: Package[] = [];
+  const errors: string[] = [];
   const seen = new Set<string>();
   for (const p of [...files.keys()].sort()) {
     const facts = files.get(p)!;
+    if (facts.error !== undefined) errors.push(`${p}: ${facts.error}`);
     if (facts.os && (!os || p === 'etc/os-release')) os = facts.os;
     for (const pkg of facts.packages ?? []) {
       const key = `${pkg.type}\0${pkg.name}\0${pkg.version}`;
@@ -369,7 +399,7 @@ export function mergeLayers(layers: LayerInventory[]): ImageInventory {
       packages.push(pkg);
     }
   }
-  return { os, packages };
+  return { os, packages, ...(errors.length ? { errors } : {}) };
 }
 
 /** Reads a whole stream (small documents: an SBOM, an attestation). */

@@ -1,7 +1,14 @@
 /**
- * RPM databases: the SQLite rpmdb (`var/lib/rpm/rpmdb.sqlite`, rpm >= 4.16:
- * Fedora 33+, RHEL/Rocky/Alma 9, openSUSE), whose `Packages` table holds one
- * RPM header blob per installed package. The header format (rpm's
+ * RPM databases, in each of rpm's three backends; every one holds one RPM
+ * header blob per installed package:
+ *
+ * - SQLite (`rpmdb.sqlite`, rpm >= 4.16: Fedora 33+, RHEL/Rocky/Alma 9):
+ *   the `Packages` table, read here ({@link readRpmSqlite});
+ * - Berkeley DB (`var/lib/rpm/Packages`, RHEL/CentOS 7–8, Amazon Linux 2)
+ *   and ndb (`usr/lib/sysimage/rpm/Packages.db`, SUSE): read through
+ *   `@snyk/rpm-parser`, imported only when such a file is met
+ *   ({@link readRpmDatabase}; decision 0122).
+ * The header format (rpm's
  * headerImport / lib/header.c, "Package File Format" in rpm's docs):
  *
  *   [magic 8E AD E8 01 + 4 reserved bytes]   optional; the database omits it
@@ -11,9 +18,7 @@
  *   data store: dl bytes; STRING is NUL-terminated, INT32 is BE, aligned
  *
  * Read: NAME (1000), VERSION (1001), RELEASE (1002), EPOCH (1003, INT32),
- * ARCH (1022), SOURCERPM (1044). Not read: Berkeley DB (`Packages`, RHEL 8
- * and older) and ndb (`Packages.db`, SUSE): npm has no maintained parser of
- * either (see docs/decisions/0121-rpm-sqlite-rpmdb.md).
+ * ARCH (1022), SOURCERPM (1044).
  */
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
@@ -119,4 +124,41 @@ export function readRpmSqlite(bytes: Buffer): Package[] {
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
+}
+
+const BDB_HASH_MAGIC = 0x061561;
+
+/**
+ * The library reads a truncated Berkeley DB file as one with no packages;
+ * its metadata page (db_page.h DBMETA: magic at 12, page size at 20, last
+ * page number at 32, in the writer's byte order) says how long it must be.
+ */
+function checkBerkeleyLength(bytes: Buffer): void {
+  if (bytes.length < 36) return; // too short for a metadata page: the library reports it
+  const le = bytes.readUInt32LE(12) === BDB_HASH_MAGIC;
+  if (!le && bytes.readUInt32BE(12) !== BDB_HASH_MAGIC) return;
+  const pageSize = le ? bytes.readUInt32LE(20) : bytes.readUInt32BE(20);
+  const lastPage = le ? bytes.readUInt32LE(32) : bytes.readUInt32BE(32);
+  if (bytes.length < (lastPage + 1) * pageSize) throw new Error(`not a readable Berkeley DB rpm database: truncated (${bytes.length} of ${(lastPage + 1) * pageSize} bytes)`);
+}
+
+/** The backend of an rpm database file, by its path. */
+export type RpmDbFormat = 'sqlite' | 'bdb' | 'ndb';
+
+/**
+ * The packages of an rpm database file's bytes, in any backend, as the
+ * same records (gpg-pubkey pseudo-packages left out). Berkeley DB and ndb
+ * go through `@snyk/rpm-parser` (loaded on first use); it reports a file
+ * it cannot read as an `error` rather than throwing, and that is thrown
+ * here as one line. Rejects a file that is not a database of its format.
+ */
+export async function readRpmDatabase(format: RpmDbFormat, bytes: Buffer): Promise<Package[]> {
+  if (format === 'sqlite') return readRpmSqlite(bytes);
+  if (format === 'bdb') checkBerkeleyLength(bytes);
+  const parser = await import('@snyk/rpm-parser');
+  const result = format === 'bdb' ? await parser.getPackages(bytes) : await parser.getPackagesNdb(bytes);
+  if (result.error) throw new Error(`not a readable ${format === 'bdb' ? 'Berkeley DB' : 'ndb'} rpm database: ${result.error.message}`);
+  return result.response
+    .filter((p) => p.name !== 'gpg-pubkey')
+    .map((p) => rpmPackage({ name: p.name, version: p.version, release: p.release, epoch: p.epoch, arch: p.arch, sourceRpm: p.sourceRPM }));
 }

@@ -46,6 +46,8 @@ export interface ScanReport {
   counts: SeverityCounts;
   findings: Finding[];
   packages: number;
+  /** Files of the image the inventory reads but could not parse (`path: reason`); their packages are not in `packages`. */
+  inventoryErrors: string[];
   os: ImageInventory['os'];
   sbom: string | undefined;
   scannedAt: number | undefined;
@@ -108,6 +110,7 @@ export class Supply {
       counts: countSeverities(findings),
       findings,
       packages: inventory?.packages.length ?? 0,
+      inventoryErrors: inventory?.errors ?? [],
       os: inventory?.os,
       sbom: s?.sbomDigest,
       scannedAt: s?.scannedAt,

@@ -39,6 +39,7 @@ ${CONNECTION_USAGE}`,
         io.stdout.write(`\n${'SEVERITY'.padEnd(9)}  ${'ID'.padEnd(20)}  ${'PACKAGE'.padEnd(24)}  ${'INSTALLED'.padEnd(20)}  FIXED\n`);
         for (const f of s.findings) io.stdout.write(`${f.severity.padEnd(9)}  ${f.id.padEnd(20)}  ${(f.source ? `${f.package} (${f.source})` : f.package).padEnd(24)}  ${f.installed.padEnd(20)}  ${f.fixed ?? '-'}\n`);
       }
+      for (const e of s.inventoryErrors ?? []) io.stderr.write(`warning: not read (its packages are not scanned): ${e}\n`);
       if (s.database.stale) io.stderr.write(`warning: the vulnerability database is ${s.database.generation === 0 ? 'not imported' : `from ${s.database.databaseDate ?? '?'}`} (older than scanning.maxDatabaseAge)\n`);
       return 0;
     } finally {

@@ -393,6 +393,7 @@ async function scanResponse(call: Call, r: Awaited<ReturnType<Call['deps']['supp
     counts: r.counts,
     findings: r.findings,
     packages: r.packages,
+    inventoryErrors: r.inventoryErrors,
     ...(r.os ? { os: r.os } : {}),
     ...(r.sbom !== undefined ? { sbom: r.sbom } : {}),
     ...(r.scannedAt !== undefined ? { scannedAt: iso(r.scannedAt)! } : {}),
