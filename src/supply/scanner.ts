@@ -296,6 +296,7 @@ export class Scanner {
     const packages: Package[] = [];
     const seen = new Set<string>();
     let os: ImageInventory['os'];
+    const errors: string[] = [];
     let fromAttestations = 0;
     let children = 0;
     for (const child of index.manifests) {
@@ -315,6 +316,7 @@ export class Scanner {
         inventory = (await this.inventoryOf(repository, child.digest, parsed)).inventory;
       }
       os ??= inventory.os;
+      for (const e of inventory.errors ?? []) errors.push(`${child.digest.toString()}: ${e}`);
       for (const p of inventory.packages) {
         const k = `${p.type}\0${p.name}\0${p.version}`;
         if (!seen.has(k)) {
@@ -323,7 +325,7 @@ export class Scanner {
         }
       }
     }
-    return { inventory: { os, packages }, source: fromAttestations > 0 && fromAttestations === children ? 'attestation' : 'index' };
+    return { inventory: { os, packages, ...(errors.length ? { errors } : {}) }, source: fromAttestations > 0 && fromAttestations === children ? 'attestation' : 'index' };
   }
 
   /** A platform image's BuildKit attestation, from an index of the repository that lists both. */
