@@ -12,7 +12,7 @@
  * Nothing passes or fails: the exit code is 0 unless the harness broke.
  */
 import { createHash } from 'node:crypto';
-import { createReadStream, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createReadStream, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, release, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -20,7 +20,7 @@ import { request } from 'undici';
 import { runLoad } from '../lib/ab.js';
 import { MutableRandomFile, OCI_MANIFEST, memoryImage, randomBuffer } from '../lib/image.js';
 import { MANIFEST_ACCEPT, RegistryClient } from '../lib/oci-client.js';
-import { cpuTimes, killAllNow, run, stopAll, syncDisks } from '../lib/proc.js';
+import { cpuModel, cpuTimes, killAllNow, stopAll, syncDisks, versionOf } from '../lib/proc.js';
 import { repoRoot } from '../lib/registries.js';
 import { fmt, summarize } from '../lib/results.js';
 import type { Summary } from '../lib/results.js';
@@ -235,19 +235,6 @@ function order(round: number): DeploymentId[] {
 
 function sizeLabel(bytes: number): string {
   return bytes >= GiB ? `${bytes / GiB} GiB` : `${bytes / MiB} MiB`;
-}
-
-function cpuModel(): string {
-  try {
-    return /model name\s*:\s*(.*)/.exec(readFileSync('/proc/cpuinfo', 'utf8'))?.[1] ?? 'unknown';
-  } catch {
-    return 'unknown';
-  }
-}
-
-async function versionOf(cmd: string, args: string[]): Promise<string> {
-  const r = await run(cmd, args, 10_000);
-  return (r.stdout + r.stderr).trim().split('\n')[0] ?? '';
 }
 
 const MANIFEST_REPO = 'bench/cluster-serve';

@@ -206,3 +206,18 @@ export async function waitFor(what: string, probe: () => Promise<boolean>, timeo
 export async function syncDisks(): Promise<void> {
   await run('sync', [], 120_000);
 }
+
+/** The host's CPU model from /proc/cpuinfo, or `unknown`. */
+export function cpuModel(): string {
+  try {
+    return /model name\s*:\s*(.*)/.exec(readFileSync('/proc/cpuinfo', 'utf8'))?.[1] ?? 'unknown';
+  } catch {
+    return 'unknown';
+  }
+}
+
+/** The first line a tool prints for its version flags (stdout or stderr), for the report header. */
+export async function versionOf(cmd: string, args: string[]): Promise<string> {
+  const r = await run(cmd, args, 10_000);
+  return (r.stdout + r.stderr).trim().split('\n')[0] ?? '';
+}

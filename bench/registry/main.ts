@@ -7,12 +7,12 @@
  * the exit code is 0 unless the harness itself broke.
  */
 import { spawn } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, release, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { RegistryClient } from '../lib/oci-client.js';
-import { killAllNow, rssBytes, run, stopAll } from '../lib/proc.js';
+import { cpuModel, killAllNow, rssBytes, stopAll, versionOf } from '../lib/proc.js';
 import { repoRoot, startRegistry } from '../lib/registries.js';
 import type { Registry, RegistryKind } from '../lib/registries.js';
 import { Results, evaluate, problemsText, renderTable } from '../lib/results.js';
@@ -69,19 +69,6 @@ function removeInBackground(dir: string): void {
   const child = spawn('rm', ['-rf', dir], { detached: true, stdio: 'ignore' });
   child.unref();
   process.stdout.write(`Removing scratch data ${dir} in the background (pid ${child.pid ?? '?'}).\n`);
-}
-
-function cpuModel(): string {
-  try {
-    return /model name\s*:\s*(.*)/.exec(readFileSync('/proc/cpuinfo', 'utf8'))?.[1] ?? 'unknown';
-  } catch {
-    return 'unknown';
-  }
-}
-
-async function versionOf(cmd: string, args: string[]): Promise<string> {
-  const r = await run(cmd, args, 10_000);
-  return (r.stdout + r.stderr).trim().split('\n')[0] ?? '';
 }
 
 async function main(): Promise<number> {
