@@ -17,12 +17,19 @@
  * nginx with `accelRedirect`, run nginx's workers as that user or give them
  * read access to blobs/).
  *
- * Write failures: an append writes 1 MiB batches with writev, one batch in
- * flight while the next fills, and checks each write's outcome before it
- * takes the next chunk, so a full device (ENOSPC, EDQUOT) or an I/O error
- * surfaces as a {@link BlobStoreError} (ERR_STORAGE_FULL, ERR_STORAGE_FAILED)
- * from the call that caused it, within a batch; an append that fails cuts
- * its upload back to the last wholly written batch and leaves it resumable. New bytes are refused below the {@link SpaceGuard}'s minimum.
+ * Receiving: an append takes the body with 'data' events (no promise per
+ * piece), hashes each piece and gathers 1 MiB batches written with writev,
+ * one batch in flight while the next fills; the body is paused while a full
+ * batch waits for the disk, so an upload holds at most 2 MiB. Every 8 MiB
+ * received it asks V8 for a young-generation collection, which frees the
+ * body pieces already written (decisions 0128, 0129).
+ *
+ * Write failures: a write's failure stops the append before it takes more
+ * of the body, so a full device (ENOSPC, EDQUOT) or an I/O error surfaces
+ * as a {@link BlobStoreError} (ERR_STORAGE_FULL, ERR_STORAGE_FAILED) from
+ * the call that caused it, within a batch; an append that fails cuts its
+ * upload back to the last wholly written batch and leaves it resumable.
+ * New bytes are refused below the {@link SpaceGuard}'s minimum.
  */
 import { createHash, randomUUID, type Hash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
