@@ -19,7 +19,7 @@ import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 
 /** Bytes received (by all uploads of the process together) between two young-generation collections. */
-export const YOUNG_GC_EVERY = 8 * 1024 * 1024;
+export const YOUNG_GC_EVERY = 4 * 1024 * 1024;
 
 type GcFunction = (options: { type: 'minor' | 'major'; execution?: 'sync' | 'async' }) => void;
 

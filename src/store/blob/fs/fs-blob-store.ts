@@ -20,7 +20,7 @@
  * Receiving: an append takes the body with 'data' events (no promise per
  * piece), hashes each piece and gathers 1 MiB batches written with writev,
  * one batch in flight while the next fills; the body is paused while a full
- * batch waits for the disk, so an upload holds at most 2 MiB. Every 8 MiB
+ * batch waits for the disk, so an upload holds at most 2 MiB. Every 4 MiB
  * received it asks V8 for a young-generation collection, which frees the
  * body pieces already written (decisions 0128, 0129).
  *
