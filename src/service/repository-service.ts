@@ -28,7 +28,7 @@ import type { NamePatterns } from '../shared/name-patterns.js';
 import { Digest, DigestError } from '../oci/digest.js';
 import { parseManifest, referencedDescriptors } from '../oci/manifest.js';
 import { isRepositoryName, type ManifestReference, type RepositoryName, type Tag } from '../oci/reference.js';
-import { canLocate, canOpenFile, type BlobInfo, type BlobLocation, type BlobStore, type ByteRange } from '../store/blob/blob-store.js';
+import { BlobStoreError, canLocate, canOpenBody, canOpenFile, type BlobBody, type BlobInfo, type BlobLocation, type BlobStore, type ByteRange } from '../store/blob/blob-store.js';
 import { MetaStoreError, type ManifestRecord, type MetaStore, type Page, type Referrer, type TagChange, type TagMove, type TagWriter } from '../store/meta/meta-store.js';
 import type { Actor, DomainEvents } from './events.js';
 import { isServedImage, ServePolicyError, type ServePolicy } from './serve-policy.js';
@@ -141,6 +141,23 @@ export class RepositoryService implements TagWriter {
   async openBlobFile(digest: Digest): Promise<FileHandle | undefined> {
     const { blobs } = this.deps;
     return canOpenFile(blobs) ? blobs.openFile(digest) : undefined;
+  }
+
+  /**
+   * The blob's body for the store's own read loop, if the store has one
+   * (the BlobBodyOpener role, S3 over `http:`); undefined: use {@link openBlob}.
+   * ERR_STORAGE_FAILED if the store holds another number of bytes than
+   * `size` (the blob's recorded size) says.
+   */
+  async openBlobBody(digest: Digest, size: number, range?: ByteRange): Promise<BlobBody | undefined> {
+    const { blobs } = this.deps;
+    const body = canOpenBody(blobs) ? await blobs.openBody(digest, range) : undefined;
+    const expected = range ? range.end - range.start + 1 : size;
+    if (body && body.length !== expected) {
+      body.close();
+      throw new BlobStoreError('ERR_STORAGE_FAILED', `storage failed: the store sent ${body.length} bytes for ${digest.toString()}, not ${expected}`);
+    }
+    return body;
   }
 
   /** Where the blob can be read without streaming it through the registry, if the store can say (the BlobLocator role). */

@@ -4,6 +4,7 @@ import { RequestError } from '../request-errors.js';
 import type { Call } from '../context.js';
 import { parseRange } from '../http.js';
 import { sendFileRange } from '../send-file.js';
+import { responseSink, sendStream } from '../send-stream.js';
 
 export async function blobRoute(call: Call, rawName: string, rawDigest: string): Promise<void> {
   const method = call.req.method;
@@ -49,21 +50,48 @@ async function getBlob(call: Call, rawName: string, rawDigest: string, head: boo
     await reply.send();
     return;
   }
+  const start = range?.start ?? 0;
+  const end = range ? range.end : linked.size - 1;
   const file = await call.deps.service.openBlobFile(digest);
   if (!file) {
-    await reply.send(await call.deps.service.openBlob(digest, range));
+    // Opened before the reply is taken over, so a store failure here is still an OCI error.
+    const body = await call.deps.service.openBlobBody(digest, linked.size, range);
+    if (body) {
+      writeHead(reply);
+      // A store failure midway cuts the connection: the client sees a short body, never wrong bytes.
+      await body.sendTo(responseSink(reply.raw)).then(
+        () => reply.raw.end(),
+        (err: unknown) => {
+          call.req.log.warn({ err, digest: digest.toString() }, 'blob GET cut: the store failed midway');
+          reply.raw.destroy();
+        },
+      );
+      return;
+    }
+    // Any other store's stream (S3 over https: the SDK's), still past Fastify's stream piping.
+    const stream = await call.deps.service.openBlob(digest, range);
+    writeHead(reply);
+    await sendStream(reply.raw, stream, end - start + 1);
     return;
   }
   // A local file: past Fastify's stream piping, straight to the connection.
-  // The onResponse hook (metrics, access log) still runs when it finishes.
   try {
-    reply.hijack();
-    for (const [k, v] of Object.entries(reply.getHeaders())) if (v !== undefined) reply.raw.setHeader(k, v);
-    reply.raw.writeHead(reply.statusCode);
-    await sendFileRange(reply.raw, file, range?.start ?? 0, range ? range.end : linked.size - 1);
+    writeHead(reply);
+    await sendFileRange(reply.raw, file, start, end);
   } finally {
     await file.close().catch(() => undefined);
   }
+}
+
+/**
+ * Takes the response over from Fastify and writes its status and headers;
+ * the body is the caller's. The onResponse hook (metrics, access log)
+ * still runs when the response finishes.
+ */
+function writeHead(reply: Call['reply']): void {
+  reply.hijack();
+  for (const [k, v] of Object.entries(reply.getHeaders())) if (v !== undefined) reply.raw.setHeader(k, v);
+  reply.raw.writeHead(reply.statusCode);
 }
 
 async function deleteBlob(call: Call, rawName: string, rawDigest: string): Promise<void> {

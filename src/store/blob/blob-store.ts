@@ -159,3 +159,49 @@ export interface BlobFileOpener {
 export function canOpenFile(store: object): store is BlobFileOpener {
   return typeof (store as Partial<BlobFileOpener>).openFile === 'function';
 }
+
+/**
+ * Where a store's own read loop writes a blob's bytes (the registry's
+ * connection to the client). The store never learns more of HTTP than this.
+ */
+export interface ByteSink {
+  /**
+   * Writes `chunk`. Resolves true once `chunk` may be reused (it is in the
+   * kernel's socket buffer), false if the sink closed (the reader stops).
+   */
+  write(chunk: Buffer): Promise<boolean>;
+}
+
+/** A blob's bytes (or a range of them): the store has answered, no byte is read yet. */
+export interface BlobBody {
+  /** How many bytes {@link sendTo} will send. */
+  readonly length: number;
+  /**
+   * Sends every byte to `sink`, one chunk at a time, each after the
+   * previous write resolved. Resolves when all are written or the sink
+   * closed; rejects with ERR_STORAGE_FAILED if the store fails midway or
+   * sends fewer bytes. The store's connection is released either way.
+   */
+  sendTo(sink: ByteSink): Promise<void>;
+  /** Releases the store's connection without sending. */
+  close(): void;
+}
+
+/**
+ * An optional role: a store that sends blob bytes with its own read loop
+ * (reused buffers, no stream layers) instead of {@link BlobReader.open}'s
+ * stream. The S3 store reads its HTTP endpoint's socket straight into a
+ * pooled buffer (decision 0127).
+ */
+export interface BlobBodyOpener {
+  /**
+   * The blob's body (or `range` of it, which the caller checked against
+   * the size); undefined when this store cannot for this blob (use
+   * {@link BlobReader.open}). Throws ERR_BLOB_NOT_FOUND, ERR_STORAGE_FAILED.
+   */
+  openBody(digest: Digest, range?: ByteRange): Promise<BlobBody | undefined>;
+}
+
+export function canOpenBody(store: object): store is BlobBodyOpener {
+  return typeof (store as Partial<BlobBodyOpener>).openBody === 'function';
+}

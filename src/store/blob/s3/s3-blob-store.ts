@@ -46,8 +46,9 @@ import {
 } from '@aws-sdk/client-s3';
 import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
 import { Digest } from '../../../oci/digest.js';
-import { BlobStoreError, type BlobInfo, type BlobLocation, type BlobLocator, type BlobStore, type ByteRange, type UploadInfo } from '../blob-store.js';
+import { BlobStoreError, type BlobBody, type BlobBodyOpener, type BlobInfo, type BlobLocation, type BlobLocator, type BlobStore, type ByteRange, type UploadInfo } from '../blob-store.js';
 import type { UploadPart, UploadState, UploadStateStore } from '../upload-state.js';
+import { rawGet } from './raw-get.js';
 
 const UPLOAD_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 const MiB = 1024 * 1024;
@@ -128,7 +129,7 @@ function take(buffers: Buffer[], n: number): Buffer[] {
   return out;
 }
 
-export class S3BlobStore implements BlobStore, BlobLocator {
+export class S3BlobStore implements BlobStore, BlobLocator, BlobBodyOpener {
   private readonly live = new Map<string, LiveHash>();
 
   private constructor(
@@ -136,6 +137,9 @@ export class S3BlobStore implements BlobStore, BlobLocator {
     private readonly bucket: string,
     private readonly states: UploadStateStore,
     private readonly redirect: boolean,
+    /** Blob GETs read the socket directly (`http:` endpoints; decision 0127). */
+    private readonly direct: boolean,
+    private readonly timeoutMs: number,
   ) {}
 
   /**
@@ -163,7 +167,7 @@ export class S3BlobStore implements BlobStore, BlobLocator {
       client.destroy();
       throw storageError(err, `bucket ${options.bucket} at ${options.endpoint ?? 'AWS'}`);
     }
-    return new S3BlobStore(client, options.bucket, states, options.redirect);
+    return new S3BlobStore(client, options.bucket, states, options.redirect, options.endpoint?.startsWith('http:') ?? false, (options.timeout ?? 60) * 1000);
   }
 
   private blobKey(digest: Digest): string {
@@ -205,6 +209,22 @@ export class S3BlobStore implements BlobStore, BlobLocator {
       if (isNotFound(err)) throw new BlobStoreError('ERR_BLOB_NOT_FOUND', `blob ${digest.toString()} not found`);
       throw storageError(err, `reading ${digest.toString()}`);
     }
+  }
+
+  /**
+   * The blob's bytes read straight from the endpoint's socket into a pooled
+   * buffer (src/store/blob/s3/raw-get.ts), for `http:` endpoints; undefined
+   * otherwise (use {@link open}, the SDK's stream).
+   */
+  async openBody(digest: Digest, range?: ByteRange): Promise<BlobBody | undefined> {
+    if (!this.direct) return undefined;
+    let url: string;
+    try {
+      url = await getSignedUrl(this.client, new GetObjectCommand({ Bucket: this.bucket, Key: this.blobKey(digest) }), { expiresIn: 60 });
+    } catch (err) {
+      throw storageError(err, `signing a GET of ${digest.toString()}`);
+    }
+    return rawGet(new URL(url), range, this.timeoutMs, `blob ${digest.toString()}`);
   }
 
   /** A presigned GET URL when `redirect` is on (the client sends its own Range); undefined streams instead. */
