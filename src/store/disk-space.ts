@@ -14,6 +14,8 @@
  * {@link REUSE_MS} while every volume has more than {@link REUSE_HEADROOM}
  * above its floor besides the bytes asked for; nearer the floor every check
  * reads the volumes again. Checks that arrive together share one reading.
+ * What is written between two readings is not seen, so the headroom bounds
+ * it: the floor holds unless more than 1 GiB is written in 250 ms.
  * (Many uploads at once asked statfs thousands of times a second: 4 % of
  * the event loop in a profile of 50 concurrent pushes; decision 0131.)
  */
@@ -21,7 +23,7 @@ import { statfs } from 'node:fs/promises';
 import { BlobStoreError } from './blob/blob-store.js';
 
 /** How long (ms) one reading of the volumes may answer checks. */
-export const REUSE_MS = 1000;
+export const REUSE_MS = 250;
 /** A reading is reused only while every volume has this much (bytes) above its floor, besides the bytes asked for. */
 export const REUSE_HEADROOM = 1024 ** 3;
 
@@ -58,9 +60,11 @@ export class DiskSpace implements SpaceGuard {
   private last: { at: number; volumes: VolumeStatus[] } | undefined;
   private inFlight: Promise<VolumeStatus[]> | undefined;
 
+  /** `reuse`: how long and how far from the floor a reading answers checks (tests shrink it). */
   constructor(
     private readonly volumes: { name: string; path: string }[],
     private readonly minFree: MinFree,
+    private readonly reuse: { ms: number; headroom: number } = { ms: REUSE_MS, headroom: REUSE_HEADROOM },
   ) {}
 
   private floor(total: number): number {
@@ -87,7 +91,8 @@ export class DiskSpace implements SpaceGuard {
   /** The last reading if it may answer a check for `bytes` (see the module's comment), else a new one (shared by the checks waiting for it). */
   private async reading(bytes: number): Promise<VolumeStatus[]> {
     const last = this.last;
-    if (last && Date.now() - last.at < REUSE_MS && last.volumes.every((v) => v.free - bytes - REUSE_HEADROOM >= v.minFree)) return last.volumes;
+    const { ms, headroom } = this.reuse;
+    if (last && Date.now() - last.at < ms && last.volumes.every((v) => v.free - bytes - headroom >= v.minFree)) return last.volumes;
     this.inFlight ??= this.status().then(
       (volumes) => {
         this.last = { at: Date.now(), volumes };
