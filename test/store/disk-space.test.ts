@@ -50,7 +50,8 @@ test('near the floor every check reads the volume again: space filled since the 
     assert.match(err.message, /storage has \d+ bytes free for 5242880 more bytes, below the minimum of 8388608/);
     return true;
   });
-  await assert.rejects(space.ensureRoom(0), /out of storage/);
+  await assert.rejects(space.ensureRoom(3 * MiB), /out of storage/);
+  await space.ensureRoom(1 * MiB);
   await rm(path.join(mountPoint, 'b'));
   await space.ensureRoom(5 * MiB);
 });
