@@ -108,6 +108,70 @@ export function blobStoreSuite(name: string, open: () => Promise<BlobStoreFixtur
     );
 
     test(
+      'an append of many small pieces, arriving with pauses, keeps every byte in order',
+      withStore(async (store) => {
+        // 6 MiB in 64 KiB pieces (what a socket delivers): several write batches and free-space checks.
+        const data = randomBytes(6 * 1024 * 1024 + 1234);
+        async function* pieces() {
+          for (let at = 0, n = 0; at < data.length; at += 65536, n++) {
+            if (n % 7 === 0) await new Promise((r) => setImmediate(r));
+            yield data.subarray(at, at + 65536);
+          }
+        }
+        const id = await store.startUpload();
+        assert.equal((await store.append(id, 0, Readable.from(pieces()))).size, data.length);
+        assert.equal((await store.uploadInfo(id)).size, data.length);
+        assert.deepEqual(await store.commit(id, Digest.of(data), data.length), { size: data.length });
+        assert.deepEqual(await readAll(await store.open(Digest.of(data))), data);
+      }),
+    );
+
+    test(
+      'an empty body appends nothing and the upload goes on',
+      withStore(async (store) => {
+        const id = await store.startUpload();
+        await store.append(id, 0, Readable.from([Buffer.from('abc')]));
+        assert.equal((await store.append(id, 3, Readable.from([]))).size, 3);
+        assert.equal((await store.append(id, 3, Readable.from([Buffer.from('def')]))).size, 6);
+        await store.commit(id, Digest.of('abcdef'), 6);
+        assert.deepEqual(await readAll(await store.open(Digest.of('abcdef'))), Buffer.from('abcdef'));
+      }),
+    );
+
+    test(
+      'a second append while one is receiving is refused with ERR_UPLOAD_BUSY; the first completes',
+      withStore(async (store) => {
+        const id = await store.startUpload();
+        const slow = new Readable({ read() {} });
+        slow.push(Buffer.alloc(10, 1));
+        const first = store.append(id, 0, slow);
+        await new Promise((r) => setTimeout(r, 100));
+        await rejectsWith(store.append(id, 0, Readable.from([Buffer.alloc(1)])), 'ERR_UPLOAD_BUSY');
+        slow.push(Buffer.alloc(5, 2));
+        slow.push(null);
+        assert.equal((await first).size, 15);
+        assert.equal((await store.append(id, 15, Readable.from([Buffer.alloc(1, 3)]))).size, 16);
+      }),
+    );
+
+    test(
+      'an append that passes maxBytes midway is refused; the upload keeps a prefix of what was sent and resumes from its size',
+      withStore(async (store) => {
+        const data = randomBytes(3 * 1024 * 1024);
+        async function* pieces() {
+          for (let at = 0; at < data.length; at += 65536) yield data.subarray(at, at + 65536);
+        }
+        const id = await store.startUpload();
+        await rejectsWith(store.append(id, 0, Readable.from(pieces()), { maxBytes: 2 * 1024 * 1024 + 100 }), 'ERR_SIZE_MISMATCH');
+        const { size } = await store.uploadInfo(id);
+        assert.ok(size <= 2 * 1024 * 1024 + 100, `kept ${size} bytes`);
+        await store.append(id, size, Readable.from([data.subarray(size)]));
+        await store.commit(id, Digest.of(data), data.length);
+        assert.deepEqual(await readAll(await store.open(Digest.of(data))), data);
+      }),
+    );
+
+    test(
       'maxBytes bounds an append',
       withStore(async (store) => {
         const id = await store.startUpload();
