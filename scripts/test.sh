@@ -11,6 +11,7 @@ rm -rf dist
 npx tsc -p tsconfig.json
 npx tsc -p web/tsconfig.json
 node scripts/build-ui.mjs
+node scripts/build-cli.mjs
 npx eslint .
 
 mkdir -p .tmp

@@ -11,7 +11,6 @@
  * Lookup order is docker's: credHelpers, credsStore, auths; then podman's.
  * Secrets are never logged or put in error messages.
  */
-import { spawn } from 'node:child_process';
 import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -184,8 +183,10 @@ export class CredentialStore {
     return { username: parsed.Username ?? '', password: parsed.Secret };
   }
 
-  private runHelper(helper: string, action: 'get' | 'store' | 'erase', input: string): Promise<string> {
+  private async runHelper(helper: string, action: 'get' | 'store' | 'erase', input: string): Promise<string> {
     const program = `docker-credential-${helper}`;
+    // node:child_process loads only when a helper runs (decision 0132: a push without one does not pay for it).
+    const { spawn } = await import('node:child_process');
     return new Promise((resolve, reject) => {
       const child = spawn(program, [action], { stdio: ['pipe', 'pipe', 'pipe'], env: this.env });
       const out: Buffer[] = [];

@@ -17,9 +17,18 @@
 import { Buffer } from 'node:buffer';
 import { availableParallelism } from 'node:os';
 import { Transform, type TransformCallback } from 'node:stream';
-import { Worker } from 'node:worker_threads';
-import { crc32, deflateRawSync } from 'node:zlib';
+import { createRequire } from 'node:module';
+import type { Worker } from 'node:worker_threads';
+import type * as Zlib from 'node:zlib';
 import { ClientError } from './errors.js';
+
+// node:zlib and node:worker_threads load at the first compression, not with
+// every command that imports this module (decision 0132).
+const requireBuiltin = createRequire(import.meta.url);
+let zlibModule: typeof Zlib | undefined;
+let workerClass: typeof Worker | undefined;
+const zlib = (): typeof Zlib => (zlibModule ??= requireBuiltin('node:zlib') as typeof Zlib);
+const WorkerThread = (): typeof Worker => (workerClass ??= (requireBuiltin('node:worker_threads') as { Worker: typeof Worker }).Worker);
 
 export interface GzipSettings {
   /** zlib level 0-9 (default 1: fastest). */
@@ -50,14 +59,14 @@ const PIECES = 4;
  */
 function compresses(data: Uint8Array): boolean {
   if (data.length < PIECE * PIECES * 4) {
-    return deflateRawSync(data, { level: 1 }).length <= data.length * 0.97;
+    return zlib().deflateRawSync(data, { level: 1 }).length <= data.length * 0.97;
   }
   const sample = Buffer.allocUnsafe(PIECE * PIECES);
   for (let i = 0; i < PIECES; i++) {
     const at = Math.floor((data.length / PIECES) * i);
     sample.set(data.subarray(at, at + PIECE), i * PIECE);
   }
-  return deflateRawSync(sample, { level: 1 }).length <= sample.length * 0.97;
+  return zlib().deflateRawSync(sample, { level: 1 }).length <= sample.length * 0.97;
 }
 
 /**
@@ -112,7 +121,7 @@ export class GzipWorkers {
   }
 
   private spawn(): void {
-    const w = new Worker(new URL('./gzip-worker.js', import.meta.url));
+    const w = new (WorkerThread())(new URL('./gzip-worker.js', import.meta.url));
     w.unref();
     w.on('message', (msg: { id: number; data: Uint8Array }) => {
       const p = this.pending.get(msg.id);
@@ -235,7 +244,7 @@ export function createParallelGzip(settings: GzipSettings = DEFAULT_GZIP, worker
       stream.push(HEADER);
       headerSent = true;
     }
-    crc = crc32(data, crc);
+    crc = zlib().crc32(data, crc);
     total += data.length;
     if (settings.level === 0 || !compresses(data)) inFlight.push(Promise.resolve(storedBlocks(data, last)));
     else {

@@ -12,7 +12,6 @@
  * TLS there (transport.ts httpsFirst, decision 0040).
  */
 import { Buffer } from 'node:buffer';
-import { lookup } from 'node:dns/promises';
 import { isIP } from 'node:net';
 import { isLoopback } from '../shared/loopback.js';
 import type { Readable } from 'node:stream';
@@ -78,6 +77,8 @@ export async function resolvesToLoopback(host: string): Promise<boolean> {
   const name = hostname(host);
   if (isIP(name)) return false;
   try {
+    // node:dns loads only for a name that needs resolving (decision 0132).
+    const { lookup } = await import('node:dns/promises');
     return (await lookup(name, { all: true })).some((a) => isLoopback(a.address));
   } catch {
     return false;

@@ -60,6 +60,7 @@ import { VulnerabilityPolicy } from '../supply/policy.js';
 import type { ServePolicy } from '../service/serve-policy.js';
 import type { RepositoryName } from '../oci/reference.js';
 import type { AuditLog as AuditSink } from '../auth/store.js';
+import { packageVersion } from '../shared/package-root.js';
 
 /** The registry cannot listen on its address. */
 export class ListenError extends PierError {
@@ -156,8 +157,13 @@ export async function startRegistry(config: RegistryConfig, options: StartOption
   });
   const audit: AuditSink = authGate?.store ?? new SqlAccountStore(db);
   const supplyStore = new SqlSupplyStore(db);
-  // The version the SBOM names as its tool: package.json beside the built code (dist/src/registry/).
-  const PIER_VERSION = ((JSON.parse(await readFile(new URL('../../../package.json', import.meta.url), 'utf8').catch(() => '{}')) as { version?: string }).version) ?? '0.0.0';
+  // The version the SBOM names as its tool: Pier's package.json.
+  let PIER_VERSION = '0.0.0';
+  try {
+    PIER_VERSION = packageVersion();
+  } catch {
+    // Run from somewhere without Pier's package.json: the SBOM names 0.0.0.
+  }
   const vulnerabilityPolicy = new VulnerabilityPolicy(config.scanning.policies, supplyStore, (e) => {
     log.info({ repository: e.repository, reference: e.reference, digest: e.digest, outcome: e.outcome, note: e.note }, 'vulnerability policy');
     audit.record({ at: new Date(), actor: SCANNER_ACTOR, ip: undefined, action: 'pull-policy', repository: e.repository, target: `${e.reference}@${e.digest}: ${e.note}`, outcome: e.outcome }).catch((err: unknown) => log.error({ err }, 'writing the audit log failed'));

@@ -12,10 +12,12 @@ import { isIP } from 'node:net';
 export function isLoopback(host: string): boolean {
   let h = host.trim();
   if (h.startsWith('[')) h = h.slice(1, h.indexOf(']') === -1 ? undefined : h.indexOf(']'));
-  else if (isIP(h) !== 6) h = h.replace(/:\d+$/, '');
+  // An IPv6 address has two colons at least: the cheap test first spares
+  // Node's IPv6 pattern (compiled at its first use, a few ms of a re-push).
+  else if (h.indexOf(':') === h.lastIndexOf(':') || isIP(h) !== 6) h = h.replace(/:\d+$/, '');
   h = h.toLowerCase();
   if (h === 'localhost' || h.endsWith('.localhost')) return true;
   if (isIP(h) === 4) return h.startsWith('127.');
-  if (isIP(h) === 6) return h === '::1' || /^::ffff:127\./.test(h);
+  if (h.includes(':') && isIP(h) === 6) return h === '::1' || /^::ffff:127\./.test(h);
   return false;
 }

@@ -19,8 +19,6 @@
 import { createGunzip } from 'node:zlib';
 import { Transform, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { Decompress } from 'fzstd';
-import { extract } from 'tar-stream';
 import { readRpmDatabase, type RpmDbFormat } from './rpmdb.js';
 
 export type PackageType = 'deb' | 'apk' | 'rpm' | 'npm' | 'pypi' | 'golang';
@@ -304,7 +302,9 @@ class GoScanner {
  * A zstd decoder as a stream: fzstd's streaming `Decompress` (pure
  * JavaScript; Node 20's zlib has no zstd). Corrupt input fails the stream.
  */
-export function zstdDecoder(): Transform {
+export async function zstdDecoder(): Promise<Transform> {
+  // Loaded at the first zstd layer, not when the registry starts (decision 0133).
+  const { Decompress } = await import('fzstd');
   const out = new Transform({
     transform(chunk: Buffer, _encoding, callback) {
       try {
@@ -336,6 +336,15 @@ export function zstdDecoder(): Transform {
  */
 export async function readLayer(data: Readable, compression: 'gzip' | 'zstd' | 'none'): Promise<LayerInventory> {
   const inventory: LayerInventory = { files: {}, whiteouts: [], opaque: [] };
+  // tar-stream and fzstd load at the first layer read, not when the registry
+  // starts (decision 0133); an error the stream raises meanwhile is kept, not unhandled.
+  let early: Error | undefined;
+  const keep = (err: Error) => (early ??= err);
+  data.on('error', keep);
+  const { extract } = await import('tar-stream');
+  const unzstd = compression === 'zstd' ? await zstdDecoder() : undefined;
+  data.off('error', keep);
+  if (early !== undefined) throw early;
   const tar = extract();
   const done = new Promise<void>((resolve) => {
     tar.on('entry', (header, stream, next) => {
@@ -370,7 +379,7 @@ export async function readLayer(data: Readable, compression: 'gzip' | 'zstd' | '
     });
     tar.on('finish', resolve);
   });
-  const piped = compression === 'gzip' ? pipeline(data, createGunzip(), tar) : compression === 'zstd' ? pipeline(data, zstdDecoder(), tar) : pipeline(data, tar);
+  const piped = compression === 'gzip' ? pipeline(data, createGunzip(), tar) : unzstd ? pipeline(data, unzstd, tar) : pipeline(data, tar);
   await Promise.all([piped, done]);
   return inventory;
 }

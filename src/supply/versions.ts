@@ -7,8 +7,18 @@
  * throws; {@link compareFor} returns undefined for an ecosystem it cannot
  * order (such ranges are not matched, and the scan says so).
  */
-import semver from 'semver';
-import { compare as pep440Compare, valid as pep440Valid } from '@renovatebot/pep440';
+import { createRequire } from 'node:module';
+import type Semver from 'semver';
+import type * as Pep440 from '@renovatebot/pep440';
+
+// semver and PEP 440 load at the first comparison that needs them, not when
+// the registry starts (decision 0133): both are CommonJS, so a synchronous
+// require keeps the comparators synchronous.
+const requireLazily = createRequire(import.meta.url);
+let semverModule: typeof Semver | undefined;
+let pep440Module: typeof Pep440 | undefined;
+const semverLib = (): typeof Semver => (semverModule ??= requireLazily('semver') as typeof Semver);
+const pep440Lib = (): typeof Pep440 => (pep440Module ??= requireLazily('@renovatebot/pep440') as typeof Pep440);
 
 export type Comparator = (a: string, b: string) => number;
 
@@ -203,6 +213,7 @@ export function compareApk(a: string, b: string): number {
 // ---- language ecosystems
 
 function compareSemver(a: string, b: string): number {
+  const semver = semverLib();
   const x = semver.valid(a.replace(/^v/, ''), { loose: true });
   const y = semver.valid(b.replace(/^v/, ''), { loose: true });
   if (x && y) return semver.compare(x, y, { loose: true });
@@ -214,7 +225,8 @@ function compareSemver(a: string, b: string): number {
 }
 
 function comparePep440(a: string, b: string): number {
-  if (pep440Valid(a) && pep440Valid(b)) return pep440Compare(a, b);
+  const pep440 = pep440Lib();
+  if (pep440.valid(a) && pep440.valid(b)) return pep440.compare(a, b);
   return a < b ? -1 : a > b ? 1 : 0;
 }
 

@@ -1,10 +1,9 @@
-import { readFile } from 'node:fs/promises';
+import { packageVersion } from '../../shared/package-root.js';
 import { UsageError, type Command } from '../command.js';
 
-/** The version in package.json, read next to the built code. */
+/** The version in Pier's package.json. */
 export async function pierVersion(): Promise<string> {
-  const pkg = JSON.parse(await readFile(new URL('../../../../package.json', import.meta.url), 'utf8')) as { version: string };
-  return pkg.version;
+  return packageVersion();
 }
 
 export const version: Command = {

@@ -10,12 +10,18 @@ import { mkdtemp, open, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
-import { createGunzip } from 'node:zlib';
+import { createRequire } from 'node:module';
+import type * as Zlib from 'node:zlib';
 import { Digest, Digester, ImageReference, MediaTypes } from '../../oci/index.js';
 import { ClientError } from '../errors.js';
 import { TarFiles } from './files.js';
 import { verified } from './verify.js';
 import type { ImageSource, SourceImage, SourceLayer, SourceRoot } from './source.js';
+
+// node:zlib loads at the first gzipped archive, not with every push (decision 0132).
+const requireBuiltin = createRequire(import.meta.url);
+let zlibModule: typeof Zlib | undefined;
+const zlib = (): typeof Zlib => (zlibModule ??= requireBuiltin('node:zlib') as typeof Zlib);
 
 interface ArchiveManifestEntry {
   Config: string;
@@ -64,7 +70,7 @@ export class DockerArchiveSource implements ImageSource {
         // A gzipped tarball has no random access: unpack it once to a temp file.
         this.tempDir = await mkdtemp(join(this.options.tempDir ?? tmpdir(), 'pier-archive-'));
         tarPath = join(this.tempDir, 'archive.tar');
-        await pipeline(createReadStream(this.path), createGunzip(), createWriteStream(tarPath));
+        await pipeline(createReadStream(this.path), zlib().createGunzip(), createWriteStream(tarPath));
       }
     } catch (cause) {
       throw new ClientError('ERR_SOURCE', `reading ${this.path}`, { cause });

@@ -11,9 +11,15 @@
  * config's diff_id, gzipped ones against both.
  */
 import { Transform, type Readable, type TransformCallback } from 'node:stream';
-import { createGunzip } from 'node:zlib';
+import { createRequire } from 'node:module';
+import type * as Zlib from 'node:zlib';
 import { Digester, type Digest } from '../../oci/index.js';
 import { ClientError } from '../errors.js';
+
+// node:zlib loads at the first layer checked against a diff ID (decision 0132).
+const requireBuiltin = createRequire(import.meta.url);
+let zlibModule: typeof Zlib | undefined;
+const zlib = (): typeof Zlib => (zlibModule ??= requireBuiltin('node:zlib') as typeof Zlib);
 
 export interface Expected {
   /** The digest of the bytes as they are read. */
@@ -44,7 +50,7 @@ export function verified(source: Readable, expected: Expected, skip = 0): Readab
   if (expected.diffID) {
     const diff = new Digester(expected.diffID.algorithm);
     unzipped = diff;
-    gunzip = createGunzip();
+    gunzip = zlib().createGunzip();
     gunzip.on('data', (c: Buffer) => diff.update(c));
     gunzipDone = new Promise<void>((resolve, reject) => {
       gunzip!.once('end', resolve);

@@ -13,11 +13,11 @@
 import { createHash } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { packageRoot } from '../../shared/package-root.js';
 
-/** dist/web, beside dist/src where this module runs from. */
-export const WEB_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../web');
+/** dist/web in Pier's package. */
+export const WEB_DIR = path.join(packageRoot(), 'dist', 'web');
 
 export const CONTENT_SECURITY_POLICY = [
   "default-src 'none'",
