@@ -174,8 +174,8 @@ export class Lifecycle implements LifecycleHooks {
         const current = await this.options.meta.getTaggedManifest(repository, tag);
         if (current && !current.digest.equals(digest)) throw this.immutableError(repository, tag, `cannot move it from ${current.digest.toString()} to ${digest.toString()}; push a new tag instead`);
       }
-      const existing = await this.options.meta.getManifest(repository, digest);
-      if (!existing) await this.usage.reserve(repository, holder, size);
+      // A manifest the repository stores already adds nothing; without a quota there is nothing to reserve (and no read).
+      if (this.usage.hasQuota(repository) && !(await this.options.meta.getManifest(repository, digest))) await this.usage.reserve(repository, holder, size);
     } catch (err) {
       await unlock();
       throw err;

@@ -87,6 +87,7 @@ export class WebhookDispatcher {
   private readonly running = new Set<Promise<void>>();
   private fanning: Promise<void> | undefined;
   private again = false;
+  private nudged = false;
   private closed = false;
 
   constructor(
@@ -99,13 +100,30 @@ export class WebhookDispatcher {
   async start(): Promise<void> {
     // First start: history written before this version is not replayed.
     await this.db.initCursor();
-    this.timer = setInterval(() => this.nudge(), TICK_MS);
-    this.timer.unref();
+    // The tick retries due deliveries and picks up other replicas' commits. With no endpoint there is
+    // nothing to deliver: the cursor moves on the nudges after this replica's own tag commits.
+    if (this.settings.endpoints.length > 0) {
+      this.timer = setInterval(() => this.nudge(), TICK_MS);
+      this.timer.unref();
+    }
     this.nudge();
   }
 
-  /** Looks for new events and due deliveries now (called after a tag commit). */
+  /**
+   * Looks for new events and due deliveries (called after a tag commit),
+   * once for all the nudges of this turn of the event loop: a push's
+   * manifest and tag events, and concurrent pushes, share one fan-out.
+   */
   nudge(): void {
+    if (this.closed || this.nudged) return;
+    this.nudged = true;
+    setImmediate(() => {
+      this.nudged = false;
+      this.fanOutNow();
+    });
+  }
+
+  private fanOutNow(): void {
     if (this.closed) return;
     if (this.fanning) {
       this.again = true;
@@ -278,6 +296,11 @@ export class WebhookDispatcher {
 
   /** Stops taking new work and waits for requests in flight (each bounded by webhooks.timeout). */
   async close(): Promise<void> {
+    // A nudge of this turn still fans out: a graceful stop leaves no committed event behind the cursor.
+    if (this.nudged) {
+      this.nudged = false;
+      this.fanOutNow();
+    }
     this.closed = true;
     if (this.timer) clearInterval(this.timer);
     await this.fanning;

@@ -109,6 +109,44 @@ export function lifecycleStoreSuite(name: string, open: () => Promise<LifecycleS
     );
 
     test(
+      'links asked for together (one group commit) are each stored, and one blob linked twice at once keeps the user\'s mark',
+      withStore(async ({ meta, store }) => {
+        const digests = Array.from({ length: 30 }, (_, i) => Digest.of(Buffer.from(`together-${i}`)));
+        const both = Digest.of(Buffer.from('linked twice at once'));
+        // Started in one turn of the event loop: these share statements.
+        await Promise.all([
+          ...digests.map((d, i) => meta.linkBlob(repo(`grp/r${i % 3}`), d, 10 + i)),
+          meta.linkBlob(repo('grp/r0'), both, 7, { generated: true }),
+          meta.linkBlob(repo('grp/r0'), both, 7),
+          meta.linkBlob(repo('grp/r0'), both, 7, { generated: true }),
+        ]);
+        for (const [i, d] of digests.entries()) assert.deepEqual(await meta.linkedBlob(repo(`grp/r${i % 3}`), d), { size: 10 + i });
+        assert.equal((await store.links()).length, 31);
+        // The user's link counts (a generated one would not).
+        assert.equal(await store.namespaceBytes('grp'), digests.reduce((n, _, i) => n + 10 + i, 0) + 7);
+      }),
+    );
+
+    test(
+      'an upload session that cannot be written fails alone: the others started with it are stored',
+      withStore(async ({ meta }) => {
+        await meta.createUpload('dup', repo('grp/u'));
+        const outcomes = await Promise.allSettled([meta.createUpload('fresh-1', repo('grp/u')), meta.createUpload('dup', repo('grp/v')), meta.createUpload('fresh-2', repo('grp/v'))]);
+        assert.deepEqual(
+          outcomes.map((o) => o.status),
+          ['fulfilled', 'rejected', 'fulfilled'],
+        );
+        assert.equal(await meta.uploadRepository('fresh-1'), 'grp/u');
+        assert.equal(await meta.uploadRepository('fresh-2'), 'grp/v');
+        assert.equal(await meta.uploadRepository('dup'), 'grp/u', 'the first session keeps its repository');
+        assert.deepEqual((await meta.uploadsStartedBefore(new Date(Date.now() + 1000))).sort(), ['dup', 'fresh-1', 'fresh-2'], 'in the database, not only remembered');
+        await Promise.all(['dup', 'fresh-1', 'fresh-2'].map((id) => meta.deleteUpload(id)));
+        for (const id of ['dup', 'fresh-1', 'fresh-2']) assert.equal(await meta.uploadRepository(id), undefined);
+        assert.deepEqual(await meta.uploadsStartedBefore(new Date(Date.now() + 1000)), []);
+      }),
+    );
+
+    test(
       'retention sees tags newest first with their last pull; pulls of unknown repositories are skipped',
       withStore(async ({ meta, store }) => {
         const a = manifest('a', []);

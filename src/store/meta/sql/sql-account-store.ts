@@ -2,7 +2,24 @@
 import { sql, type Kysely, type Transaction } from 'kysely';
 import { AuthStoreError, type AccountStore, type AuditActor, type AuditEntry, type AuditQuery, type StoredRule, type TokenRecord, type UserRecord } from '../accounts.js';
 import { transact } from './dialect.js';
+import { GroupCommit } from './group-commit.js';
 import type { AccessTokensTable, Database, UsersTable } from './schema.js';
+
+type AuditRow = { at: number; actor: string; ip: string | null; action: string; repository: string | null; target: string | null; outcome: string };
+
+/** One group commit of audit entries per database, whichever store instance (`as(actor)`) records them. */
+const auditBatches = new WeakMap<Kysely<Database>, GroupCommit<AuditRow>>();
+
+function auditBatch(db: Kysely<Database>): GroupCommit<AuditRow> {
+  let batch = auditBatches.get(db);
+  if (!batch) {
+    batch = new GroupCommit<AuditRow>(async (rows) => {
+      await db.insertInto('audit_log').values(rows).execute();
+    });
+    auditBatches.set(db, batch);
+  }
+  return batch;
+}
 
 function toUser(row: UsersTable, groups: string[]): UserRecord {
   return { name: row.name, passwordHash: row.password_hash, admin: Number(row.admin) === 1, groups, createdAt: new Date(Number(row.created_at)) };
@@ -236,19 +253,17 @@ export class SqlAccountStore implements AccountStore {
     return rows.map((r) => ({ id: Number(r.id), subject: r.subject, repositories: r.repositories, actions: r.actions.split(',') }));
   }
 
+  /** Group-committed with the entries other requests record in the same turn (group-commit.ts); settles once written. */
   async record(entry: AuditEntry): Promise<void> {
-    await this.db
-      .insertInto('audit_log')
-      .values({
-        at: entry.at.getTime(),
-        actor: entry.actor,
-        ip: entry.ip ?? null,
-        action: entry.action,
-        repository: entry.repository ?? null,
-        target: entry.target ?? null,
-        outcome: entry.outcome,
-      })
-      .execute();
+    await auditBatch(this.db).add({
+      at: entry.at.getTime(),
+      actor: entry.actor,
+      ip: entry.ip ?? null,
+      action: entry.action,
+      repository: entry.repository ?? null,
+      target: entry.target ?? null,
+      outcome: entry.outcome,
+    });
   }
 
   async list(options: AuditQuery = {}): Promise<(AuditEntry & { id: number })[]> {

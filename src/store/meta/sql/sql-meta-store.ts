@@ -8,7 +8,12 @@
  * dialect.ts): the reference check must not miss a concurrent GC unlinking
  * a blob, and a tag move's compare-and-set (`expect`) and history row must
  * not miss a concurrent move of the same tag. Repository ids are cached in
- * memory; they never change once created.
+ * memory; they never change once created, and neither does the repository
+ * of an upload session (cached for the sessions this process started).
+ *
+ * Blob links and upload session rows are group-committed (group-commit.ts,
+ * decision 0130): the ones asked for in one turn of the event loop go in
+ * one statement, and each call returns once its row has committed.
  */
 import type { Kysely} from 'kysely';
 import { sql, type Transaction } from 'kysely';
@@ -27,9 +32,20 @@ import {
   type TagMove,
 } from '../meta-store.js';
 import { transact } from './dialect.js';
+import { GroupCommit } from './group-commit.js';
 import type { Database, ManifestsTable } from './schema.js';
 
 type Db = Kysely<Database> | Transaction<Database>;
+
+interface LinkRow {
+  repository_id: number;
+  digest: string;
+  size: number;
+  generated: 0 | 1;
+}
+
+/** Upload sessions whose repository this process remembers (it started them); the database answers for the rest. */
+const UPLOAD_OWNERS = 10_000;
 
 function toRecord(row: Pick<ManifestsTable, 'digest' | 'media_type' | 'size' | 'content' | 'artifact_type' | 'subject_digest' | 'annotations' | 'created_at'>): ManifestRecord {
   return {
@@ -75,6 +91,21 @@ async function writeTagMove(tx: Transaction<Database>, repositoryId: number, tag
 
 export class SqlMetaStore implements MetaStore {
   private readonly repositoryIds = new Map<string, number>();
+  private readonly uploadOwners = new Map<string, string>();
+  private readonly links = new GroupCommit<LinkRow>((rows) => this.writeLinks(rows));
+  private readonly newUploads = new GroupCommit<{ id: string; repository_id: number }>(async (rows) => {
+    const now = Date.now();
+    await this.db
+      .insertInto('uploads')
+      .values(rows.map((r) => ({ ...r, started_at: now })))
+      .execute();
+  });
+  private readonly endedUploads = new GroupCommit<string>(async (ids) => {
+    await this.db
+      .deleteFrom('uploads')
+      .where('id', 'in', [...new Set(ids)])
+      .execute();
+  });
 
   /** The Kysely handle, shared with stores that add their own tables (see migrations.ts). */
   constructor(readonly db: Kysely<Database>) {}
@@ -121,13 +152,33 @@ export class SqlMetaStore implements MetaStore {
 
   async linkBlob(repository: RepositoryName, digest: Digest, size: number, options: { generated?: boolean } = {}): Promise<void> {
     const id = await this.ensureRepository(this.db, repository);
-    const generated = options.generated === true ? 1 : 0;
+    await this.links.add({ repository_id: id, digest: digest.toString(), size, generated: options.generated === true ? 1 : 0 });
+  }
+
+  /**
+   * One statement for a group of links. Re-linking restarts the link's age
+   * (GC's grace period counts from the latest upload or mount). A user's
+   * link clears the generated mark; a generated one leaves a user's link as
+   * it is — within the group too, where one (repository, digest) may come
+   * twice (PostgreSQL refuses to upsert one row twice in a statement).
+   */
+  private async writeLinks(rows: LinkRow[]): Promise<void> {
+    const merged = new Map<string, LinkRow>();
+    for (const row of rows) {
+      const key = `${row.repository_id} ${row.digest}`;
+      const before = merged.get(key);
+      merged.set(key, before ? { ...row, generated: before.generated === 0 || row.generated === 0 ? 0 : 1 } : row);
+    }
+    const now = Date.now();
     await this.db
       .insertInto('repository_blobs')
-      .values({ repository_id: id, digest: digest.toString(), size, created_at: Date.now(), generated })
-      // Re-linking restarts the link's age: GC's grace period counts from the latest upload or mount.
-      // A user's link clears the generated mark; a generated one leaves a user's link as it is.
-      .onConflict((oc) => oc.columns(['repository_id', 'digest']).doUpdateSet(generated ? { created_at: Date.now() } : { created_at: Date.now(), generated: 0 }))
+      .values([...merged.values()].map((r) => ({ ...r, created_at: now })))
+      .onConflict((oc) =>
+        oc.columns(['repository_id', 'digest']).doUpdateSet({
+          created_at: (eb) => eb.ref('excluded.created_at'),
+          generated: sql<number>`case when excluded.generated = 0 then 0 else repository_blobs.generated end`,
+        }),
+      )
       .execute();
   }
 
@@ -374,10 +425,14 @@ export class SqlMetaStore implements MetaStore {
 
   async createUpload(id: string, repository: RepositoryName): Promise<void> {
     const repositoryId = await this.ensureRepository(this.db, repository);
-    await this.db.insertInto('uploads').values({ id, repository_id: repositoryId, started_at: Date.now() }).execute();
+    await this.newUploads.add({ id, repository_id: repositoryId });
+    if (this.uploadOwners.size >= UPLOAD_OWNERS) this.uploadOwners.delete(this.uploadOwners.keys().next().value!);
+    this.uploadOwners.set(id, repository);
   }
 
   async uploadRepository(id: string): Promise<string | undefined> {
+    const known = this.uploadOwners.get(id);
+    if (known !== undefined) return known;
     const row = await this.db
       .selectFrom('uploads as u')
       .innerJoin('repositories as r', 'r.id', 'u.repository_id')
@@ -388,7 +443,8 @@ export class SqlMetaStore implements MetaStore {
   }
 
   async deleteUpload(id: string): Promise<void> {
-    await this.db.deleteFrom('uploads').where('id', '=', id).execute();
+    this.uploadOwners.delete(id);
+    await this.endedUploads.add(id);
   }
 
   async uploadsStartedBefore(before: Date): Promise<string[]> {
@@ -396,6 +452,7 @@ export class SqlMetaStore implements MetaStore {
   }
 
   async close(): Promise<void> {
+    await Promise.all([this.links.flush(), this.newUploads.flush(), this.endedUploads.flush()]);
     await this.db.destroy();
   }
 }
