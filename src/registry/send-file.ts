@@ -12,8 +12,8 @@
  * (which uses sendfile), 256 KiB reads cost ~1.4x its CPU per GiB, 2 MiB
  * ~1.0x (docs/performance.md, decision 0105).
  *
- * Memory: one {@link CHUNK} buffer per download in progress; at most
- * {@link POOL_MAX} idle buffers are kept for the next ones.
+ * Memory: one 2 MiB buffer per download in progress, from the pool shared
+ * by every send path (src/shared/buffer-pool.ts).
  *
  * If the client goes away the loop stops at its next step; if the file
  * cannot be read midway (or is shorter than promised) the connection is
@@ -22,12 +22,10 @@
 import { read } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
 import type { ServerResponse } from 'node:http';
+import { sendBuffers } from '../shared/buffer-pool.js';
 
-/** Bytes per read and per socket write. */
-const CHUNK = 2 * 1024 * 1024;
-/** Idle buffers kept for the next download. */
-const POOL_MAX = 4;
-const pool: Buffer[] = [];
+/** Buffers (2 MiB: bytes per read and per socket write), shared with the other send paths. */
+const pool = sendBuffers;
 
 function readAt(fd: number, buf: Buffer, length: number, position: number): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -43,7 +41,7 @@ function readAt(fd: number, buf: Buffer, length: number, position: number): Prom
  * destroys the connection). The caller closes `file`.
  */
 export async function sendFileRange(res: ServerResponse, file: FileHandle, start: number, end: number): Promise<void> {
-  const buf = pool.pop() ?? Buffer.allocUnsafeSlow(CHUNK);
+  const buf = pool.take();
   let closed = res.destroyed;
   let wake: (() => void) | undefined;
   const onClose = () => {
@@ -74,6 +72,6 @@ export async function sendFileRange(res: ServerResponse, file: FileHandle, start
   }
   if (!completed) return;
   // Only after a clean finish: a destroyed socket's queue may still hold the buffer.
-  if (pool.length < POOL_MAX) pool.push(buf);
+  pool.give(buf);
   res.end();
 }

@@ -12,8 +12,8 @@
  * full the source is paused (backpressure is the client's socket, through
  * to the store's: a paused `IncomingMessage` stops reading its socket).
  *
- * Memory: two {@link CHUNK} buffers per download in progress; at most
- * {@link POOL_MAX} idle buffers are kept for the next ones.
+ * Memory: two 2 MiB buffers per download in progress, from the pool shared
+ * by every send path (src/shared/buffer-pool.ts).
  *
  * Failure: if the client goes away, the source is destroyed at once (for an
  * S3 body that closes its socket instead of returning it to the SDK's
@@ -25,12 +25,10 @@
 import type { ServerResponse } from 'node:http';
 import type { Readable } from 'node:stream';
 import type { ByteSink } from '../store/blob/blob-store.js';
+import { sendBuffers } from '../shared/buffer-pool.js';
 
-/** Bytes per socket write. */
-const CHUNK = 2 * 1024 * 1024;
-/** Idle buffers kept for the next download. */
-const POOL_MAX = 4;
-const pool: Buffer[] = [];
+/** Buffers (2 MiB: bytes per socket write), shared with the other send paths. */
+const pool = sendBuffers;
 
 /**
  * Writes the `length` bytes of `source` as the body of `res`, whose status
@@ -41,7 +39,7 @@ const pool: Buffer[] = [];
  */
 export function sendStream(res: ServerResponse, source: Readable, length: number): Promise<void> {
   return new Promise<void>((resolve) => {
-    const buffers = [pool.pop() ?? Buffer.allocUnsafeSlow(CHUNK), pool.pop() ?? Buffer.allocUnsafeSlow(CHUNK)];
+    const buffers = [pool.take(), pool.take()];
     /** The buffer being filled (index), how full it is, and how many writes are in flight. */
     let current = 0;
     let fill = 0;
@@ -59,7 +57,7 @@ export function sendStream(res: ServerResponse, source: Readable, length: number
       res.off('close', onClientClose);
       if (clean) {
         // Only after a clean finish: a destroyed socket's queue may still hold the buffers.
-        for (const b of buffers) if (pool.length < POOL_MAX) pool.push(b);
+        for (const b of buffers) pool.give(b);
       } else {
         source.destroy();
         res.destroy();
@@ -79,7 +77,7 @@ export function sendStream(res: ServerResponse, source: Readable, length: number
         const n = chunk.copy(buffers[current]!, fill, offset);
         fill += n;
         offset += n;
-        if (fill === CHUNK) flush();
+        if (fill === pool.size) flush();
       }
     };
 

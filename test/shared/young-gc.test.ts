@@ -6,7 +6,8 @@
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { noteBytesReceived, YOUNG_GC_EVERY } from '../../src/shared/young-gc.js';
+import { PerformanceObserver, constants } from 'node:perf_hooks';
+import { noteBytesReceived, receiving, YOUNG_GC_EVERY, YOUNG_GC_SCALE_MAX } from '../../src/shared/young-gc.js';
 
 const MiB = 1024 * 1024;
 
@@ -33,4 +34,42 @@ test('every YOUNG_GC_EVERY bytes received, dead body buffers are freed', async (
     }
     assert.ok(after <= before - 12 * MiB, `round ${round}: ArrayBuffers ${before} -> ${after} bytes after the hint`);
   }
+});
+
+/** Runs `fn`, then counts the young-generation collections it forced. */
+async function forcedScavenges(fn: () => void): Promise<number> {
+  let count = 0;
+  const observer = new PerformanceObserver((list) => {
+    for (const entry of list.getEntries()) {
+      const detail = (entry as unknown as { detail: { kind: number; flags: number } }).detail;
+      if (detail.kind === constants.NODE_PERFORMANCE_GC_MINOR && (detail.flags & constants.NODE_PERFORMANCE_GC_FLAGS_FORCED) !== 0) count++;
+    }
+  });
+  observer.observe({ entryTypes: ['gc'] });
+  fn();
+  // GC entries are delivered on a later turn.
+  await new Promise((r) => setTimeout(r, 50));
+  observer.disconnect();
+  return count;
+}
+
+test('the interval grows with the uploads receiving, up to YOUNG_GC_SCALE_MAX times', async () => {
+  // Start from a fresh count: whatever was noted before is collected first.
+  noteBytesReceived(YOUNG_GC_EVERY * YOUNG_GC_SCALE_MAX);
+  assert.equal(await forcedScavenges(() => noteBytesReceived(YOUNG_GC_EVERY)), 1, 'no upload receiving: every YOUNG_GC_EVERY');
+
+  const one = receiving();
+  assert.equal(await forcedScavenges(() => noteBytesReceived(YOUNG_GC_EVERY)), 1, 'one upload: every YOUNG_GC_EVERY');
+  const others = [receiving(), receiving()];
+  assert.equal(await forcedScavenges(() => noteBytesReceived(2 * YOUNG_GC_EVERY)), 0, 'three uploads: not after 2x');
+  assert.equal(await forcedScavenges(() => noteBytesReceived(YOUNG_GC_EVERY)), 1, 'three uploads: after 3x');
+
+  const many = Array.from({ length: 20 }, () => receiving());
+  assert.equal(await forcedScavenges(() => noteBytesReceived((YOUNG_GC_SCALE_MAX - 1) * YOUNG_GC_EVERY)), 0, '23 uploads: not before the cap');
+  assert.equal(await forcedScavenges(() => noteBytesReceived(YOUNG_GC_EVERY)), 1, '23 uploads: at the cap');
+
+  for (const done of [...many, ...others]) done();
+  one();
+  one(); // a second call changes nothing
+  assert.equal(await forcedScavenges(() => noteBytesReceived(YOUNG_GC_EVERY)), 1, 'all done: every YOUNG_GC_EVERY again');
 });

@@ -127,6 +127,29 @@ export function blobStoreSuite(name: string, open: () => Promise<BlobStoreFixtur
     );
 
     test(
+      'pieces of every size, from one byte to more than a write batch, keep every byte in order',
+      withStore(async (store) => {
+        // The fs store copies pieces into 1 MiB batches: pieces that straddle, fill, or span several batches.
+        const MiB = 1024 * 1024;
+        const sizes = [1, 3 * MiB + 5, 65536, 777, MiB - 1, MiB + 1, MiB, 2];
+        const data = randomBytes(sizes.reduce((a, b) => a + b, 0) * 2);
+        async function* pieces() {
+          let at = 0;
+          for (let n = 0; at < data.length; n++) {
+            const size = sizes[n % sizes.length]!;
+            if (n % 3 === 0) await new Promise((r) => setImmediate(r));
+            yield data.subarray(at, at + size);
+            at += size;
+          }
+        }
+        const id = await store.startUpload();
+        assert.equal((await store.append(id, 0, Readable.from(pieces()))).size, data.length);
+        assert.deepEqual(await store.commit(id, Digest.of(data), data.length), { size: data.length });
+        assert.deepEqual(await readAll(await store.open(Digest.of(data))), data);
+      }),
+    );
+
+    test(
       'an empty body appends nothing and the upload goes on',
       withStore(async (store) => {
         const id = await store.startUpload();

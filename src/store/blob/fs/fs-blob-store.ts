@@ -48,7 +48,8 @@ import {
   type UploadInfo,
 } from '../blob-store.js';
 import { NO_GUARD, type SpaceGuard } from '../../disk-space.js';
-import { noteBytesReceived } from '../../../shared/young-gc.js';
+import { noteBytesReceived, receiving as markReceiving } from '../../../shared/young-gc.js';
+import { BufferPool } from '../../../shared/buffer-pool.js';
 
 const UPLOAD_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 const WRITE_BUFFER = 1024 * 1024;
@@ -58,6 +59,8 @@ const WRITE_BUFFER = 1024 * 1024;
  * cheap (at most two batches per upload: one being written, one filling).
  */
 const APPEND_BUFFER = 1024 * 1024;
+/** Batches of uploads being received; a few idle ones are kept for the next. */
+const uploadBatches = new BufferPool(APPEND_BUFFER, 8);
 /** Free space is checked again after this many bytes of one append. */
 const SPACE_CHECK_EVERY = 4 * 1024 * 1024;
 const DIR_MODE = 0o700;
@@ -369,13 +372,18 @@ interface Received {
 /**
  * Reads `data` to its end into `handle` (opened for append, holding `size`
  * bytes), updating `hash` with every byte. Chunks are taken with 'data'
- * events (no promise per chunk) and gathered into {@link APPEND_BUFFER}
- * batches written with writev, one batch in flight while the next fills;
- * while a full batch waits for the write, or free space is being checked,
- * `data` is paused, so at most two batches of one upload are in memory.
+ * events (no promise per chunk) and copied into {@link APPEND_BUFFER}
+ * batches from a shared pool, each written as it fills, one in flight
+ * while the next fills; while a full batch waits for the write, or free
+ * space is being checked, `data` is paused, so at most two batches of one
+ * upload are in memory. The copy lets each body piece (a fresh Buffer
+ * from node's HTTP parser) die as soon as its event returns, so a
+ * young-generation collection frees it however many uploads are in
+ * flight; held until written, pieces outlived collections, were promoted
+ * and freed only by full collections (decision 0134).
  *
  * It never rejects: it settles once nothing is in flight. A failing source
- * keeps what arrived (the pending batch is written); a failing write (as
+ * keeps what arrived (what is gathered is written); a failing write (as
  * the store's error), `maxBytes` passed (ERR_SIZE_MISMATCH) or free space
  * below the guard's minimum stop it at once, keeping only what was wholly
  * written. `data` is left paused and not destroyed: the caller still
@@ -392,25 +400,36 @@ function receive(
     let kept = size;
     let received = 0;
     let nextCheck = SPACE_CHECK_EVERY;
-    let pending: Buffer[] = [];
-    let pendingBytes = 0;
+    /** The batch being filled (from the pool) and how full it is. */
+    let batch: Buffer | undefined;
+    let filled = 0;
+    /** Pieces that arrived while the batch was full and the previous one still being written. */
+    let overflow: Buffer[] = [];
     let writing = false;
     let checking = false;
     let ended = false;
     let settled = false;
     /** Why receiving stops; `keepPending`: the source failed, so what arrived is still written. */
     let stop: { error: Error; keepPending: boolean } | undefined;
+    const doneReceiving = markReceiving();
+
+    const full = () => batch !== undefined && filled === batch.length;
+    const gathered = () => filled > 0 || overflow.length > 0;
 
     /** Settles once nothing is in flight and the source ended or receiving stopped; writes what is left first. */
     const finish = () => {
       if (settled || writing || checking) return;
-      if (pendingBytes > 0 && (stop === undefined ? ended : stop.keepPending)) {
+      if (gathered() && (stop === undefined ? ended : stop.keepPending)) {
         if (stop !== undefined) stop.keepPending = false;
         write();
         return;
       }
       if (stop === undefined && !ended) return;
       settled = true;
+      if (batch !== undefined) uploadBatches.give(batch);
+      batch = undefined;
+      overflow = [];
+      doneReceiving();
       cleanup();
       data.pause();
       resolve({ kept, error: stop?.error });
@@ -423,29 +442,58 @@ function receive(
     /** Resumes the source unless a full batch or a space check holds it. */
     const pump = () => {
       if (stop !== undefined || ended) return finish();
-      if (pendingBytes >= APPEND_BUFFER) {
-        if (!writing) write();
-        if (writing && pendingBytes >= APPEND_BUFFER) return;
+      if (full() || overflow.length > 0) {
+        if (writing) return;
+        write();
       }
       if (!checking && data.isPaused()) data.resume();
     };
+    /** Writes the batch (as far as it is filled) and any overflow after it; the batch goes back to the pool once written. */
     const write = () => {
-      const batch = pending;
-      const bytes = pendingBytes;
-      pending = [];
-      pendingBytes = 0;
+      const buffer = batch;
+      const pieces = buffer !== undefined && filled > 0 ? [buffer.subarray(0, filled), ...overflow] : overflow;
+      const bytes = filled + overflow.reduce((n, b) => n + b.length, 0);
+      batch = undefined;
+      filled = 0;
+      overflow = [];
       writing = true;
-      writeAll(handle, batch).then(
+      const written = () => {
+        writing = false;
+        if (buffer !== undefined) uploadBatches.give(buffer);
+      };
+      writeAll(handle, pieces).then(
         () => {
-          writing = false;
+          written();
           kept += bytes;
           pump();
         },
         (err: unknown) => {
-          writing = false;
+          written();
           fail(writeError(err, `writing upload ${options.id}`), false);
         },
       );
+    };
+    /** Copies `chunk` into batches, writing each as it fills; what finds no room while a write is in flight waits in `overflow`. */
+    const gather = (chunk: Buffer) => {
+      let offset = 0;
+      while (offset < chunk.length) {
+        if (full()) {
+          if (writing) {
+            overflow.push(offset === 0 ? chunk : chunk.subarray(offset));
+            data.pause();
+            return;
+          }
+          write();
+        }
+        batch ??= uploadBatches.take();
+        const n = chunk.copy(batch, filled, offset);
+        filled += n;
+        offset += n;
+      }
+      if (full()) {
+        if (writing) data.pause();
+        else write();
+      }
     };
     const onData = (chunk: Buffer) => {
       if (stop !== undefined) return;
@@ -455,11 +503,11 @@ function receive(
       }
       hash?.update(chunk);
       noteBytesReceived(chunk.length);
-      pending.push(chunk);
-      pendingBytes += chunk.length;
-      if (pendingBytes >= APPEND_BUFFER) {
-        if (writing) data.pause();
-        else write();
+      if (overflow.length > 0) {
+        overflow.push(chunk);
+        data.pause();
+      } else {
+        gather(chunk);
       }
       if (received >= nextCheck) {
         nextCheck = received + SPACE_CHECK_EVERY;

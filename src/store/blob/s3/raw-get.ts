@@ -15,13 +15,11 @@
  * moves for `timeoutMs` (the store's `storage.s3.timeout`) the GET fails.
  */
 import { connect, type Socket } from 'node:net';
+import { sendBuffers } from '../../../shared/buffer-pool.js';
 import { BlobStoreError, type BlobBody, type ByteRange, type ByteSink } from '../blob-store.js';
 
-/** Bytes per socket read (and so, at most, per sink write). */
-const CHUNK = 2 * 1024 * 1024;
-/** Idle buffers kept for the next GETs. */
-const POOL_MAX = 4;
-const pool: Buffer[] = [];
+/** Buffers (2 MiB: bytes per socket read, and so at most per sink write), shared with the send paths. */
+const pool = sendBuffers;
 /** Longest response head accepted. */
 const MAX_HEAD = 64 * 1024;
 
@@ -54,14 +52,14 @@ function parseHead(text: string): Head {
  */
 export function rawGet(url: URL, range: ByteRange | undefined, timeoutMs: number, what: string): Promise<BlobBody> {
   if (url.protocol !== 'http:') return Promise.reject(failed(`${url.protocol} is not read directly`));
-  const buffer = pool.pop() ?? Buffer.allocUnsafeSlow(CHUNK);
+  const buffer = pool.take();
   let released = false;
   const release = (socket: Socket, clean: boolean): void => {
     if (released) return;
     released = true;
     socket.destroy();
     // Only when no write may still hold a view of it.
-    if (clean && pool.length < POOL_MAX) pool.push(buffer);
+    if (clean) pool.give(buffer);
   };
 
   return new Promise<BlobBody>((resolveHead, rejectHead) => {
