@@ -5,7 +5,8 @@
  * 0134 for uploads).
  *
  * Buffers come from `Buffer.allocUnsafeSlow` (never the shared 8 KiB slab)
- * and hold stale bytes: the user writes before reading. A buffer is given
+ * or a `SharedArrayBuffer` each, and hold stale bytes: the user writes
+ * before reading. A buffer is given
  * back only once nothing can still read or write it (a socket write whose
  * callback has not run, a read in flight); a buffer that might still be in
  * use is simply dropped, for the collector.
@@ -16,15 +17,17 @@ export class BufferPool {
   /**
    * @param size bytes of every buffer
    * @param maxIdle idle buffers kept for the next user; more are dropped
+   * @param shared buffers over a `SharedArrayBuffer`, which a worker thread can read in place
    */
   constructor(
     readonly size: number,
     private readonly maxIdle: number,
+    private readonly shared = false,
   ) {}
 
   /** A buffer of {@link size} bytes, reused if one is idle. */
   take(): Buffer {
-    return this.idle.pop() ?? Buffer.allocUnsafeSlow(this.size);
+    return this.idle.pop() ?? (this.shared ? Buffer.from(new SharedArrayBuffer(this.size)) : Buffer.allocUnsafeSlow(this.size));
   }
 
   /** Gives `buffer` back for reuse (kept only while fewer than `maxIdle` are idle). */

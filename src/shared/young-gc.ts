@@ -61,6 +61,11 @@ export function receiving(): () => void {
   };
 }
 
+/** Uploads receiving now (marked with {@link receiving}). */
+export function uploadsReceiving(): number {
+  return receivingNow;
+}
+
 /** Counts `bytes` of request body taken in; every {@link YOUNG_GC_EVERY} bytes per upload receiving (up to 4), collects the young generation. */
 export function noteBytesReceived(bytes: number): void {
   since += bytes;

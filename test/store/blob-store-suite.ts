@@ -150,6 +150,30 @@ export function blobStoreSuite(name: string, open: () => Promise<BlobStoreFixtur
     );
 
     test(
+      'uploads receiving at the same time each commit with their own digest',
+      withStore(async (store) => {
+        // Several at once: the fs store hashes on its hash thread and uses its smaller batches then.
+        const datas = [0, 1, 2, 3].map((i) => randomBytes(3 * 1024 * 1024 + i * 1000));
+        async function* pieces(data: Buffer) {
+          for (let at = 0; at < data.length; at += 65536) {
+            await new Promise((r) => setImmediate(r));
+            yield data.subarray(at, at + 65536);
+          }
+        }
+        const ids = await Promise.all(datas.map(() => store.startUpload()));
+        await Promise.all(datas.map((data, i) => store.append(ids[i]!, 0, Readable.from(pieces(data)))));
+        // A second append to each, again all at once, continues each running hash.
+        const tails = datas.map(() => randomBytes(70_000));
+        await Promise.all(tails.map((tail, i) => store.append(ids[i]!, datas[i]!.length, Readable.from(pieces(tail)))));
+        for (const [i, data] of datas.entries()) {
+          const whole = Buffer.concat([data, tails[i]!]);
+          assert.deepEqual(await store.commit(ids[i]!, Digest.of(whole), whole.length), { size: whole.length });
+          assert.deepEqual(await readAll(await store.open(Digest.of(whole))), whole);
+        }
+      }),
+    );
+
+    test(
       'an empty body appends nothing and the upload goes on',
       withStore(async (store) => {
         const id = await store.startUpload();

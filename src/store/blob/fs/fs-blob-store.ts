@@ -9,20 +9,22 @@
  * directory: a crash at any moment leaves either no blob or a whole, correct
  * one. Upload ids are UUIDs, checked before any path is built from them.
  *
- * Hashing: sha256 is computed while bytes arrive (kept in memory per upload
- * between appends of one process). After a restart, a failed append, or for
- * sha512, commit re-reads the upload file instead.
+ * Hashing: sha256 is computed while bytes arrive, on the hash thread
+ * (src/shared/hash-thread.ts), and kept there per upload between appends
+ * of one process. After a restart, a failed append, a lost hash thread, or
+ * for sha512, commit re-reads the upload file instead.
  *
  * Files are private to the service user: folders 0700, files 0600 (behind
  * nginx with `accelRedirect`, run nginx's workers as that user or give them
  * read access to blobs/).
  *
  * Receiving: an append takes the body with 'data' events (no promise per
- * piece), hashes each piece and gathers 1 MiB batches written with writev,
- * one batch in flight while the next fills; the body is paused while a full
- * batch waits for the disk, so an upload holds at most 2 MiB. Every 4 MiB
- * received it asks V8 for a young-generation collection, which frees the
- * body pieces already written (decisions 0128, 0129).
+ * piece) and copies the pieces into pooled 1 MiB batches; each full batch
+ * is written and hashed (on the hash thread) while the next fills; the body
+ * is paused while a full batch waits, so an upload holds at most 2 MiB.
+ * Every 4 MiB received (more with several uploads) it asks V8 for a
+ * young-generation collection, which frees the copied pieces (decisions
+ * 0128, 0129, 0134, 0135).
  *
  * Write failures: a write's failure stops the append before it takes more
  * of the body, so a full device (ENOSPC, EDQUOT) or an I/O error surfaces
@@ -31,7 +33,7 @@
  * upload back to the last wholly written batch and leaves it resumable.
  * New bytes are refused below the {@link SpaceGuard}'s minimum.
  */
-import { createHash, randomUUID, type Hash } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { chmod, mkdir, open, readdir, rename, rm, stat, unlink, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
@@ -48,8 +50,9 @@ import {
   type UploadInfo,
 } from '../blob-store.js';
 import { NO_GUARD, type SpaceGuard } from '../../disk-space.js';
-import { noteBytesReceived, receiving as markReceiving } from '../../../shared/young-gc.js';
+import { noteBytesReceived, receiving as markReceiving, uploadsReceiving } from '../../../shared/young-gc.js';
 import { BufferPool } from '../../../shared/buffer-pool.js';
+import { ChoosingHash, type RunningHash } from '../../../shared/hash-thread.js';
 
 const UPLOAD_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 const WRITE_BUFFER = 1024 * 1024;
@@ -59,18 +62,38 @@ const WRITE_BUFFER = 1024 * 1024;
  * cheap (at most two batches per upload: one being written, one filling).
  */
 const APPEND_BUFFER = 1024 * 1024;
-/** Batches of uploads being received; a few idle ones are kept for the next. */
-const uploadBatches = new BufferPool(APPEND_BUFFER, 8);
+/**
+ * The batch size while other uploads are receiving too: with 150 uploads at
+ * once (50 pushes of 3 layers), 1 MiB batches held ~290–380 MB of RSS, 512
+ * KiB ~160–280 MB at about the same wall time; 256 KiB was slower (more
+ * writes and hash messages). Decision 0135.
+ */
+const SHARED_BATCH = 512 * 1024;
+/** Batches over shared memory (the hash thread reads them in place); a few idle ones of each size are kept. */
+const loneBatches = new BufferPool(APPEND_BUFFER, 4, true);
+const sharedBatches = new BufferPool(SHARED_BATCH, 16, true);
+/** A batch for an upload receiving now: smaller while others receive too. */
+function takeBatch(): Buffer {
+  return uploadsReceiving() > 1 ? sharedBatches.take() : loneBatches.take();
+}
+function giveBatch(buffer: Buffer): void {
+  (buffer.length === SHARED_BATCH ? sharedBatches : loneBatches).give(buffer);
+}
 /** Free space is checked again after this many bytes of one append. */
 const SPACE_CHECK_EVERY = 4 * 1024 * 1024;
 const DIR_MODE = 0o700;
 const FILE_MODE = 0o600;
 
 interface LiveUpload {
-  /** Running sha256 of exactly `size` bytes, or undefined when it must be recomputed. */
-  hash: Hash | undefined;
+  /** Running sha256 of exactly `size` bytes (inline or on the hash thread), or undefined when it must be recomputed. */
+  hash: RunningHash | undefined;
   size: number;
   busy: boolean;
+}
+
+/** A running sha256 for a new upload: on the hash thread if other uploads are receiving when its bytes start to arrive. */
+function uploadHash(): RunningHash {
+  return new ChoosingHash(() => uploadsReceiving() > 1);
 }
 
 function isNotFound(err: unknown): boolean {
@@ -197,7 +220,7 @@ export class FsBlobStore implements BlobStore, BlobFileOpener, BlobLocator {
     } catch (err) {
       throw writeError(err, 'starting an upload');
     }
-    this.live.set(id, { hash: createHash('sha256'), size: 0, busy: false });
+    this.live.set(id, { hash: uploadHash(), size: 0, busy: false });
     return id;
   }
 
@@ -217,7 +240,7 @@ export class FsBlobStore implements BlobStore, BlobFileOpener, BlobLocator {
     let live = this.live.get(id);
     if (!live) {
       const { size } = await this.uploadInfo(id);
-      live = this.live.get(id) ?? { hash: size === 0 ? createHash('sha256') : undefined, size, busy: false };
+      live = this.live.get(id) ?? { hash: size === 0 ? uploadHash() : undefined, size, busy: false };
       this.live.set(id, live);
     }
     return live;
@@ -244,6 +267,7 @@ export class FsBlobStore implements BlobStore, BlobFileOpener, BlobLocator {
       live.size = outcome.kept;
       if (outcome.error !== undefined) {
         // The running hash no longer matches the file: commit re-reads it.
+        live.hash?.dispose();
         live.hash = undefined;
         await handle.truncate(outcome.kept).catch(() => undefined);
         throw outcome.error;
@@ -265,10 +289,8 @@ export class FsBlobStore implements BlobStore, BlobFileOpener, BlobLocator {
       let size: number;
       try {
         size = (await handle.stat()).size;
-        let actual: string;
-        if (live.hash && digest.algorithm === 'sha256' && live.size === size) {
-          actual = live.hash.copy().digest('hex');
-        } else {
+        let actual = live.hash && digest.algorithm === 'sha256' && live.size === size ? await live.hash.digest() : undefined;
+        if (actual === undefined) {
           const hash = createHash(digest.algorithm);
           for await (const chunk of createReadStream('', { fd: handle, autoClose: false, start: 0, highWaterMark: WRITE_BUFFER })) {
             hash.update(chunk as Buffer);
@@ -296,11 +318,11 @@ export class FsBlobStore implements BlobStore, BlobFileOpener, BlobLocator {
       } catch (err) {
         throw writeError(err, `storing blob ${digest.toString()}`);
       }
-      this.live.delete(id);
+      this.forget(id);
       return { size };
     } catch (err) {
       if (err instanceof BlobStoreError && (err.code === 'ERR_DIGEST_MISMATCH' || err.code === 'ERR_SIZE_MISMATCH')) {
-        this.live.delete(id);
+        this.forget(id);
         await unlink(file).catch(() => undefined);
       }
       throw err;
@@ -311,7 +333,7 @@ export class FsBlobStore implements BlobStore, BlobFileOpener, BlobLocator {
 
   async cancelUpload(id: string): Promise<void> {
     if (!UPLOAD_ID.test(id)) return;
-    this.live.delete(id);
+    this.forget(id);
     await rm(path.join(this.uploadsDir, id), { force: true });
   }
 
@@ -358,8 +380,14 @@ export class FsBlobStore implements BlobStore, BlobFileOpener, BlobLocator {
     }
   }
 
+  /** Drops what this process keeps of upload `id` (its running hash included). */
+  private forget(id: string): void {
+    this.live.get(id)?.hash?.dispose();
+    this.live.delete(id);
+  }
+
   async close(): Promise<void> {
-    this.live.clear();
+    for (const id of [...this.live.keys()]) this.forget(id);
   }
 }
 
@@ -371,7 +399,7 @@ interface Received {
 
 /**
  * Reads `data` to its end into `handle` (opened for append, holding `size`
- * bytes), updating `hash` with every byte. Chunks are taken with 'data'
+ * bytes), adding every byte to `hash` batch by batch. Chunks are taken with 'data'
  * events (no promise per chunk) and copied into {@link APPEND_BUFFER}
  * batches from a shared pool, each written as it fills, one in flight
  * while the next fills; while a full batch waits for the write, or free
@@ -392,7 +420,7 @@ interface Received {
 function receive(
   data: Readable,
   handle: FileHandle,
-  hash: Hash | undefined,
+  hash: RunningHash | undefined,
   size: number,
   options: { id: string; maxBytes: number | undefined; space: SpaceGuard },
 ): Promise<Received> {
@@ -426,7 +454,7 @@ function receive(
       }
       if (stop === undefined && !ended) return;
       settled = true;
-      if (batch !== undefined) uploadBatches.give(batch);
+      if (batch !== undefined) giveBatch(batch);
       batch = undefined;
       overflow = [];
       doneReceiving();
@@ -448,7 +476,11 @@ function receive(
       }
       if (!checking && data.isPaused()) data.resume();
     };
-    /** Writes the batch (as far as it is filled) and any overflow after it; the batch goes back to the pool once written. */
+    /**
+     * Writes the batch (as far as it is filled) and any overflow after it,
+     * and adds them to the hash (on the hash thread, meanwhile); the batch
+     * goes back to the pool once both are done.
+     */
     const write = () => {
       const buffer = batch;
       const pieces = buffer !== undefined && filled > 0 ? [buffer.subarray(0, filled), ...overflow] : overflow;
@@ -459,19 +491,18 @@ function receive(
       writing = true;
       const written = () => {
         writing = false;
-        if (buffer !== undefined) uploadBatches.give(buffer);
+        if (buffer !== undefined) giveBatch(buffer);
       };
-      writeAll(handle, pieces).then(
-        () => {
-          written();
+      const hashed = hash === undefined ? undefined : Promise.all(pieces.map((piece) => hash.update(piece)));
+      void Promise.allSettled([writeAll(handle, pieces), hashed]).then(([write]) => {
+        written();
+        if (write.status === 'fulfilled') {
           kept += bytes;
           pump();
-        },
-        (err: unknown) => {
-          written();
-          fail(writeError(err, `writing upload ${options.id}`), false);
-        },
-      );
+        } else {
+          fail(writeError(write.reason, `writing upload ${options.id}`), false);
+        }
+      });
     };
     /** Copies `chunk` into batches, writing each as it fills; what finds no room while a write is in flight waits in `overflow`. */
     const gather = (chunk: Buffer) => {
@@ -485,7 +516,7 @@ function receive(
           }
           write();
         }
-        batch ??= uploadBatches.take();
+        batch ??= takeBatch();
         const n = chunk.copy(batch, filled, offset);
         filled += n;
         offset += n;
@@ -501,7 +532,6 @@ function receive(
       if (options.maxBytes !== undefined && received > options.maxBytes) {
         return fail(new BlobStoreError('ERR_SIZE_MISMATCH', `more than ${options.maxBytes} bytes sent`), false);
       }
-      hash?.update(chunk);
       noteBytesReceived(chunk.length);
       if (overflow.length > 0) {
         overflow.push(chunk);
