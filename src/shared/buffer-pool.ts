@@ -6,10 +6,10 @@
  *
  * Buffers come from `Buffer.allocUnsafeSlow` (never the shared 8 KiB slab)
  * or a `SharedArrayBuffer` each, and hold stale bytes: the user writes
- * before reading. A buffer is given
- * back only once nothing can still read or write it (a socket write whose
- * callback has not run, a read in flight); a buffer that might still be in
- * use is simply dropped, for the collector.
+ * before reading. A buffer is given back only once nothing can still read
+ * or write it (a socket write whose callback has not run, a read or a hash
+ * in flight); a buffer that might still be in use is simply dropped, for
+ * the collector.
  */
 export class BufferPool {
   private readonly idle: Buffer[] = [];
@@ -33,11 +33,6 @@ export class BufferPool {
   /** Gives `buffer` back for reuse (kept only while fewer than `maxIdle` are idle). */
   give(buffer: Buffer): void {
     if (buffer.length === this.size && this.idle.length < this.maxIdle) this.idle.push(buffer);
-  }
-
-  /** Idle buffers held now. */
-  get idleCount(): number {
-    return this.idle.length;
   }
 }
 

@@ -208,8 +208,8 @@ export async function stopHashThread(): Promise<void> {
  * the calling thread otherwise. Alone, an upload hashes faster and cheaper
  * inline (1 GiB: 2.5–3.0 CPU-s inline, 3.1–3.6 on the thread, whose
  * messages and wake-ups cost more than they save); with many at once the
- * main thread is the bound and the thread halves its hashing share
- * (decision 0135).
+ * main thread is the bound, and hashing was its largest share (decision
+ * 0135).
  */
 export class ChoosingHash implements RunningHash {
   private chosen: RunningHash | undefined;
