@@ -504,6 +504,8 @@ describe('the web UI', () => {
     await page.getByRole('button', { name: 'Next page' }).click();
     await page.getByRole('button', { name: 'Next page' }).click();
     await page.getByText('Page 3 of 10').waitFor();
+    // The page label changes at the click; the rows when page 3's data has arrived.
+    await page.getByRole('link', { name: 't0200', exact: true }).waitFor();
     assert.deepEqual([await page.locator('table.tags tbody tr:first-child a').textContent(), await page.locator('table.tags tbody tr:last-child a').textContent()], ['t0200', 't0299']);
     await page.getByLabel('Tags per page').selectOption('250');
     await page.getByText('Page 1 of 4').waitFor();
