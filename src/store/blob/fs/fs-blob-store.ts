@@ -9,19 +9,21 @@
  * directory: a crash at any moment leaves either no blob or a whole, correct
  * one. Upload ids are UUIDs, checked before any path is built from them.
  *
- * Hashing: sha256 is computed while bytes arrive, on the hash thread
- * (src/shared/hash-thread.ts), and kept there per upload between appends
- * of one process. After a restart, a failed append, a lost hash thread, or
- * for sha512, commit re-reads the upload file instead.
+ * Hashing: sha256 is computed while bytes arrive, inline, or on the hash
+ * thread (src/shared/hash-thread.ts) when other uploads were receiving as
+ * the upload's bytes began, and kept per upload between appends of one
+ * process. After a restart, a failed append, a lost hash thread, or for
+ * sha512, commit re-reads the upload file instead.
  *
  * Files are private to the service user: folders 0700, files 0600 (behind
  * nginx with `accelRedirect`, run nginx's workers as that user or give them
  * read access to blobs/).
  *
  * Receiving: an append takes the body with 'data' events (no promise per
- * piece) and copies the pieces into pooled 1 MiB batches; each full batch
- * is written and hashed (on the hash thread) while the next fills; the body
- * is paused while a full batch waits, so an upload holds at most 2 MiB.
+ * piece) and copies the pieces into pooled batches (1 MiB, 512 KiB while
+ * others receive); each full batch is written and hashed while the next
+ * fills; the body is paused while a full batch waits, so an upload holds
+ * at most two batches.
  * Every 4 MiB received (more with several uploads) it asks V8 for a
  * young-generation collection, which frees the copied pieces (decisions
  * 0128, 0129, 0134, 0135).
@@ -413,9 +415,9 @@ interface Received {
 
 /**
  * Reads `data` to its end into `handle` (opened for append, holding `size`
- * bytes), adding every byte to `hash` batch by batch. Chunks are taken with 'data'
- * events (no promise per chunk) and copied into {@link APPEND_BUFFER}
- * batches from a shared pool, each written as it fills, one in flight
+ * bytes), adding every byte to `hash` batch by batch. Chunks are taken
+ * with 'data' events (no promise per chunk) and copied into batches from
+ * a pool ({@link takeBatch}), each written as it fills, one in flight
  * while the next fills; while a full batch waits for the write, or free
  * space is being checked, `data` is paused, so at most two batches of one
  * upload are in memory. The copy lets each body piece (a fresh Buffer
@@ -492,8 +494,8 @@ function receive(
     };
     /**
      * Writes the batch (as far as it is filled) and any overflow after it,
-     * and adds them to the hash (on the hash thread, meanwhile); the batch
-     * goes back to the pool once both are done.
+     * and adds them to the hash (inline, or on the hash thread meanwhile);
+     * the batch goes back to the pool once both are done.
      */
     const write = () => {
       const buffer = batch;
