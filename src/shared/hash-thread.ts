@@ -229,7 +229,9 @@ export class ChoosingHash implements RunningHash {
 
   digest(): Promise<string | undefined> {
     if (this.disposed) return Promise.resolve(undefined);
-    return this.hash().digest();
+    // No bytes yet: the empty digest needs no thread.
+    this.chosen ??= new InlineHash();
+    return this.chosen.digest();
   }
 
   dispose(): void {

@@ -67,6 +67,7 @@ test('a choosing hash runs inline when the main thread is not busy at its first 
 
   const empty = new ChoosingHash(() => true);
   assert.equal(await empty.digest(), createHash('sha256').digest('hex'), 'no bytes: the empty digest');
+  assert.equal(empty.thread, 'inline', 'an empty digest starts no thread');
   for (const h of [lone, crowded, empty]) h.dispose();
   assert.equal(await crowded.digest(), undefined);
 

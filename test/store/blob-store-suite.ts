@@ -24,6 +24,17 @@ async function rejectsWith(promise: Promise<unknown>, code: string): Promise<voi
   await assert.rejects(promise, (err: unknown) => err instanceof BlobStoreError && err.code === code);
 }
 
+/** `data` as a socket delivers it: 64 KiB pieces, each on a later turn of the event loop. */
+export function socketPieces(data: Buffer): Readable {
+  async function* pieces() {
+    for (let at = 0; at < data.length; at += 65536) {
+      await new Promise((r) => setImmediate(r));
+      yield data.subarray(at, at + 65536);
+    }
+  }
+  return Readable.from(pieces());
+}
+
 export function blobStoreSuite(name: string, open: () => Promise<BlobStoreFixture>): void {
   const withStore = (fn: (store: BlobStore) => Promise<void>) => async () => {
     const fixture = await open();
@@ -154,17 +165,11 @@ export function blobStoreSuite(name: string, open: () => Promise<BlobStoreFixtur
       withStore(async (store) => {
         // Several at once: the fs store hashes on its hash thread and uses its smaller batches then.
         const datas = [0, 1, 2, 3].map((i) => randomBytes(3 * 1024 * 1024 + i * 1000));
-        async function* pieces(data: Buffer) {
-          for (let at = 0; at < data.length; at += 65536) {
-            await new Promise((r) => setImmediate(r));
-            yield data.subarray(at, at + 65536);
-          }
-        }
         const ids = await Promise.all(datas.map(() => store.startUpload()));
-        await Promise.all(datas.map((data, i) => store.append(ids[i]!, 0, Readable.from(pieces(data)))));
+        await Promise.all(datas.map((data, i) => store.append(ids[i]!, 0, socketPieces(data))));
         // A second append to each, again all at once, continues each running hash.
         const tails = datas.map(() => randomBytes(70_000));
-        await Promise.all(tails.map((tail, i) => store.append(ids[i]!, datas[i]!.length, Readable.from(pieces(tail)))));
+        await Promise.all(tails.map((tail, i) => store.append(ids[i]!, datas[i]!.length, socketPieces(tail))));
         for (const [i, data] of datas.entries()) {
           const whole = Buffer.concat([data, tails[i]!]);
           assert.deepEqual(await store.commit(ids[i]!, Digest.of(whole), whole.length), { size: whole.length });

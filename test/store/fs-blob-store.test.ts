@@ -1,14 +1,13 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { rm } from 'node:fs/promises';
-import { Readable } from 'node:stream';
 import { test } from 'node:test';
 import { Digest } from '../../src/oci/digest.js';
 import { stopHashThread, hashThreadRunning } from '../../src/shared/hash-thread.js';
 import { BlobStoreError } from '../../src/store/blob/blob-store.js';
 import { FsBlobStore } from '../../src/store/blob/fs/fs-blob-store.js';
 import { tempDir } from '../helpers/registry.js';
-import { blobStoreSuite } from './blob-store-suite.js';
+import { blobStoreSuite, socketPieces } from './blob-store-suite.js';
 
 blobStoreSuite('filesystem', async () => {
   const dir = await tempDir('pier-fsblob-');
@@ -21,14 +20,8 @@ test('uploads receiving at once are hashed on the hash thread; a lost thread mak
   try {
     await stopHashThread();
     const datas = [randomBytes(2 * 1024 * 1024), randomBytes(2 * 1024 * 1024 + 1), randomBytes(2 * 1024 * 1024 + 2)];
-    async function* pieces(data: Buffer) {
-      for (let at = 0; at < data.length; at += 65536) {
-        await new Promise((r) => setImmediate(r));
-        yield data.subarray(at, at + 65536);
-      }
-    }
     const ids = await Promise.all(datas.map(() => store.startUpload()));
-    await Promise.all(datas.map((data, i) => store.append(ids[i]!, 0, Readable.from(pieces(data)))));
+    await Promise.all(datas.map((data, i) => store.append(ids[i]!, 0, socketPieces(data))));
     assert.equal(hashThreadRunning(), true, 'two uploads receiving at once: the hash thread started');
     // Lose the thread between append and commit: the running hashes are gone, the files are not.
     await stopHashThread();
